@@ -1,0 +1,69 @@
+"""Named albumentations presets for training and evaluation.
+
+`truck_camera` adds, on top of geometric augmentation, the degradations a truck
+camera suffers (motion blur, night, hard shadows, dust fog, mud and water on
+the lens, JPEG), so the detector does not learn that contaminants are only
+found in clean daylight pictures. Boxes are `pascal_voc` (x0, y0, x1, y1 pixels)
+and go through every spatial transform with the image.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import albumentations as A
+
+BBOX_PARAMS = A.BboxParams(format="pascal_voc", label_fields=["labels"], min_visibility=0.3, min_area=16, clip=True)
+
+
+def _camera_degradations(p: float) -> A.BasicTransform:
+    return A.OneOf(
+        [
+            A.MotionBlur(blur_limit=(3, 11), p=1.0),
+            A.RandomGamma(gamma_limit=(180, 320), p=1.0),  # night: gamma > 100 darkens
+            A.RandomShadow(shadow_roi=(0, 0, 1, 1), num_shadows_limit=(1, 2), shadow_intensity_range=(0.4, 0.7), p=1.0),
+            A.RandomFog(fog_coef_range=(0.1, 0.35), alpha_coef=0.1, p=1.0),  # dust in the hopper
+            A.Spatter(mode="mud", p=1.0),  # dirt on the lens
+            A.Spatter(mode="rain", p=1.0),  # water drops on the lens
+            A.RandomBrightnessContrast(brightness_limit=(0.2, 0.45), contrast_limit=(-0.3, 0.0), p=1.0),
+        ],
+        p=p,
+    )
+
+
+def truck_camera(degradation_probability: float) -> list[A.BasicTransform]:
+    return [
+        # The camera looks down into the bin: every orientation is plausible.
+        A.HorizontalFlip(p=0.5),
+        A.VerticalFlip(p=0.5),
+        A.RandomRotate90(p=0.5),
+        A.Affine(scale=(0.8, 1.2), translate_percent=(-0.05, 0.05), rotate=(-20, 20), p=0.5),
+        A.RandomBrightnessContrast(p=0.4),
+        A.HueSaturationValue(hue_shift_limit=5, sat_shift_limit=15, val_shift_limit=10, p=0.3),
+        _camera_degradations(degradation_probability),
+        A.GaussNoise(std_range=(0.01, 0.05), p=0.2),
+        A.ImageCompression(quality_range=(40, 95), p=0.3),
+    ]
+
+
+def geometric_only(degradation_probability: float) -> list[A.BasicTransform]:
+    return [A.HorizontalFlip(p=0.5), A.VerticalFlip(p=0.5), A.RandomRotate90(p=0.5)]
+
+
+def no_augmentation(degradation_probability: float) -> list[A.BasicTransform]:
+    return []
+
+
+PRESETS: dict[str, Callable[[float], list[A.BasicTransform]]] = {
+    "truck_camera": truck_camera,
+    "geometric_only": geometric_only,
+    "none": no_augmentation,
+}
+
+
+def build(preset: str, degradation_probability: float = 0.0, seed: int | None = None) -> A.Compose:
+    try:
+        transforms = PRESETS[preset](degradation_probability)
+    except KeyError:
+        raise ValueError(f"unknown augmentation preset {preset!r}; known: {sorted(PRESETS)}") from None
+    return A.Compose(transforms, bbox_params=BBOX_PARAMS, seed=seed)

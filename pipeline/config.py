@@ -1,0 +1,213 @@
+"""Typed pipeline configuration: every key of configs/params.yaml, declared once.
+
+Each stage loads the whole file but reads only its own sections; dvc.yaml lists
+exactly those sections as the stage's params, so changing `train.*` never
+re-runs `prepare`. `python -m pipeline.config` prints the key reference.
+
+This module must not import torch: the service and the data tools use it too.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+DEFAULT_PARAMS = Path("configs/params.yaml")
+DEFAULT_CLASSES = Path("configs/classes.yaml")
+
+
+class Section(BaseModel):
+    # Unknown keys are typos that would otherwise be silently ignored.
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SynthConfig(Section):
+    """The deterministic generator of the embedded default dataset."""
+
+    seed: int = Field(description="Random seed; the same seed gives byte-identical images.")
+    num_bins: int = Field(gt=0, description="Number of distinct bins (RFID tags) photographed.")
+    captures_per_bin: tuple[int, int] = Field(
+        description="Inclusive range of captures per bin (bins are emptied repeatedly)."
+    )
+    image_size: int = Field(ge=64, le=2048, description="Side of the square camera image, pixels.")
+    clean_share: float = Field(ge=0, le=1, description="Share of captures with no contaminant.")
+    objects_per_image: tuple[int, int] = Field(
+        description="Inclusive range of contaminants in a contaminated capture."
+    )
+    scale: tuple[float, float] = Field(
+        description="Range of an object's longer side as a share of the image side."
+    )
+    occlusion_max: float = Field(
+        ge=0, lt=1, description="Largest share of an object that organic matter may cover."
+    )
+    degradation_probability: float = Field(
+        ge=0, le=1, description="Probability that a capture suffers one or two camera degradations."
+    )
+    jpeg_quality: tuple[int, int] = Field(description="Range of JPEG quality the camera encodes with.")
+
+
+class PrepareConfig(Section):
+    """Validation and splitting of the dataset."""
+
+    seed: int = Field(description="Seed of the group-stratified split.")
+    val_share: float = Field(gt=0, lt=0.5, description="Share of bins in the validation split.")
+    test_share: float = Field(gt=0, lt=0.5, description="Share of bins in the held-out test split.")
+    drop_invalid: bool = Field(
+        description="Drop invalid images/annotations (still reported) instead of failing."
+    )
+    min_box_size: float = Field(
+        ge=0, description="Boxes narrower or lower than this many pixels are degenerate."
+    )
+
+
+class ModelConfig(Section):
+    """The detector."""
+
+    architecture: Literal["fcos", "fasterrcnn"] = Field(
+        description="Detection head on an FPN (pipeline/model.py gives the measured trade-offs)."
+    )
+    backbone: Literal["mobilenet_v3_large", "mobilenet_v2"] = Field(description="torchvision backbone network.")
+    backbone_weights: str | None = Field(
+        description=(
+            "Pretrained backbone: null (train from scratch), a torchvision weights name "
+            "such as 'IMAGENET1K_V1' or 'DEFAULT' (downloaded by torchvision), or a path "
+            "to a local state_dict file."
+        )
+    )
+    fpn_channels: int = Field(ge=16, description="Channels of the feature pyramid and the detection head.")
+    head_convs: int = Field(ge=1, description="3x3 convolutions in each FCOS head branch (fcos only).")
+    pixel_mean: tuple[float, float, float] = Field(
+        description="Per-channel mean subtracted from RGB in 0..1; must match the pretrained weights."
+    )
+    pixel_std: tuple[float, float, float] = Field(description="Per-channel divisor after the mean, likewise.")
+    min_size: int = Field(ge=32, description="Shorter image side the detector resizes to, pixels.")
+    max_size: int = Field(ge=32, description="Upper bound of the longer side after resizing, pixels.")
+    box_score_thresh: float = Field(
+        ge=0, le=1, description="Detections below this score are never returned (keep low for mAP)."
+    )
+    box_nms_thresh: float = Field(gt=0, le=1, description="IoU of per-class non-maximum suppression.")
+    detections_per_img: int = Field(gt=0, description="Most detections returned per image.")
+
+
+class AugmentConfig(Section):
+    """Training augmentation (albumentations)."""
+
+    preset: str = Field(description="Named preset from pipeline/augment.py; unknown names fail.")
+    degradation_probability: float = Field(
+        ge=0, le=1, description="Probability of applying one camera degradation to a sample."
+    )
+
+
+class TrainConfig(Section):
+    """The training loop."""
+
+    seed: int = Field(description="Seed of weights initialisation, shuffling and augmentation.")
+    epochs: int = Field(gt=0, description="Number of passes over the training split.")
+    batch_size: int = Field(gt=0, description="Images per optimisation step.")
+    optimizer: Literal["sgd", "adamw"] = Field(description="Optimiser.")
+    lr: float = Field(gt=0, description="Peak learning rate, reached after warm-up; cosine decay after.")
+    momentum: float = Field(ge=0, lt=1, description="SGD momentum (ignored by adamw).")
+    weight_decay: float = Field(ge=0, description="L2 weight decay.")
+    warmup_iters: int = Field(ge=0, description="Iterations of linear learning-rate warm-up.")
+    num_workers: int = Field(ge=0, description="DataLoader worker processes (0: load in the main one).")
+    threads: int = Field(ge=1, description="Torch intra-op CPU threads.")
+    checkpoint_every: int = Field(ge=1, description="Write a resumable checkpoint every N epochs.")
+
+
+class VerdictConfig(Section):
+    """How detections become a per-bin verdict."""
+
+    threshold: float = Field(
+        gt=0, le=1, description="A contaminant detection at or above this score flags the bin."
+    )
+
+
+class EvaluateConfig(Section):
+    """Evaluation on the held-out test split."""
+
+    grid_images: int = Field(ge=0, description="Test images drawn with predictions in the plot grid.")
+
+
+class ExportConfig(Section):
+    """ONNX export."""
+
+    opset: int = Field(ge=17, description="ONNX opset version.")
+    parity_images: int = Field(ge=1, description="Validation images compared between ONNX Runtime and PyTorch.")
+    parity_rtol: float = Field(gt=0, description="Relative tolerance of box coordinates in the parity check.")
+
+
+class Params(Section):
+    """All sections of configs/params.yaml."""
+
+    synth: SynthConfig
+    prepare: PrepareConfig
+    model: ModelConfig
+    augment: AugmentConfig
+    train: TrainConfig
+    verdict: VerdictConfig
+    evaluate: EvaluateConfig
+    export: ExportConfig
+
+
+class ClassSpec(Section):
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]*$", description="Class id used in data, models and the API.")
+    group: str = Field(description="Taxonomy group (domain.md), for reports.")
+
+
+class Taxonomy(Section):
+    """configs/classes.yaml: the class list and which classes are contaminants per fraction."""
+
+    classes: list[ClassSpec] = Field(min_length=1)
+    fractions: dict[str, list[str]] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _names_are_known(self) -> "Taxonomy":
+        names = self.class_names
+        if len(set(names)) != len(names):
+            raise ValueError(f"duplicate class names in {names}")
+        for fraction, contaminants in self.fractions.items():
+            unknown = sorted(set(contaminants) - set(names))
+            if unknown:
+                raise ValueError(f"fraction {fraction!r} lists unknown classes {unknown}")
+        return self
+
+    @property
+    def class_names(self) -> list[str]:
+        return [c.name for c in self.classes]
+
+
+def _read_yaml(path: Path) -> dict:
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = yaml.safe_load(f)
+    except FileNotFoundError:
+        raise SystemExit(f"config file not found: {path}") from None
+    if not isinstance(data, dict):
+        raise SystemExit(f"config file {path} must hold a mapping at the top level")
+    return data
+
+
+def load_params(path: Path | str = DEFAULT_PARAMS) -> Params:
+    return Params.model_validate(_read_yaml(Path(path)))
+
+
+def load_taxonomy(path: Path | str = DEFAULT_CLASSES) -> Taxonomy:
+    return Taxonomy.model_validate(_read_yaml(Path(path)))
+
+
+def reference() -> str:
+    """A plain-text reference of every key, generated from the declarations above."""
+    lines = []
+    for section, field in Params.model_fields.items():
+        model = field.annotation
+        lines.append(f"{section}:  {model.__doc__.strip()}")
+        for key, spec in model.model_fields.items():
+            lines.append(f"  {section}.{key}: {spec.description}")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    print(reference())

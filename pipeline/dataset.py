@@ -1,0 +1,64 @@
+"""The torch side of the canonical layout: a COCO split as (image, target) pairs.
+
+The contract is torchvision's detection one: the image is a float tensor
+[3, H, W] in 0..1, the target has `boxes` as float xyxy pixels [N, 4] and
+`labels` as int64 1..K (0 is background); images without contaminants give
+empty [0, 4] boxes, which the detectors treat as pure negatives.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import albumentations as A
+import numpy as np
+import torch
+from PIL import Image
+
+from pipeline.coco import IMAGES_DIR, load_coco
+
+
+def read_rgb(path: Path) -> np.ndarray:
+    with Image.open(path) as im:
+        return np.array(im.convert("RGB"))  # a writable copy: torch.from_numpy needs one
+
+
+def xywh_to_xyxy(bbox: list[float]) -> list[float]:
+    x, y, w, h = bbox
+    return [x, y, x + w, y + h]
+
+
+class CocoDetection(torch.utils.data.Dataset):
+    def __init__(self, split_file: Path, data_dir: Path, transform: A.Compose | None = None):
+        self.coco = load_coco(split_file)
+        self.data_dir = data_dir
+        self.transform = transform
+        self.images: list[dict[str, Any]] = self.coco["images"]
+        self.annotations: dict[int, list[dict[str, Any]]] = {im["id"]: [] for im in self.images}
+        for ann in self.coco["annotations"]:
+            self.annotations[ann["image_id"]].append(ann)
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        info = self.images[index]
+        image = read_rgb(self.data_dir / IMAGES_DIR / info["file_name"])
+        anns = self.annotations[info["id"]]
+        boxes = [xywh_to_xyxy(a["bbox"]) for a in anns]
+        labels = [a["category_id"] for a in anns]
+        if self.transform is not None:
+            out = self.transform(image=image, bboxes=np.array(boxes, np.float32).reshape(-1, 4), labels=labels)
+            image, boxes, labels = out["image"], out["bboxes"], out["labels"]
+        target = {
+            "boxes": torch.as_tensor(np.asarray(boxes, np.float32).reshape(-1, 4)),
+            "labels": torch.as_tensor(np.asarray(labels, np.int64)),
+            "image_id": torch.tensor(info["id"]),
+        }
+        tensor = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float().div_(255)
+        return tensor, target
+
+
+def collate(batch: list) -> tuple[list, list]:
+    return tuple(zip(*batch))  # detectors take lists: images may differ in size

@@ -1,0 +1,209 @@
+"""DVC stage `export`: the trained detector as ONNX, checked against PyTorch.
+
+    python -m pipeline.export --model build/train/model.pt --splits build/splits --data data --out models
+
+`models/model.onnx` takes one decoded RGB image, uint8 [H, W, 3] of any size,
+and returns `boxes` (float32 [N, 4], xyxy pixels of that image), `labels`
+(int64 [N], 1..K) and `scores` (float32 [N]). Resizing and normalisation live
+inside the graph, so a caller (the service, a truck's computer) only decodes.
+Class names, input size, thresholds, the fraction policy, version, git commit
+and dataset hash are stored in the model's metadata and in
+`models/model_card.json`. The stage fails unless ONNX Runtime reproduces
+PyTorch's detections on validation images.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import subprocess
+import warnings
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import torch
+import yaml
+
+from pipeline.coco import write_json_atomic
+from pipeline.config import DEFAULT_CLASSES, DEFAULT_PARAMS, load_params, load_taxonomy
+from pipeline.dataset import CocoDetection, read_rgb
+from pipeline.evaluate import load_trained
+from pipeline.tracking import configure, read_run_id
+
+INPUT_NAME = "image"
+OUTPUT_NAMES = ("boxes", "labels", "scores")
+
+
+class ParityError(RuntimeError):
+    pass
+
+
+class ImageInDetectionsOut(torch.nn.Module):
+    """uint8 HWC RGB in; boxes, labels, scores out: the contract of model.onnx."""
+
+    def __init__(self, detector: torch.nn.Module):
+        super().__init__()
+        self.detector = detector
+
+    def forward(self, image: torch.Tensor):
+        x = image.permute(2, 0, 1).to(torch.float32) / 255.0
+        out = self.detector([x])[0]
+        return out["boxes"], out["labels"], out["scores"]
+
+
+def export_onnx(module: torch.nn.Module, path: Path, opset: int, example: torch.Tensor) -> None:
+    with warnings.catch_warnings():
+        # The TorchScript tracer warns about every Python-level shape check in
+        # torchvision's detectors; the parity check below is the real test.
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            module,
+            (example,),
+            str(path),
+            opset_version=opset,
+            input_names=[INPUT_NAME],
+            output_names=list(OUTPUT_NAMES),
+            dynamic_axes={INPUT_NAME: {0: "height", 1: "width"}, **{n: {0: "detections"} for n in OUTPUT_NAMES}},
+            dynamo=False,  # the dynamo exporter does not handle torchvision's data-dependent detection post-processing
+        )
+
+
+def compare(torch_out, onnx_out, rtol: float) -> str | None:
+    """None when both agree: same detections, same labels, boxes within rtol relative."""
+    (tb, tl, ts), (ob, ol, os_) = [np.asarray(t) for t in torch_out], onnx_out
+    if tb.shape != ob.shape:
+        return f"{len(tb)} detections in PyTorch, {len(ob)} in ONNX Runtime"
+    if not np.array_equal(tl, ol):
+        return f"labels differ: {tl.tolist()} vs {ol.tolist()}"
+    box_error = np.abs(tb - ob) / np.maximum(np.abs(tb), 1.0)
+    if box_error.size and box_error.max() > rtol:
+        return f"box coordinates differ by up to {box_error.max():.2e} relative (allowed {rtol:.0e})"
+    if ts.size and np.abs(ts - os_).max() > rtol:
+        return f"scores differ by up to {np.abs(ts - os_).max():.2e}"
+    return None
+
+
+def parity_check(module: torch.nn.Module, session: ort.InferenceSession, images: list[np.ndarray], rtol: float) -> int:
+    for i, image in enumerate(images):
+        with torch.inference_mode():
+            expected = [t.numpy() for t in module(torch.from_numpy(image))]
+        got = session.run(list(OUTPUT_NAMES), {INPUT_NAME: image})
+        problem = compare(expected, got, rtol)
+        if problem:
+            raise ParityError(f"ONNX Runtime and PyTorch disagree on validation image {i}: {problem}")
+    return len(images)
+
+
+def git_commit() -> str:
+    try:
+        sha = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True).stdout.strip()
+        return sha + ("-dirty" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def dataset_hash(dvc_file: Path) -> str:
+    """The md5 DVC records for the dataset folder: names the exact data a model was trained on."""
+    try:
+        outs = yaml.safe_load(dvc_file.read_text())["outs"]
+        return outs[0]["md5"]
+    except (OSError, KeyError, IndexError, TypeError):
+        return "unknown"
+
+
+def export(model_path: Path, splits: Path, data: Path, out: Path, dvc_file: Path, metrics: Path | None, params, taxonomy) -> dict:
+    torch.set_num_threads(params.train.threads)
+    detector, class_names, model_cfg = load_trained(model_path)
+    module = ImageInDetectionsOut(detector).eval()
+    val = CocoDetection(splits / "val.json", data)
+    images = [read_rgb(data / "images" / im["file_name"]) for im in val.images[: params.export.parity_images]]
+    if not images:
+        raise SystemExit("the validation split is empty; nothing to check the export against")
+    out.mkdir(parents=True, exist_ok=True)
+    tmp = out / ".model.onnx.tmp"
+    export_onnx(module, tmp, params.export.opset, torch.from_numpy(images[0]))
+
+    weights_digest = hashlib.sha256(b"".join(t.numpy().tobytes() for t in detector.state_dict().values())).hexdigest()
+    card = {
+        "name": "binsight-detector",
+        "version": weights_digest[:12],
+        "architecture": f"{model_cfg.architecture}/{model_cfg.backbone}",
+        "class_names": class_names,
+        "input": {"name": INPUT_NAME, "format": "RGB uint8 [height, width, 3]", "min_size": model_cfg.min_size, "max_size": model_cfg.max_size},
+        "outputs": {"boxes": "float32 [N, 4] xyxy pixels", "labels": "int64 [N] 1..K (class_names[label - 1])", "scores": "float32 [N]"},
+        "thresholds": {"box_score": model_cfg.box_score_thresh, "nms_iou": model_cfg.box_nms_thresh, "verdict": params.verdict.threshold},
+        "fractions": taxonomy.fractions,
+        "git_commit": git_commit(),
+        "dataset_md5": dataset_hash(dvc_file),
+        "opset": params.export.opset,
+    }
+    if metrics is not None and metrics.exists():
+        m = json.loads(metrics.read_text())
+        card["evaluation"] = {"split": "test", "map": m["map"], "map_50": m["map_50"], "verdict": m["verdict"]}
+
+    model_proto = onnx.load(str(tmp))
+    onnx.checker.check_model(model_proto)
+    for key, value in card.items():
+        entry = model_proto.metadata_props.add()
+        entry.key, entry.value = key, value if isinstance(value, str) else json.dumps(value)
+    onnx.save(model_proto, str(tmp))
+
+    session = ort.InferenceSession(str(tmp), providers=["CPUExecutionProvider"])
+    try:
+        checked = parity_check(module, session, images, params.export.parity_rtol)
+    except ParityError as err:
+        tmp.unlink(missing_ok=True)
+        raise SystemExit(f"export failed the parity check: {err}") from None
+    card["parity"] = {"images": checked, "rtol": params.export.parity_rtol, "result": "identical detections"}
+    tmp.replace(out / "model.onnx")
+    write_json_atomic(out / "model_card.json", card)
+
+    run_id = read_run_id(model_path.parent / "run.json")
+    if run_id:
+        card["mlflow"] = _log_to_mlflow(run_id, model_proto, card)
+        write_json_atomic(out / "model_card.json", card)
+    return card
+
+
+def _log_to_mlflow(run_id: str, model_proto: onnx.ModelProto, card: dict) -> dict:
+    mlflow = configure()
+    from mlflow.models import ModelSignature
+    from mlflow.types import Schema, TensorSpec
+
+    signature = ModelSignature(
+        inputs=Schema([TensorSpec(np.dtype(np.uint8), (-1, -1, 3), INPUT_NAME)]),
+        outputs=Schema(
+            [
+                TensorSpec(np.dtype(np.float32), (-1, 4), "boxes"),
+                TensorSpec(np.dtype(np.int64), (-1,), "labels"),
+                TensorSpec(np.dtype(np.float32), (-1,), "scores"),
+            ]
+        ),
+    )
+    with mlflow.start_run(run_id=run_id):
+        info = mlflow.onnx.log_model(model_proto, name="model", signature=signature)
+        mlflow.log_dict(card, "model_card.json")
+    return {"run_id": run_id, "model_uri": info.model_uri}
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", type=Path, required=True)
+    parser.add_argument("--splits", type=Path, required=True)
+    parser.add_argument("--data", type=Path, required=True)
+    parser.add_argument("--out", type=Path, required=True, help="folder for model.onnx and model_card.json")
+    parser.add_argument("--dataset-dvc", type=Path, default=Path("data.dvc"), help="the dataset's .dvc file (its hash goes in the card)")
+    parser.add_argument("--metrics", type=Path, default=None, help="evaluation metrics.json to quote in the card")
+    parser.add_argument("--params", type=Path, default=DEFAULT_PARAMS)
+    parser.add_argument("--classes", type=Path, default=DEFAULT_CLASSES)
+    args = parser.parse_args(argv)
+    card = export(args.model, args.splits, args.data, args.out, args.dataset_dvc, args.metrics, load_params(args.params), load_taxonomy(args.classes))
+    print(f"exported {args.out / 'model.onnx'} version {card['version']}; parity on {card['parity']['images']} validation images")
+
+
+if __name__ == "__main__":
+    main()

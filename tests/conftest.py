@@ -1,0 +1,83 @@
+"""Shared fixtures: a tiny generated dataset and a model trained on it for one epoch.
+
+Everything runs in temporary folders with its own MLflow store, so tests never
+touch the repository's data/, models/ or mlflow.db.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from pipeline.config import Params, Taxonomy, load_params, load_taxonomy
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+
+
+def tiny_params_dict() -> dict:
+    params = yaml.safe_load((REPO / "configs/params.yaml").read_text())
+    params["synth"].update(num_bins=14, image_size=128, captures_per_bin=[1, 2], degradation_probability=0.5)
+    params["prepare"].update(val_share=0.2, test_share=0.2)
+    params["model"].update(min_size=128, max_size=128, fpn_channels=32)
+    params["train"].update(epochs=1, batch_size=4, warmup_iters=2, num_workers=0, threads=2)
+    params["export"].update(parity_images=2)
+    params["evaluate"].update(grid_images=4)
+    return params
+
+
+def write_params(path: Path, params: dict) -> Path:
+    path.write_text(yaml.safe_dump(params))
+    return path
+
+
+@pytest.fixture(scope="session")
+def taxonomy() -> Taxonomy:
+    return load_taxonomy(REPO / "configs/classes.yaml")
+
+
+@pytest.fixture(scope="session")
+def tiny_params(tmp_path_factory) -> tuple[Params, Path]:
+    path = write_params(tmp_path_factory.mktemp("params") / "params.yaml", tiny_params_dict())
+    return load_params(path), path
+
+
+@pytest.fixture(scope="session")
+def tiny_dataset(tmp_path_factory, tiny_params, taxonomy) -> Path:
+    from pipeline.synth.generate import generate
+
+    out = tmp_path_factory.mktemp("dataset") / "data"
+    generate(tiny_params[0].synth, taxonomy, out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def mlflow_store(tmp_path_factory) -> str:
+    uri = f"sqlite:///{tmp_path_factory.mktemp('mlflow') / 'mlflow.db'}"
+    mp = pytest.MonkeyPatch()
+    mp.setenv("MLFLOW_TRACKING_URI", uri)
+    yield uri
+    mp.undo()
+
+
+@pytest.fixture(scope="session")
+def tiny_splits(tmp_path_factory, tiny_dataset, tiny_params, taxonomy) -> Path:
+    from pipeline.prepare import prepare
+
+    out = tmp_path_factory.mktemp("splits")
+    prepare(tiny_dataset, out, out / "report.json", tiny_params[0].prepare, taxonomy)
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_trained(tmp_path_factory, tiny_splits, tiny_dataset, tiny_params, taxonomy, mlflow_store) -> Path:
+    """build/train of a one-epoch run: model.pt, checkpoint.pt, run.json."""
+    from pipeline.train import train
+
+    out = tmp_path_factory.mktemp("train")
+    summary = train(tiny_params[0], taxonomy.class_names, tiny_splits, tiny_dataset, out)
+    (out / "summary.json").write_text(json.dumps(summary))
+    return out

@@ -1,0 +1,91 @@
+"""ONNX export: the graph's contract, its metadata, parity with PyTorch, and MLflow logging."""
+
+import json
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+
+from pipeline.export import compare, export
+
+
+@pytest.fixture(scope="session")
+def exported(tmp_path_factory, tiny_trained, tiny_splits, tiny_dataset, tiny_params, taxonomy):
+    from pipeline.evaluate import evaluate
+
+    reports = tmp_path_factory.mktemp("reports")
+    evaluate(tiny_trained / "model.pt", tiny_splits, tiny_dataset, reports, tiny_params[0], taxonomy)
+    out = tmp_path_factory.mktemp("models")
+    card = export(tiny_trained / "model.pt", tiny_splits, tiny_dataset, out, tmp_path_factory.mktemp("x") / "none.dvc", reports / "metrics.json", tiny_params[0], taxonomy)
+    return out, card, reports
+
+
+def test_evaluation_writes_metrics_and_plots(exported):
+    _, _, reports = exported
+    m = json.loads((reports / "metrics.json").read_text())
+    assert 0.0 <= m["map"] <= m["map_50"] <= 1.0
+    assert set(m["verdict"]) >= {"precision", "recall", "f1", "threshold"}
+    assert set(m["per_class"]) == {"plastic_bag", "plastic_bottle", "can", "glass", "cardboard"}
+    assert (reports / "plots" / "confusion.csv").read_text().startswith("actual,predicted")
+    assert (reports / "plots" / "predictions.png").stat().st_size > 0
+
+
+def test_onnx_loads_and_metadata_lists_classes(exported, taxonomy):
+    out, card, _ = exported
+    session = ort.InferenceSession(str(out / "model.onnx"), providers=["CPUExecutionProvider"])
+    meta = session.get_modelmeta().custom_metadata_map
+    assert json.loads(meta["class_names"]) == taxonomy.class_names
+    assert json.loads(meta["thresholds"])["verdict"] == card["thresholds"]["verdict"]
+    assert meta["version"] == card["version"] and "git_commit" in meta and "dataset_md5" in meta
+    assert json.loads((out / "model_card.json").read_text())["class_names"] == taxonomy.class_names
+    assert card["parity"]["images"] == 2
+
+
+def test_onnx_takes_any_image_size(exported):
+    out, _, _ = exported
+    session = ort.InferenceSession(str(out / "model.onnx"), providers=["CPUExecutionProvider"])
+    for shape in [(128, 128, 3), (240, 320, 3)]:
+        boxes, labels, scores = session.run(None, {"image": np.zeros(shape, np.uint8)})
+        assert boxes.shape[1:] == (4,) and labels.dtype == np.int64 and len(scores) == len(labels)
+        if len(boxes):
+            assert boxes[:, 2].max() <= shape[1] + 1e-3 and boxes[:, 3].max() <= shape[0] + 1e-3
+
+
+def test_parity_comparison_catches_differences():
+    boxes = np.array([[10.0, 20.0, 50.0, 60.0]], np.float32)
+    ref = (boxes, np.array([1]), np.array([0.9], np.float32))
+    assert compare(ref, (boxes * (1 + 5e-4), ref[1], ref[2]), rtol=1e-3) is None
+    assert "box coordinates differ" in compare(ref, (boxes * 1.01, ref[1], ref[2]), rtol=1e-3)
+    assert "labels differ" in compare(ref, (boxes, np.array([2]), ref[2]), rtol=1e-3)
+    assert "detections" in compare(ref, (boxes[:0], ref[1][:0], ref[2][:0]), rtol=1e-3)
+
+
+def test_mlflow_run_holds_params_epoch_metrics_evaluation_and_model(exported, tiny_trained, mlflow_store, tiny_params):
+    from mlflow import MlflowClient
+
+    _, card, _ = exported
+    client = MlflowClient(mlflow_store)
+    run = client.get_run(json.loads((tiny_trained / "run.json").read_text())["run_id"])
+    assert run.data.params["train.epochs"] == "1" and run.data.params["model.architecture"] == tiny_params[0].model.architecture
+    history = client.get_metric_history(run.info.run_id, "train_loss")
+    assert [m.step for m in history] == [1]
+    assert "test_map_50" in run.data.metrics and "test_verdict_f1" in run.data.metrics
+    assert card["mlflow"]["run_id"] == run.info.run_id
+    import mlflow
+
+    model = mlflow.models.get_model_info(card["mlflow"]["model_uri"])
+    assert model.signature.inputs.to_dict()[0]["tensor-spec"]["dtype"] == "uint8"
+
+
+def test_register_sets_the_champion_alias(exported, mlflow_store, tmp_path):
+    from mlflow import MlflowClient
+
+    from pipeline.register import register
+
+    out, card, _ = exported
+    version = register(out / "model_card.json", "champion", name="binsight-test")
+    client = MlflowClient(mlflow_store)
+    assert client.get_model_version_by_alias("binsight-test", "champion").version == version
+    assert client.get_model_version("binsight-test", version).tags["version"] == card["version"]
+    with pytest.raises(SystemExit, match="not found"):
+        register(tmp_path / "missing.json", "champion")

@@ -1,0 +1,69 @@
+"""The training loop: outputs, resumption, and stopping on a non-finite loss."""
+
+import json
+
+import pytest
+import torch
+
+from pipeline import train as train_module
+
+
+def test_one_epoch_writes_model_checkpoint_and_run(tiny_trained):
+    bundle = torch.load(tiny_trained / "model.pt", weights_only=False)
+    assert bundle["class_names"][0] == "plastic_bag" and bundle["state_dict"]
+    ckpt = torch.load(tiny_trained / "checkpoint.pt", weights_only=False)
+    assert ckpt["epoch"] == 1 and {"model", "optimizer", "scheduler", "fingerprint"} <= set(ckpt)
+    summary = json.loads((tiny_trained / "summary.json").read_text())
+    assert summary["history"][0]["epoch"] == 1 and summary["history"][0]["loss"] > 0
+
+
+def test_resumes_from_checkpoint_and_continues_the_run(tmp_path, tiny_trained, tiny_splits, tiny_dataset, tiny_params, taxonomy, capsys):
+    import shutil
+
+    out = tmp_path / "train"
+    shutil.copytree(tiny_trained, out)
+    params = tiny_params[0]
+    # Same configuration: nothing left to do, the finished run is reused.
+    summary = train_module.train(params, taxonomy.class_names, tiny_splits, tiny_dataset, out)
+    assert "resuming from" in capsys.readouterr().out
+    assert [h["epoch"] for h in summary["history"]] == [1]
+    first_run = json.loads((tiny_trained / "run.json").read_text())["run_id"]
+    assert json.loads((out / "run.json").read_text())["run_id"] == first_run
+
+
+def test_checkpoint_of_another_configuration_is_not_resumed(tmp_path, tiny_trained, tiny_splits, tiny_dataset, tiny_params, taxonomy, capsys):
+    import shutil
+
+    out = tmp_path / "train"
+    shutil.copytree(tiny_trained, out)
+    params = tiny_params[0].model_copy(update={"train": tiny_params[0].train.model_copy(update={"lr": 0.0011})})
+    train_module.train(params, taxonomy.class_names, tiny_splits, tiny_dataset, out)
+    assert "starting afresh" in capsys.readouterr().out
+
+
+def test_non_finite_loss_stops_training(monkeypatch, tmp_path, tiny_splits, tiny_dataset, tiny_params, taxonomy, mlflow_store):
+    real_build = train_module.build_model
+
+    def nan_model(cfg, num_classes):
+        model = real_build(cfg, num_classes)
+        forward = model.forward
+
+        def poisoned(images, targets=None):
+            out = forward(images, targets)
+            if model.training:
+                out = {k: v * float("nan") for k, v in out.items()}
+            return out
+
+        model.forward = poisoned
+        return model
+
+    monkeypatch.setattr(train_module, "build_model", nan_model)
+    with pytest.raises(train_module.NonFiniteLossError, match="non-finite loss at epoch 1, step 0"):
+        train_module.train(tiny_params[0], taxonomy.class_names, tiny_splits, tiny_dataset, tmp_path / "out")
+    assert not (tmp_path / "out" / "checkpoint.pt").exists()
+
+
+def test_warmup_then_cosine():
+    f = train_module.warmup_cosine(10, 110)
+    assert f(0) < 0.01 and f(5) == pytest.approx(0.5, abs=0.01) and f(10) == pytest.approx(1.0)
+    assert f(60) == pytest.approx(0.5) and f(110) == pytest.approx(0.0, abs=1e-9)
