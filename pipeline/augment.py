@@ -12,8 +12,26 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import albumentations as A
+import numpy as np
+
+from pipeline.synth.degrade import dust
 
 BBOX_PARAMS = A.BboxParams(format="pascal_voc", label_fields=["labels"], min_visibility=0.3, min_area=16, clip=True)
+
+
+class DustHaze(A.ImageOnlyTransform):
+    """Dust fog in the hopper, as the dataset generator draws it.
+
+    Replaces albumentations' RandomFog, which costs ~270 ms per 320 px image
+    (it draws hundreds of blurred circles) and made data loading, not the
+    model, the bottleneck of CPU training; this costs ~1 ms.
+    """
+
+    def get_params(self) -> dict:
+        return {"seed": int(self.random_generator.integers(0, 2**31))}
+
+    def apply(self, img: np.ndarray, seed: int = 0, **params) -> np.ndarray:
+        return dust(img.astype(np.float32), np.random.default_rng(seed)).clip(0, 255).astype(np.uint8)
 
 
 def _camera_degradations(p: float) -> A.BasicTransform:
@@ -22,7 +40,7 @@ def _camera_degradations(p: float) -> A.BasicTransform:
             A.MotionBlur(blur_limit=(3, 11), p=1.0),
             A.RandomGamma(gamma_limit=(180, 320), p=1.0),  # night: gamma > 100 darkens
             A.RandomShadow(shadow_roi=(0, 0, 1, 1), num_shadows_limit=(1, 2), shadow_intensity_range=(0.4, 0.7), p=1.0),
-            A.RandomFog(fog_coef_range=(0.1, 0.35), alpha_coef=0.1, p=1.0),  # dust in the hopper
+            DustHaze(p=1.0),  # dust in the hopper
             A.Spatter(mode="mud", p=1.0),  # dirt on the lens
             A.Spatter(mode="rain", p=1.0),  # water drops on the lens
             A.RandomBrightnessContrast(brightness_limit=(0.2, 0.45), contrast_limit=(-0.3, 0.0), p=1.0),

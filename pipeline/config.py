@@ -69,7 +69,9 @@ class ModelConfig(Section):
     architecture: Literal["fcos", "fasterrcnn"] = Field(
         description="Detection head on an FPN (pipeline/model.py gives the measured trade-offs)."
     )
-    backbone: Literal["mobilenet_v3_large", "mobilenet_v2"] = Field(description="torchvision backbone network.")
+    backbone: Literal["compact_cnn", "mobilenet_v3_large", "mobilenet_v3_small", "mobilenet_v2"] = Field(
+        description="Backbone: binsight's compact_cnn (from scratch) or a torchvision MobileNet (for pretrained weights)."
+    )
     backbone_weights: str | None = Field(
         description=(
             "Pretrained backbone: null (train from scratch), a torchvision weights name "

@@ -25,6 +25,7 @@ from torchvision.models.detection.backbone_utils import BackboneWithFPN
 from torchvision.models.detection.fcos import FCOSHead
 from torchvision.ops.feature_pyramid_network import LastLevelMaxPool
 
+from pipeline.backbones import COMPACT_STAGES, compact_features
 from pipeline.config import ModelConfig
 
 
@@ -76,6 +77,18 @@ def _stage_ends(features: nn.Sequential) -> list[int]:
 
 
 def build_backbone(cfg: ModelConfig) -> BackboneWithFPN:
+    if cfg.backbone == "compact_cnn":
+        if cfg.backbone_weights is not None:
+            raise ValueError("compact_cnn has no pretrained weights; set model.backbone_weights to null")
+        features = compact_features()
+        last = len(COMPACT_STAGES) - 1
+        return BackboneWithFPN(
+            features,
+            return_layers={str(last - 1): "0", str(last): "1"},
+            in_channels_list=[c for c, _ in COMPACT_STAGES[-2:]],
+            out_channels=cfg.fpn_channels,
+            extra_blocks=LastLevelMaxPool(),
+        )
     weights = _pretrained_enum(cfg)
     # Frozen batch-norm statistics only make sense for weights trained elsewhere.
     norm_layer = torchvision.ops.misc.FrozenBatchNorm2d if weights is not None else nn.BatchNorm2d

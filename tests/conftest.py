@@ -81,3 +81,65 @@ def tiny_trained(tmp_path_factory, tiny_splits, tiny_dataset, tiny_params, taxon
     summary = train(tiny_params[0], taxonomy.class_names, tiny_splits, tiny_dataset, out)
     (out / "summary.json").write_text(json.dumps(summary))
     return out
+
+
+@pytest.fixture(scope="session")
+def tiny_reports(tmp_path_factory, tiny_trained, tiny_splits, tiny_dataset, tiny_params, taxonomy) -> Path:
+    from pipeline.evaluate import evaluate
+
+    reports = tmp_path_factory.mktemp("reports")
+    evaluate(tiny_trained / "model.pt", tiny_splits, tiny_dataset, reports, tiny_params[0], taxonomy)
+    return reports
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory, tiny_trained, tiny_splits, tiny_dataset, tiny_params, taxonomy, tiny_reports) -> Path:
+    """models/ of the tiny run: model.onnx and model_card.json, as the export stage writes them."""
+    from pipeline.export import export
+
+    out = tmp_path_factory.mktemp("models")
+    card = export(tiny_trained / "model.pt", tiny_splits, tiny_dataset, out, tmp_path_factory.mktemp("x") / "none.dvc",
+                  tiny_reports / "metrics.json", tiny_params[0], taxonomy)
+    (out / "card_returned.json").write_text(json.dumps(card))
+    return out
+
+
+def postgres_admin_url() -> str:
+    import os
+
+    return os.environ.get("BINSIGHT_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+
+
+@pytest.fixture(scope="session")
+def postgres_url():
+    """A fresh PostgreSQL database for this test session, dropped afterwards; skips if no server answers."""
+    import uuid
+
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.exc import OperationalError
+
+    admin = create_engine(postgres_admin_url(), isolation_level="AUTOCOMMIT")
+    name = f"binsight_test_{uuid.uuid4().hex[:8]}"
+    try:
+        with admin.connect() as c:
+            c.execute(text(f'CREATE DATABASE "{name}"'))
+    except OperationalError as err:
+        pytest.skip(f"PostgreSQL unreachable at {postgres_admin_url()}: {str(err).splitlines()[0]}")
+    yield admin.url.set(database=name).render_as_string(hide_password=False)
+    with admin.connect() as c:
+        c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request, tmp_path):
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'binsight.db'}"
+    url = request.getfixturevalue("postgres_url")
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(url)
+    with engine.begin() as c:  # each test starts from an empty schema
+        c.execute(text("DROP TABLE IF EXISTS inspections, api_keys, alembic_version"))
+    engine.dispose()
+    return url

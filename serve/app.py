@@ -1,0 +1,309 @@
+"""The inference service trucks call: `create_app(settings)` builds it, nothing heavy happens at import.
+
+    POST /v1/inspections          photo + capture metadata -> stored inspection with verdict
+    POST /v1/detect               photo -> detections, nothing stored
+    GET  /v1/inspections          filtered, paginated list
+    GET  /v1/inspections/{id}     one inspection
+    GET  /v1/inspections/{id}/image      the photo as uploaded
+    GET  /v1/inspections/{id}/evidence   the photo with boxes drawn
+    GET  /health/live, /health/ready, /metrics
+"""
+
+from __future__ import annotations
+
+import time
+from contextlib import asynccontextmanager
+from datetime import datetime, timedelta, timezone
+from typing import Annotated
+
+from fastapi import Depends, FastAPI, File, Form, Query, Request, Response, UploadFile
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
+from fastapi.security import APIKeyHeader
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from pydantic import ValidationError
+from sqlalchemy import func, select
+
+from serve import auth
+from serve.db import Inspection, make_engine, make_sessionmaker
+from serve.detector import Detection, Detector, ModelMissingError
+from serve.errors import ERROR_RESPONSES, ApiError, install_handlers
+from serve.evidence import draw_evidence
+from serve.imaging import ACCEPTED_FORMATS, ImageRejected, decode_image, downscale
+from serve.limits import BodySizeLimit
+from serve.migrate import upgrade
+from serve.observability import Metrics
+from serve.quality import quality_issue
+from serve.schemas import CaptureMetadata, DetectionOut, DetectResponse, Health, InspectionOut, InspectionPage, Verdict
+from serve.settings import ServeSettings
+from serve.storage import InspectionStore
+
+API_KEY_HEADER = "X-API-Key"
+api_key_scheme = APIKeyHeader(name=API_KEY_HEADER, auto_error=False, description="A truck's API key (`python -m serve.cli create-key`).")
+ACCEPTED_CONTENT_TYPES = set(ACCEPTED_FORMATS.values()) | {"application/octet-stream"}
+
+
+def create_app(settings: ServeSettings | None = None, detector: Detector | None = None) -> FastAPI:
+    settings = settings or ServeSettings()
+    registry = CollectorRegistry()
+    metrics = Metrics(registry)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        engine = make_engine(settings.database_url)
+        upgrade(engine)
+        sessions = make_sessionmaker(engine)
+        app.state.sessions = sessions
+        app.state.store = InspectionStore(sessions, settings.image_dir)
+        app.state.store.sweep_orphans()
+        app.state.detector = detector
+        app.state.model_error = None
+        if app.state.detector is None:
+            try:
+                app.state.detector = Detector(settings.model_dir, settings.inference_threads)
+            except ModelMissingError as err:
+                app.state.model_error = str(err)
+        if app.state.detector is not None:
+            await run_in_threadpool(app.state.detector.warm_up)
+        yield
+        engine.dispose()
+
+    app = FastAPI(
+        title="binsight",
+        version="1",
+        summary="Contaminant detection for waste-bin photos from collection trucks",
+        lifespan=lifespan,
+    )
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_upload_bytes, on_reject=lambda: metrics.errors.labels("body_too_large").inc())
+    install_handlers(app, lambda code: metrics.errors.labels(code).inc())
+
+    @app.middleware("http")
+    async def _time_requests(request: Request, call_next):
+        started = time.perf_counter()
+        response = await call_next(request)
+        route = request.scope.get("route")
+        metrics.latency.labels(request.method, getattr(route, "path", "unmatched"), str(response.status_code)).observe(
+            time.perf_counter() - started
+        )
+        return response
+
+    def require_key(request: Request, key: Annotated[str | None, Depends(api_key_scheme)]) -> str:
+        owner = auth.key_owner(request.app.state.sessions, key)
+        if owner is None:
+            raise ApiError(401, "unauthorized", f"a valid API key is required in the {API_KEY_HEADER} header")
+        return owner
+
+    def require_detector(request: Request) -> Detector:
+        found: Detector | None = request.app.state.detector
+        if found is None or not found.ready:
+            raise ApiError(503, "model_unavailable", request.app.state.model_error or "the model is still loading")
+        return found
+
+    v1 = dict(dependencies=[Depends(require_key)], responses=ERROR_RESPONSES)
+
+    async def read_image(image: UploadFile) -> tuple[bytes, object, str]:
+        content_type = (image.content_type or "").split(";")[0].strip().lower()
+        if content_type and content_type not in ACCEPTED_CONTENT_TYPES:
+            raise ApiError(415, "unsupported_media_type", f"the image part is {content_type}; send image/jpeg or image/png", "image")
+        data = await image.read()
+        try:
+            rgb, fmt = await run_in_threadpool(decode_image, data, settings.max_image_pixels)
+        except ImageRejected as err:
+            status = {"image_too_large": 413, "unsupported_image_format": 415}.get(err.code, 422)
+            raise ApiError(status, err.code, str(err), "image") from None
+        return data, rgb, fmt
+
+    def run_detector(found: Detector, rgb) -> list[Detection]:
+        small, scale = downscale(rgb, settings.inference_max_side)
+        started = time.perf_counter()
+        detections = found.detect(small, scale)
+        metrics.inference.observe(time.perf_counter() - started)
+        return detections
+
+    def detection_out(found: Detector, detections: list[Detection], fraction: str | None) -> list[DetectionOut]:
+        flagged: set[int] = set()
+        if fraction is not None:
+            flagged = set(found.policy.judge(fraction, [d.label for d in detections], [d.score for d in detections]).contaminant_indices)
+        return [DetectionOut(label=d.label, score=d.score, box=d.box, contaminant=i in flagged) for i, d in enumerate(detections)]
+
+    def to_out(row: Inspection) -> InspectionOut:
+        return InspectionOut(
+            id=row.id, truck_id=row.truck_id, capture_id=row.capture_id, bin_id=row.bin_id, fraction=row.fraction,
+            captured_at=_utc(row.captured_at), received_at=_utc(row.received_at), latitude=row.latitude, longitude=row.longitude,
+            verdict=row.verdict, contamination_score=row.contamination_score, quality_issue=row.quality_issue,
+            detections=[DetectionOut(**d) for d in row.detections], model_version=row.model_version,
+            image_available=row.image_path is not None,
+        )
+
+    @app.post("/v1/inspections", response_model=InspectionOut, status_code=201, tags=["inspections"], **v1,
+              summary="Submit a bin photo; get the verdict. Idempotent on (truck_id, capture_id).")
+    async def create_inspection(
+        request: Request,
+        response: Response,
+        image: Annotated[UploadFile, File(description="JPEG or PNG photo of the open bin")],
+        bin_id: Annotated[str, Form(description="The bin's RFID tag")],
+        truck_id: Annotated[str, Form()],
+        fraction: Annotated[str, Form(description="Waste fraction: biowaste, paper, packaging, residual")],
+        captured_at: Annotated[str, Form(description="ISO 8601 time with a time zone")],
+        capture_id: Annotated[str, Form(description="The truck's id for this capture (idempotency key)")],
+        latitude: Annotated[float | None, Form()] = None,
+        longitude: Annotated[float | None, Form()] = None,
+        found: Detector = Depends(require_detector),
+    ) -> InspectionOut:
+        meta = _validated_metadata(
+            bin_id=bin_id, truck_id=truck_id, fraction=fraction, captured_at=captured_at,
+            capture_id=capture_id, latitude=latitude, longitude=longitude,
+        )
+        if meta.fraction not in found.policy.fractions:
+            raise ApiError(422, "unknown_fraction", f"unknown waste fraction {meta.fraction!r}; known: {found.policy.fractions}", "fraction")
+        now = datetime.now(timezone.utc)
+        if meta.captured_at > now + timedelta(seconds=settings.max_clock_skew_s):
+            raise ApiError(422, "capture_time_in_future", f"captured_at {meta.captured_at.isoformat()} lies in the future (server time {now.isoformat()})", "captured_at")
+        store: InspectionStore = request.app.state.store
+        data, rgb, fmt = await read_image(image)
+        existing = await run_in_threadpool(store.find, meta.truck_id, meta.capture_id)
+        if existing is not None:
+            return _replay(existing, data, response, to_out)
+
+        issue = await run_in_threadpool(quality_issue, rgb, settings)
+        detections = await run_in_threadpool(run_detector, found, rgb)
+        judged = found.policy.judge(meta.fraction, [d.label for d in detections], [d.score for d in detections])
+        verdict: Verdict = "inconclusive" if issue else ("contaminated" if judged.contaminated else "clean")
+        row = Inspection(
+            truck_id=meta.truck_id, capture_id=meta.capture_id, bin_id=meta.bin_id, fraction=meta.fraction,
+            captured_at=meta.captured_at, received_at=now, latitude=meta.latitude, longitude=meta.longitude,
+            verdict=verdict, contamination_score=judged.score, quality_issue=issue,
+            detections=[d.model_dump() for d in detection_out(found, detections, meta.fraction)],
+            model_version=found.version, image_width=rgb.shape[1], image_height=rgb.shape[0],
+        )
+        stored, created = await run_in_threadpool(store.add, row, data, "jpg" if fmt == "JPEG" else "png")
+        if not created:
+            return _replay(stored, data, response, to_out)
+        metrics.verdicts.labels(verdict, meta.fraction).inc()
+        response.headers["Location"] = f"/v1/inspections/{stored.id}"
+        return to_out(stored)
+
+    @app.post("/v1/detect", response_model=DetectResponse, tags=["models"], **v1, summary="Detections only; nothing is stored.")
+    async def detect(
+        image: Annotated[UploadFile, File(description="JPEG or PNG photo")],
+        fraction: Annotated[str | None, Form(description="Optional: mark contaminants under this fraction's policy")] = None,
+        found: Detector = Depends(require_detector),
+    ) -> DetectResponse:
+        if fraction is not None and fraction not in found.policy.fractions:
+            raise ApiError(422, "unknown_fraction", f"unknown waste fraction {fraction!r}; known: {found.policy.fractions}", "fraction")
+        _, rgb, _ = await read_image(image)
+        detections = await run_in_threadpool(run_detector, found, rgb)
+        return DetectResponse(
+            detections=detection_out(found, detections, fraction), model_version=found.version, width=rgb.shape[1], height=rgb.shape[0]
+        )
+
+    @app.get("/v1/inspections", response_model=InspectionPage, tags=["inspections"], **v1)
+    def list_inspections(
+        request: Request,
+        bin_id: str | None = None,
+        truck_id: str | None = None,
+        fraction: str | None = None,
+        verdict: Verdict | None = None,
+        captured_from: Annotated[datetime | None, Query(description="Inclusive lower bound of captured_at")] = None,
+        captured_to: Annotated[datetime | None, Query(description="Exclusive upper bound of captured_at")] = None,
+        limit: Annotated[int, Query(ge=1, le=500)] = 50,
+        offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
+    ) -> InspectionPage:
+        conditions = []
+        for column, value in ((Inspection.bin_id, bin_id), (Inspection.truck_id, truck_id), (Inspection.fraction, fraction), (Inspection.verdict, verdict)):
+            if value is not None:
+                conditions.append(column == value)
+        if captured_from is not None:
+            conditions.append(Inspection.captured_at >= _aware(captured_from, "captured_from"))
+        if captured_to is not None:
+            conditions.append(Inspection.captured_at < _aware(captured_to, "captured_to"))
+        with request.app.state.sessions() as s:
+            total = s.scalar(select(func.count()).select_from(Inspection).where(*conditions))
+            rows = s.scalars(
+                select(Inspection).where(*conditions).order_by(Inspection.captured_at.desc(), Inspection.id).limit(limit).offset(offset)
+            ).all()
+        return InspectionPage(items=[to_out(r) for r in rows], total=total, limit=limit, offset=offset)
+
+    def find_or_404(request: Request, inspection_id: str) -> Inspection:
+        row = request.app.state.store.get(inspection_id)
+        if row is None:
+            raise ApiError(404, "not_found", f"no inspection {inspection_id}")
+        return row
+
+    @app.get("/v1/inspections/{inspection_id}", response_model=InspectionOut, tags=["inspections"], **v1)
+    def get_inspection(request: Request, inspection_id: str) -> InspectionOut:
+        return to_out(find_or_404(request, inspection_id))
+
+    def stored_image(request: Request, inspection_id: str):
+        row = find_or_404(request, inspection_id)
+        path = request.app.state.store.image_file(row)
+        if path is None:
+            raise ApiError(410, "image_deleted", f"the image of inspection {inspection_id} was deleted by the retention policy")
+        return row, path
+
+    image_responses = {**ERROR_RESPONSES, 200: {"content": {"image/jpeg": {}, "image/png": {}}}, 410: {"description": "Deleted by retention"}}
+    auth_only = dict(dependencies=[Depends(require_key)])
+
+    @app.get("/v1/inspections/{inspection_id}/image", tags=["inspections"], response_class=Response, responses=image_responses, **auth_only)
+    def get_image(request: Request, inspection_id: str) -> Response:
+        _, path = stored_image(request, inspection_id)
+        return Response(path.read_bytes(), media_type="image/png" if path.suffix == ".png" else "image/jpeg")
+
+    @app.get("/v1/inspections/{inspection_id}/evidence", tags=["inspections"], response_class=Response, responses=image_responses, **auth_only,
+             summary="The photo with detections drawn: contaminants in red, other objects in yellow.")
+    def get_evidence(request: Request, inspection_id: str) -> Response:
+        row, path = stored_image(request, inspection_id)
+        return Response(draw_evidence(path.read_bytes(), row.detections), media_type="image/jpeg")
+
+    @app.get("/health/live", response_model=Health, tags=["health"])
+    def live() -> Health:
+        return Health(status="ok")
+
+    @app.get("/health/ready", response_model=Health, tags=["health"], responses={503: {"model": Health}})
+    def ready(request: Request):
+        found: Detector | None = request.app.state.detector
+        if found is None or not found.ready:
+            return JSONResponse(Health(status="starting").model_dump(), status_code=503)
+        return Health(status="ok", model_version=found.version)
+
+    @app.get("/metrics", tags=["health"], response_class=Response)
+    def prometheus() -> Response:
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+    return app
+
+
+def _validated_metadata(**fields) -> CaptureMetadata:
+    try:
+        meta = CaptureMetadata(**fields)
+    except ValidationError as err:
+        first = err.errors()[0]
+        field = ".".join(str(p) for p in first["loc"]) or None
+        raise ApiError(422, "invalid_field", f"{field}: {first['msg']}", field) from None
+    if meta.captured_at.tzinfo is None:
+        raise ApiError(422, "invalid_field", "captured_at needs a time zone, e.g. 2026-05-04T06:12:00+02:00", "captured_at")
+    if (meta.latitude is None) != (meta.longitude is None):
+        raise ApiError(422, "invalid_field", "latitude and longitude come together or not at all", "latitude")
+    return meta
+
+
+def _aware(value: datetime, field: str) -> datetime:
+    if value.tzinfo is None:
+        raise ApiError(422, "invalid_field", f"{field} needs a time zone", field)
+    return value
+
+
+def _utc(value: datetime) -> datetime:
+    # SQLite hands back naive datetimes; everything is stored in UTC.
+    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+
+
+def _replay(existing: Inspection, data: bytes, response: Response, to_out) -> InspectionOut:
+    import hashlib
+
+    if hashlib.sha256(data).hexdigest() != existing.image_sha256:
+        raise ApiError(409, "capture_id_conflict", f"capture id {existing.capture_id} of truck {existing.truck_id} was already used for another image", "capture_id")
+    response.status_code = 200
+    response.headers["Idempotent-Replay"] = "true"
+    response.headers["Location"] = f"/v1/inspections/{existing.id}"
+    return to_out(existing)

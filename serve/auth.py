@@ -1,0 +1,52 @@
+"""API keys for trucks: random tokens, stored only as SHA-256 hashes.
+
+Keys are 256-bit random secrets, not passwords, so a fast hash is enough: no
+dictionary to defend against, and checking a key on every request stays cheap.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from datetime import datetime, timezone
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import sessionmaker
+
+from serve.db import ApiKey
+
+KEY_PREFIX = "bsk_"
+
+
+def hash_key(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def create_key(sessions: sessionmaker, name: str) -> str:
+    """Create a key named `name` and return it; it is shown once and never stored in clear."""
+    key = KEY_PREFIX + secrets.token_urlsafe(32)
+    try:
+        with sessions.begin() as s:
+            s.add(ApiKey(name=name, key_hash=hash_key(key), created_at=datetime.now(timezone.utc), revoked=False))
+    except IntegrityError:
+        raise ValueError(f"an API key named {name!r} exists already") from None
+    return key
+
+
+def revoke_key(sessions: sessionmaker, name: str) -> bool:
+    with sessions.begin() as s:
+        key = s.scalars(select(ApiKey).where(ApiKey.name == name)).first()
+        if key is None:
+            return False
+        key.revoked = True
+        return True
+
+
+def key_owner(sessions: sessionmaker, key: str | None) -> str | None:
+    """The name of a valid, unrevoked key, else None."""
+    if not key:
+        return None
+    with sessions() as s:
+        found = s.scalars(select(ApiKey).where(ApiKey.key_hash == hash_key(key), ApiKey.revoked.is_(False))).first()
+        return found.name if found else None

@@ -1,0 +1,101 @@
+"""binsight service commands.
+
+    python -m serve.cli serve                 start the HTTP service (BINSIGHT_HOST / BINSIGHT_PORT)
+    python -m serve.cli create-key NAME       create a truck's API key (printed once)
+    python -m serve.cli revoke-key NAME
+    python -m serve.cli retention [--days N]  delete images of clean bins older than N days
+    python -m serve.cli migrate               bring the database to the newest schema
+    python -m serve.cli settings              list every setting with its description
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from serve.settings import ServeSettings
+
+
+def _sessions(settings: ServeSettings):
+    from serve.db import make_engine, make_sessionmaker
+    from serve.migrate import upgrade
+
+    engine = make_engine(settings.database_url)
+    upgrade(engine)
+    return make_sessionmaker(engine)
+
+
+def _ensure_sqlite_folder(settings: ServeSettings) -> None:
+    from pathlib import Path
+
+    if settings.database_url.startswith("sqlite:///"):
+        Path(settings.database_url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m serve.cli", description="binsight inference service")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("serve", help="start the HTTP service")
+    create = sub.add_parser("create-key", help="create an API key")
+    create.add_argument("name")
+    revoke = sub.add_parser("revoke-key", help="revoke an API key")
+    revoke.add_argument("name")
+    retention = sub.add_parser("retention", help="delete images of clean bins after the retention period")
+    retention.add_argument("--days", type=int, default=None)
+    sub.add_parser("migrate", help="apply database migrations")
+    sub.add_parser("settings", help="list the settings")
+    args = parser.parse_args(argv)
+    settings = ServeSettings()
+    _ensure_sqlite_folder(settings)
+
+    if args.command == "settings":
+        for name, field in ServeSettings.model_fields.items():
+            print(f"BINSIGHT_{name.upper()}={getattr(settings, name)}\n    {field.description}")
+        return 0
+    if args.command == "serve":
+        from serve.detector import MODEL_FILE
+
+        if not (settings.model_dir / MODEL_FILE).is_file():
+            print(
+                f"no model at {settings.model_dir / MODEL_FILE}. Train and export one with `make run` "
+                "(about 15 minutes on 2 cores), or point BINSIGHT_MODEL_DIR at a folder with model.onnx and model_card.json.",
+                file=sys.stderr,
+            )
+            return 2
+        import uvicorn
+
+        from serve.app import create_app
+
+        uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info")
+        return 0
+    sessions = _sessions(settings)
+    if args.command == "create-key":
+        from serve.auth import create_key
+
+        try:
+            print(create_key(sessions, args.name))
+        except ValueError as err:
+            print(err, file=sys.stderr)
+            return 1
+        return 0
+    if args.command == "revoke-key":
+        from serve.auth import revoke_key
+
+        if not revoke_key(sessions, args.name):
+            print(f"no API key named {args.name!r}", file=sys.stderr)
+            return 1
+        return 0
+    if args.command == "retention":
+        from serve.retention import delete_clean_images
+
+        days = settings.retention_days_clean if args.days is None else args.days
+        print(f"deleted {delete_clean_images(sessions, settings.image_dir, days)} images of clean bins older than {days} days")
+        return 0
+    if args.command == "migrate":
+        print(f"database at {settings.database_url.split('@')[-1]} is at the newest schema")
+        return 0
+    return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

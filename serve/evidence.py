@@ -1,0 +1,25 @@
+"""The evidence picture: the stored photo with the detections drawn on it."""
+
+from __future__ import annotations
+
+import io
+
+from PIL import Image, ImageDraw
+
+CONTAMINANT = (230, 30, 30)
+OTHER = (240, 200, 0)
+
+
+def draw_evidence(image_bytes: bytes, detections: list[dict]) -> bytes:
+    with Image.open(io.BytesIO(image_bytes)) as im:
+        canvas = im.convert("RGB")
+    draw = ImageDraw.Draw(canvas)
+    width = max(2, round(max(canvas.size) / 300))
+    for d in detections:
+        colour = CONTAMINANT if d["contaminant"] else OTHER
+        x0, y0, x1, y1 = d["box"]
+        draw.rectangle([x0, y0, x1, y1], outline=colour, width=width)
+        draw.text((x0 + width, max(0, y0 - 12)), f"{d['label']} {d['score']:.2f}", fill=colour)
+    out = io.BytesIO()
+    canvas.save(out, "JPEG", quality=90)
+    return out.getvalue()

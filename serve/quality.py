@@ -1,0 +1,32 @@
+"""Is the picture usable? An unusable one gets the verdict `inconclusive`, never `clean`.
+
+Cheap global statistics on a small grey copy: night (too dark), sun into the
+bin (blown out), lens covered (no contrast at all), motion or mud (no sharp
+edges). Thresholds are settings, to be tuned on a city's own cameras.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from PIL import Image, ImageFilter
+
+from serve.settings import ServeSettings
+
+ANALYSIS_SIDE = 256
+
+
+def quality_issue(rgb: np.ndarray, settings: ServeSettings) -> str | None:
+    """None when usable, else one of: too_dark, overexposed, covered, blurred."""
+    grey = Image.fromarray(rgb).convert("L")
+    grey.thumbnail((ANALYSIS_SIDE, ANALYSIS_SIDE))
+    lum = np.asarray(grey, dtype=np.float32)
+    if lum.mean() < settings.quality_min_brightness:
+        return "too_dark"
+    if (lum >= 250).mean() > settings.quality_max_saturated:
+        return "overexposed"
+    if lum.std() < settings.quality_min_contrast:
+        return "covered"
+    laplacian = np.asarray(grey.filter(ImageFilter.Kernel((3, 3), [0, 1, 0, 1, -4, 1, 0, 1, 0], scale=1, offset=128)), np.float32)
+    if laplacian.var() < settings.quality_min_sharpness:
+        return "blurred"
+    return None

@@ -1,0 +1,37 @@
+"""Service settings, from the environment (prefix BINSIGHT_) or a .env file.
+
+Every setting is declared once here; `.env.example` lists them with their
+defaults, and `python -m serve.cli settings` prints this reference.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class ServeSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="BINSIGHT_", env_file=".env", extra="ignore", frozen=True)
+
+    host: str = Field("127.0.0.1", description="Interface the HTTP server listens on.")
+    port: int = Field(8000, ge=1, le=65535, description="TCP port of the HTTP server.")
+    model_dir: Path = Field(Path("models"), description="Folder holding model.onnx and model_card.json.")
+    database_url: str = Field(
+        "sqlite:///var/binsight.db",
+        description="SQLAlchemy URL: sqlite:///path for the embedded default, postgresql+psycopg://... for PostgreSQL.",
+    )
+    image_dir: Path = Field(Path("var/images"), description="Folder where inspection images are stored.")
+    max_upload_bytes: int = Field(15_000_000, gt=0, description="Largest accepted request body, bytes.")
+    max_image_pixels: int = Field(40_000_000, gt=0, description="Largest accepted image, width x height (decompression bombs).")
+    max_clock_skew_s: int = Field(600, ge=0, description="How far in the future a capture time may lie, seconds (truck clocks drift).")
+    inference_max_side: int = Field(
+        640, ge=64, description="Images are downscaled so their longer side is at most this before inference, pixels."
+    )
+    inference_threads: int = Field(0, ge=0, description="onnxruntime intra-op threads; 0 lets onnxruntime choose.")
+    retention_days_clean: int = Field(30, ge=0, description="Days images of clean bins are kept before the retention command deletes them.")
+    quality_min_brightness: float = Field(35.0, description="Mean luminance (0-255) below which an image is too dark.")
+    quality_max_saturated: float = Field(0.35, description="Share of blown-out pixels above which an image is overexposed.")
+    quality_min_sharpness: float = Field(12.0, description="Variance of the Laplacian below which an image is too blurred.")
+    quality_min_contrast: float = Field(8.0, description="Luminance standard deviation below which the lens is covered.")

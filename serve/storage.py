@@ -1,0 +1,112 @@
+"""Storing an inspection and its image so that a crash leaves both or neither.
+
+Order of writes: the image goes to a temporary name, is fsynced and renamed
+into place; then the database row is committed. A crash before the commit
+leaves an image file with no row, which `sweep_orphans` (run at start-up)
+deletes; a crash after it leaves both. A reader therefore never sees a row
+whose image is missing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+import uuid
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from serve.db import Inspection
+
+ORPHAN_GRACE = timedelta(minutes=10)  # never sweep a file a request may still be committing
+
+
+def image_relpath(inspection_id: str, extension: str) -> str:
+    # Two levels of fan-out keep directories small at millions of images.
+    return f"{inspection_id[:2]}/{inspection_id}.{extension}"
+
+
+def write_file_durably(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".upload-")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)  # the rename itself must survive a power cut
+    finally:
+        os.close(dir_fd)
+
+
+class InspectionStore:
+    def __init__(self, sessions: sessionmaker, image_dir: Path):
+        self.sessions = sessions
+        self.image_dir = image_dir
+
+    def find(self, truck_id: str, capture_id: str) -> Inspection | None:
+        with self.sessions() as s:
+            return s.scalars(select(Inspection).where(Inspection.truck_id == truck_id, Inspection.capture_id == capture_id)).first()
+
+    def get(self, inspection_id: str) -> Inspection | None:
+        with self.sessions() as s:
+            return s.get(Inspection, inspection_id)
+
+    def add(self, inspection: Inspection, image: bytes, extension: str) -> tuple[Inspection, bool]:
+        """Store a new inspection with its image; returns (stored inspection, created).
+
+        If the same truck and capture id were stored meanwhile (a retry racing
+        the original), the first one wins and is returned with created=False.
+        """
+        inspection.id = inspection.id or str(uuid.uuid4())  # needed now: it names the image file
+        inspection.image_path = image_relpath(inspection.id, extension)
+        inspection.image_sha256 = hashlib.sha256(image).hexdigest()
+        path = self.image_dir / inspection.image_path
+        write_file_durably(path, image)
+        try:
+            with self.sessions.begin() as s:
+                s.add(inspection)
+        except IntegrityError:
+            path.unlink(missing_ok=True)
+            existing = self.find(inspection.truck_id, inspection.capture_id)
+            if existing is None:
+                raise
+            return existing, False
+        except BaseException:
+            path.unlink(missing_ok=True)
+            raise
+        return inspection, True
+
+    def image_file(self, inspection: Inspection) -> Path | None:
+        if inspection.image_path is None:
+            return None
+        path = self.image_dir / inspection.image_path
+        return path if path.is_file() else None
+
+    def sweep_orphans(self, now: datetime | None = None) -> int:
+        """Delete image files that no inspection refers to (left by a crash before commit)."""
+        now = now or datetime.now(timezone.utc)
+        if not self.image_dir.exists():
+            return 0
+        with self.sessions() as s:
+            known = set(s.scalars(select(Inspection.image_path).where(Inspection.image_path.is_not(None))))
+        removed = 0
+        for path in self.image_dir.rglob("*"):
+            if not path.is_file():
+                continue
+            rel = path.relative_to(self.image_dir).as_posix()
+            age = now - datetime.fromtimestamp(path.stat().st_mtime, timezone.utc)
+            if rel not in known and age > ORPHAN_GRACE:
+                path.unlink(missing_ok=True)
+                removed += 1
+        return removed

@@ -1,0 +1,34 @@
+"""Helpers shared by the service tests."""
+
+from __future__ import annotations
+
+import io
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+
+def jpeg_bytes(rgb: np.ndarray, quality: int = 90) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(rgb).save(buf, "JPEG", quality=quality)
+    return buf.getvalue()
+
+
+def scene_jpeg(dataset: Path, index: int = 0) -> bytes:
+    return sorted((dataset / "images").iterdir())[index].read_bytes()
+
+
+def form(capture_id: str = "cap-1", **overrides) -> dict:
+    fields = {
+        "bin_id": "E200A1B2C3D4",
+        "truck_id": "HAM-EB-101",
+        "fraction": "biowaste",
+        "captured_at": datetime.now(timezone.utc).replace(microsecond=0).isoformat(),
+        "capture_id": capture_id,
+        "latitude": "51.6739",
+        "longitude": "7.8159",
+    }
+    fields.update(overrides)
+    return {k: v for k, v in fields.items() if v is not None}

@@ -1,0 +1,225 @@
+"""The HTTP API with a real exported model, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import io
+from datetime import datetime, timedelta, timezone
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+from PIL import Image
+
+from serve import auth
+from serve.app import create_app
+from serve.settings import ServeSettings
+from tests.serve_helpers import form, jpeg_bytes, scene_jpeg
+
+
+@pytest.fixture
+def settings(tmp_path, tiny_model_dir, database_url):
+    return ServeSettings(model_dir=tiny_model_dir, database_url=database_url, image_dir=tmp_path / "images", max_upload_bytes=2_000_000, _env_file=None)
+
+
+@pytest.fixture
+def client(settings):
+    with TestClient(create_app(settings)) as c:
+        c.headers[auth_header()] = auth.create_key(c.app.state.sessions, "truck-101")
+        yield c
+
+
+def auth_header():
+    from serve.app import API_KEY_HEADER
+
+    return API_KEY_HEADER
+
+
+def post(client, image: bytes, content_type="image/jpeg", **fields):
+    return client.post("/v1/inspections", data=form(**fields), files={"image": ("bin.jpg", image, content_type)})
+
+
+def error_code(response):
+    return response.json()["error"]["code"]
+
+
+def test_inspection_is_created_stored_and_returned(client, tiny_dataset, settings):
+    r = post(client, scene_jpeg(tiny_dataset), capture_id="c1")
+    assert r.status_code == 201, r.text
+    body = r.json()
+    assert body["verdict"] in {"clean", "contaminated", "inconclusive"} and body["model_version"]
+    assert r.headers["Location"] == f"/v1/inspections/{body['id']}"
+    for d in body["detections"]:
+        assert d["label"] in {"plastic_bag", "plastic_bottle", "can", "glass", "cardboard"} and len(d["box"]) == 4
+    got = client.get(f"/v1/inspections/{body['id']}").json()
+    assert got == body
+    image = client.get(f"/v1/inspections/{body['id']}/image")
+    assert image.status_code == 200 and image.content == scene_jpeg(tiny_dataset)
+    evidence = client.get(f"/v1/inspections/{body['id']}/evidence")
+    assert evidence.headers["content-type"] == "image/jpeg" and Image.open(io.BytesIO(evidence.content)).size == (128, 128)
+
+
+def test_retry_returns_the_same_inspection(client, tiny_dataset):
+    first = post(client, scene_jpeg(tiny_dataset), capture_id="retry-me")
+    again = post(client, scene_jpeg(tiny_dataset), capture_id="retry-me")
+    assert first.status_code == 201 and again.status_code == 200
+    assert again.json()["id"] == first.json()["id"] and again.headers["Idempotent-Replay"] == "true"
+    assert client.get("/v1/inspections", params={"truck_id": "HAM-EB-101"}).json()["total"] == 1
+
+
+def test_same_capture_id_with_another_image_is_a_conflict(client, tiny_dataset):
+    post(client, scene_jpeg(tiny_dataset, 0), capture_id="dup")
+    r = post(client, scene_jpeg(tiny_dataset, 1), capture_id="dup")
+    assert r.status_code == 409 and error_code(r) == "capture_id_conflict"
+
+
+def test_same_capture_id_from_another_truck_is_another_inspection(client, tiny_dataset):
+    a = post(client, scene_jpeg(tiny_dataset), capture_id="x", truck_id="HAM-EB-101").json()
+    b = post(client, scene_jpeg(tiny_dataset), capture_id="x", truck_id="HAM-EB-102").json()
+    assert a["id"] != b["id"]
+
+
+def test_unusable_image_is_inconclusive_never_clean(client):
+    dark = np.random.default_rng(0).integers(0, 12, (200, 200, 3), dtype=np.uint8)
+    r = post(client, jpeg_bytes(dark), capture_id="night")
+    assert r.status_code == 201 and r.json()["verdict"] == "inconclusive" and r.json()["quality_issue"] == "too_dark"
+
+
+def test_requests_without_valid_key_are_refused(client, tiny_dataset):
+    for headers in ({auth_header(): ""}, {auth_header(): "bsk_wrong"}):
+        r = client.post("/v1/inspections", data=form(), files={"image": ("a.jpg", scene_jpeg(tiny_dataset), "image/jpeg")}, headers=headers)
+        assert r.status_code == 401 and error_code(r) == "unauthorized"
+    assert client.get("/v1/inspections", headers={auth_header(): "nope"}).status_code == 401
+
+
+def test_revoked_key_is_refused(client, tiny_dataset):
+    auth.revoke_key(client.app.state.sessions, "truck-101")
+    assert client.get("/v1/inspections").status_code == 401
+
+
+def truncated_jpeg(tiny_dataset):
+    data = scene_jpeg(tiny_dataset)
+    return data[: len(data) // 2]
+
+
+def png_header(width, height):
+    import struct
+    import zlib
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    chunk = lambda kind, payload: struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload))  # noqa: E731
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\x00" * 64)) + chunk(b"IEND", b"")
+
+
+@pytest.mark.parametrize(
+    "case, status, code",
+    [
+        ("not_an_image", 415, "unsupported_image_format"),
+        ("truncated_jpeg", 422, "truncated_image"),
+        ("zero_pixels", 422, "invalid_image_size"),
+        ("decompression_bomb", 413, "image_too_large"),
+        ("wrong_content_type", 415, "unsupported_media_type"),
+        ("empty_image", 422, "empty_image"),
+    ],
+)
+def test_bad_images_are_refused_and_nothing_is_stored(client, tiny_dataset, settings, case, status, code):
+    image, content_type = {
+        "not_an_image": (b"%PDF-1.7 not a photo", "image/jpeg"),
+        "truncated_jpeg": (truncated_jpeg(tiny_dataset), "image/jpeg"),
+        "zero_pixels": (png_header(0, 480), "image/png"),
+        "decompression_bomb": (png_header(30_000, 30_000), "image/png"),
+        "wrong_content_type": (scene_jpeg(tiny_dataset), "text/plain"),
+        "empty_image": (b"", "image/jpeg"),
+    }[case]
+    r = post(client, image, content_type=content_type, capture_id=f"bad-{case}")
+    assert (r.status_code, error_code(r)) == (status, code), r.text
+    assert client.get("/v1/inspections").json()["total"] == 0
+    assert not any(p.is_file() for p in settings.image_dir.rglob("*")) if settings.image_dir.exists() else True
+    assert client.get("/health/live").status_code == 200  # and the service keeps serving
+
+
+@pytest.mark.parametrize(
+    "fields, code, field",
+    [
+        ({"fraction": "compost"}, "unknown_fraction", "fraction"),
+        ({"bin_id": None}, "missing_field", "bin_id"),
+        ({"capture_id": None}, "missing_field", "capture_id"),
+        ({"captured_at": "last tuesday"}, "invalid_field", "captured_at"),
+        ({"captured_at": "2026-05-04T06:00:00"}, "invalid_field", "captured_at"),
+        ({"captured_at": (datetime.now(timezone.utc) + timedelta(days=2)).isoformat()}, "capture_time_in_future", "captured_at"),
+        ({"latitude": "123.4"}, "invalid_field", "latitude"),
+        ({"longitude": "east"}, "invalid_field", "longitude"),
+        ({"longitude": None}, "invalid_field", "latitude"),
+        ({"bin_id": "bin id with spaces"}, "invalid_field", "bin_id"),
+    ],
+)
+def test_bad_metadata_is_refused_with_the_field_named(client, tiny_dataset, fields, code, field):
+    r = client.post("/v1/inspections", data=form(**fields), files={"image": ("b.jpg", scene_jpeg(tiny_dataset), "image/jpeg")})
+    assert r.status_code == 422 and error_code(r) == code and r.json()["error"]["field"] == field, r.text
+    assert client.get("/v1/inspections").json()["total"] == 0
+
+
+def test_missing_image_part(client):
+    r = client.post("/v1/inspections", data=form())
+    assert r.status_code == 422 and r.json()["error"]["field"] == "image"
+
+
+def test_body_over_the_limit_is_refused(client, settings):
+    big = b"\xff\xd8\xff" + b"0" * (settings.max_upload_bytes + 10)
+    r = post(client, big, capture_id="huge")
+    assert r.status_code == 413 and error_code(r) == "body_too_large"
+
+
+def test_chunked_body_over_the_limit_is_refused(client, settings):
+    def chunks():
+        for _ in range(settings.max_upload_bytes // 100_000 + 2):
+            yield b"x" * 100_000
+
+    r = client.post("/v1/inspections", content=chunks(), headers={"content-type": "multipart/form-data; boundary=zzz"})
+    assert r.status_code == 413 and error_code(r) == "body_too_large"
+
+
+def test_detect_returns_detections_and_stores_nothing(client, tiny_dataset):
+    r = client.post("/v1/detect", files={"image": ("b.jpg", scene_jpeg(tiny_dataset), "image/jpeg")}, data={"fraction": "paper"})
+    assert r.status_code == 200 and r.json()["width"] == 128 and isinstance(r.json()["detections"], list)
+    assert client.get("/v1/inspections").json()["total"] == 0
+
+
+def test_list_filters_and_paginates(client, tiny_dataset):
+    base = datetime(2026, 6, 1, 6, 0, tzinfo=timezone.utc)
+    for i in range(5):
+        post(client, scene_jpeg(tiny_dataset, i), capture_id=f"p{i}", bin_id="BIN-A" if i < 3 else "BIN-B",
+             captured_at=(base + timedelta(hours=i)).isoformat())
+    page = client.get("/v1/inspections", params={"bin_id": "BIN-A", "limit": 2}).json()
+    assert page["total"] == 3 and len(page["items"]) == 2 and all(i["bin_id"] == "BIN-A" for i in page["items"])
+    rest = client.get("/v1/inspections", params={"bin_id": "BIN-A", "limit": 2, "offset": 2}).json()
+    assert len(rest["items"]) == 1 and rest["items"][0]["id"] not in {i["id"] for i in page["items"]}
+    window = client.get("/v1/inspections", params={"captured_from": (base + timedelta(hours=1)).isoformat(), "captured_to": (base + timedelta(hours=3)).isoformat()}).json()
+    assert window["total"] == 2
+    verdicts = {i["verdict"] for i in client.get("/v1/inspections").json()["items"]}
+    for v in verdicts:
+        assert all(i["verdict"] == v for i in client.get("/v1/inspections", params={"verdict": v}).json()["items"])
+
+
+def test_unknown_inspection_is_404(client):
+    r = client.get("/v1/inspections/does-not-exist")
+    assert r.status_code == 404 and error_code(r) == "not_found"
+
+
+def test_health_and_metrics(client, tiny_dataset):
+    assert client.get("/health/live").json() == {"status": "ok", "model_version": None}
+    ready = client.get("/health/ready").json()
+    assert ready["status"] == "ok" and ready["model_version"]
+    post(client, scene_jpeg(tiny_dataset), capture_id="m1")
+    post(client, b"junk", capture_id="m2")
+    text = client.get("/metrics").text
+    assert "binsight_request_seconds_bucket" in text and "binsight_verdicts_total{" in text
+    assert 'binsight_errors_total{code="unsupported_image_format"} 1.0' in text
+
+
+def test_without_a_model_the_service_says_what_to_do(tmp_path):
+    settings = ServeSettings(model_dir=tmp_path / "nothing", database_url=f"sqlite:///{tmp_path / 'db.sqlite'}", image_dir=tmp_path / "img", _env_file=None)
+    with TestClient(create_app(settings)) as c:
+        key = auth.create_key(c.app.state.sessions, "t")
+        assert c.get("/health/ready").status_code == 503
+        r = c.post("/v1/detect", files={"image": ("a.jpg", b"x", "image/jpeg")}, headers={auth_header(): key})
+        assert r.status_code == 503 and "make run" in r.json()["error"]["message"]
