@@ -1,6 +1,8 @@
 # The one place where binsight's commands live; README.md shows the same.
 #   make run    install, build the embedded default dataset, dvc repro -> models/model.onnx
 #   make test   install, run the test suite
+#   make serve  start the inference service (needs models/model.onnx from make run)
+#   make bench-serve  measure the service; prints a table
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
@@ -8,7 +10,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: run test install data repro register bench clean-data help
+.PHONY: run test install data repro register serve bench-serve clean-data help
 
 help:
 	@grep -E '^#   make' Makefile | sed 's/^#   //'
@@ -41,6 +43,12 @@ test: $(INSTALLED)
 # Register the exported model in the MLflow registry and point an alias at it.
 register: $(INSTALLED)
 	$(BIN)/python -m pipeline.register --card models/model_card.json --alias champion
+
+serve: $(INSTALLED)
+	$(BIN)/python -m serve.cli serve
+
+bench-serve: $(INSTALLED)
+	$(BIN)/python -m bench.serve_bench
 
 clean-data:
 	rm -rf data

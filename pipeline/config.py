@@ -114,6 +114,9 @@ class TrainConfig(Section):
     momentum: float = Field(ge=0, lt=1, description="SGD momentum (ignored by adamw).")
     weight_decay: float = Field(ge=0, description="L2 weight decay.")
     warmup_iters: int = Field(ge=0, description="Iterations of linear learning-rate warm-up.")
+    ema_decay: float = Field(
+        ge=0, lt=1, description="Decay of the weight average that is evaluated and exported; it spans ~1/(1-decay) steps."
+    )
     num_workers: int = Field(ge=0, description="DataLoader worker processes (0: load in the main one).")
     threads: int = Field(ge=1, description="Torch intra-op CPU threads.")
     checkpoint_every: int = Field(ge=1, description="Write a resumable checkpoint every N epochs.")
