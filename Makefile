@@ -31,8 +31,9 @@ data: $(INSTALLED)
 	elif $(BIN)/dvc checkout --quiet data.dvc 2>/dev/null && [ -f data/annotations.json ]; then echo "data/: restored from the DVC cache"; \
 	else $(BIN)/python -m pipeline.synth.generate --out data && $(BIN)/dvc add --quiet data; fi
 
+# dvc.yaml's commands say `python`: the venv's, put first on PATH.
 repro: data
-	$(BIN)/dvc repro
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/dvc repro
 	$(BIN)/dvc metrics show
 
 run: repro

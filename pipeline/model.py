@@ -1,15 +1,16 @@
-"""Detector construction: a torchvision detection head on a MobileNet FPN backbone.
+"""Detector construction: a torchvision detection head on a small FPN backbone.
 
-Why these (measured on 2 CPU cores, 320x320, torch 2.14; see BENCHMARKS.md):
-- `fcos` (anchor-free, one stage): ~0.94 s per training step of 8 images,
-  ~47 ms per image at inference. Default: learns from scratch within the
-  main job's budget and exports cleanly to ONNX.
-- `fasterrcnn` (two stage): ~2.5 s per training step even with reduced
-  proposal sampling, ~75 ms per image; the choice when pretrained weights and
-  more training time are available.
-The FPN takes the stride-16 and stride-32 stages (plus a pooled stride-64
-level): contaminants in a bin photo are rarely smaller than 1/10 of the frame,
-and the stride-8 stage would double the head's cost for little gain.
+The default, FCOS (anchor-free, one stage) on MobileNetV3-Small, is what
+learns furthest within the main job's ~10 minutes of training from scratch
+on 2 CPU cores; BENCHMARKS.md has the step times (`python -m bench.model_speed`)
+and the learning curves of the alternatives:
+- MobileNetV3-Large learns a little more per epoch but each step costs 2.3x;
+- binsight's compact_cnn steps fastest but learns slowest (small receptive field);
+- Faster R-CNN costs 2-4x per step for its region sampling and box head.
+With pretrained weights (`model.backbone_weights`), the larger backbones are
+the better choice. The FPN takes the stride-16 and stride-32 stages plus a
+pooled stride-64 level: contaminants in a bin photo are rarely smaller than
+1/10 of the frame, and a stride-8 level would double the head's cost.
 """
 
 from __future__ import annotations

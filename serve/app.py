@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import time
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta, timezone
@@ -101,17 +102,18 @@ def create_app(settings: ServeSettings | None = None, detector: Detector | None 
 
     v1 = dict(dependencies=[Depends(require_key)], responses=ERROR_RESPONSES)
 
-    async def read_image(image: UploadFile) -> tuple[bytes, object, str]:
+    async def read_upload(image: UploadFile) -> bytes:
         content_type = (image.content_type or "").split(";")[0].strip().lower()
         if content_type and content_type not in ACCEPTED_CONTENT_TYPES:
             raise ApiError(415, "unsupported_media_type", f"the image part is {content_type}; send image/jpeg or image/png", "image")
-        data = await image.read()
+        return await image.read()
+
+    async def decode(data: bytes):
         try:
-            rgb, fmt = await run_in_threadpool(decode_image, data, settings.max_image_pixels)
+            return await run_in_threadpool(decode_image, data, settings.max_image_pixels)
         except ImageRejected as err:
             status = {"image_too_large": 413, "unsupported_image_format": 415}.get(err.code, 422)
             raise ApiError(status, err.code, str(err), "image") from None
-        return data, rgb, fmt
 
     def run_detector(found: Detector, rgb) -> list[Detection]:
         small, scale = downscale(rgb, settings.inference_max_side)
@@ -160,10 +162,12 @@ def create_app(settings: ServeSettings | None = None, detector: Detector | None 
         if meta.captured_at > now + timedelta(seconds=settings.max_clock_skew_s):
             raise ApiError(422, "capture_time_in_future", f"captured_at {meta.captured_at.isoformat()} lies in the future (server time {now.isoformat()})", "captured_at")
         store: InspectionStore = request.app.state.store
-        data, rgb, fmt = await read_image(image)
+        data = await read_upload(image)
+        # A retry is answered before any decoding or inference: it costs one lookup.
         existing = await run_in_threadpool(store.find, meta.truck_id, meta.capture_id)
         if existing is not None:
             return _replay(existing, data, response, to_out)
+        rgb, fmt = await decode(data)
 
         issue = await run_in_threadpool(quality_issue, rgb, settings)
         detections = await run_in_threadpool(run_detector, found, rgb)
@@ -191,7 +195,7 @@ def create_app(settings: ServeSettings | None = None, detector: Detector | None 
     ) -> DetectResponse:
         if fraction is not None and fraction not in found.policy.fractions:
             raise ApiError(422, "unknown_fraction", f"unknown waste fraction {fraction!r}; known: {found.policy.fractions}", "fraction")
-        _, rgb, _ = await read_image(image)
+        rgb, _ = await decode(await read_upload(image))
         detections = await run_in_threadpool(run_detector, found, rgb)
         return DetectResponse(
             detections=detection_out(found, detections, fraction), model_version=found.version, width=rgb.shape[1], height=rgb.shape[0]
@@ -299,8 +303,6 @@ def _utc(value: datetime) -> datetime:
 
 
 def _replay(existing: Inspection, data: bytes, response: Response, to_out) -> InspectionOut:
-    import hashlib
-
     if hashlib.sha256(data).hexdigest() != existing.image_sha256:
         raise ApiError(409, "capture_id_conflict", f"capture id {existing.capture_id} of truck {existing.truck_id} was already used for another image", "capture_id")
     response.status_code = 200

@@ -223,3 +223,18 @@ def test_without_a_model_the_service_says_what_to_do(tmp_path):
         assert c.get("/health/ready").status_code == 503
         r = c.post("/v1/detect", files={"image": ("a.jpg", b"x", "image/jpeg")}, headers={auth_header(): key})
         assert r.status_code == 503 and "make run" in r.json()["error"]["message"]
+
+
+def test_retention_removes_the_image_but_keeps_the_inspection(client, tiny_dataset, settings):
+    from serve.db import Inspection
+    from serve.retention import delete_clean_images
+
+    body = post(client, scene_jpeg(tiny_dataset), capture_id="old", captured_at="2026-01-05T06:00:00+00:00").json()
+    with client.app.state.sessions.begin() as s:
+        s.get(Inspection, body["id"]).verdict = "clean"  # whatever the tiny model said: make it a clean bin
+    assert delete_clean_images(client.app.state.sessions, settings.image_dir, days=30) == 1
+    kept = client.get(f"/v1/inspections/{body['id']}").json()
+    assert kept["verdict"] == "clean" and kept["image_available"] is False
+    for suffix in ("image", "evidence"):
+        r = client.get(f"/v1/inspections/{body['id']}/{suffix}")
+        assert r.status_code == 410 and error_code(r) == "image_deleted"
