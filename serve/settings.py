@@ -32,6 +32,9 @@ class ServeSettings(BaseSettings):
     inference_threads: int = Field(0, ge=0, description="onnxruntime intra-op threads; 0 lets onnxruntime choose.")
     retention_days_clean: int = Field(30, ge=0, description="Days images of clean bins are kept before the retention command deletes them.")
     quality_min_brightness: float = Field(35.0, description="Mean luminance (0-255) below which an image is too dark.")
-    quality_max_saturated: float = Field(0.35, description="Share of blown-out pixels above which an image is overexposed.")
-    quality_min_sharpness: float = Field(12.0, description="Variance of the Laplacian below which an image is too blurred.")
+    quality_max_brightness: float = Field(215.0, description="Mean luminance (0-255) above which an image is overexposed.")
+    quality_max_saturated: float = Field(0.35, description="Share of blown-out pixels (>= 250) above which an image is overexposed.")
+    quality_min_sharpness: float = Field(
+        10.0, description="Variance of the Laplacian (256 px grey copy) below which an image is too blurred; sharp bin photos give hundreds."
+    )
     quality_min_contrast: float = Field(8.0, description="Luminance standard deviation below which the lens is covered.")

@@ -50,10 +50,10 @@ def test_stored_inspection_has_its_image(store):
 def test_failed_commit_leaves_neither_row_nor_image(store, monkeypatch):
     from sqlalchemy.orm import Session
 
-    def broken_commit(self):
+    def broken_flush(self, *args, **kwargs):
         raise RuntimeError("database went away")
 
-    monkeypatch.setattr(Session, "commit", broken_commit)
+    monkeypatch.setattr(Session, "flush", broken_flush)
     with pytest.raises(RuntimeError, match="went away"):
         store.add(inspection(), b"jpeg-bytes", "jpg")
     monkeypatch.undo()

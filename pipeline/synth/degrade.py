@@ -1,8 +1,9 @@
 """The degradations a truck camera suffers, as labelling guides track them per image.
 
-Each function takes and returns an RGB float32 image in 0..255 and draws its
-randomness from the generator passed in. The geometry of the scene never
-changes, so boxes stay exact.
+Each function takes and returns an RGB float32 image in 0..255 of any shape
+and draws its randomness from the generator passed in (the generator draws
+square images; training augmentation applies them to any). The geometry of
+the scene never changes, so boxes stay exact.
 """
 
 from __future__ import annotations
@@ -28,8 +29,9 @@ def motion_blur(img: np.ndarray, rng: Rng) -> np.ndarray:
 
 def night(img: np.ndarray, rng: Rng) -> np.ndarray:
     """Early-morning collections: dark, noisy, lit by the truck's lamp from one side."""
-    size = img.shape[0]
-    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) / size
+    h, w = img.shape[:2]
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    yy, xx = yy / h, xx / w
     cx, cy = rng.uniform(0.2, 0.8, 2)
     lamp = np.exp(-((xx - cx) ** 2 + (yy - cy) ** 2) / 0.25)
     gain = rng.uniform(0.18, 0.35) + 0.35 * lamp
@@ -39,12 +41,12 @@ def night(img: np.ndarray, rng: Rng) -> np.ndarray:
 
 def hard_shadow(img: np.ndarray, rng: Rng) -> np.ndarray:
     """Low sun and the bin's rim cast a sharp-edged shadow over part of the view."""
-    size = img.shape[0]
+    h, w = img.shape[:2]
     mask = np.zeros(img.shape[:2], np.uint8)
-    edge = rng.uniform(0.2, 0.8) * size
-    pts = np.array([[0, 0], [edge + rng.uniform(-0.3, 0.3) * size, 0], [edge, size], [0, size]], np.int32)
+    edge = rng.uniform(0.2, 0.8) * w
+    pts = np.array([[0, 0], [edge + rng.uniform(-0.3, 0.3) * w, 0], [edge, h], [0, h]], np.int32)
     if rng.random() < 0.5:
-        pts[:, 0] = size - pts[:, 0]
+        pts[:, 0] = w - pts[:, 0]
     cv2.fillPoly(mask, [pts], 1)
     factor = np.where(mask[..., None] == 1, rng.uniform(0.35, 0.55), rng.uniform(1.05, 1.25))
     return img * factor.astype(np.float32)
@@ -57,18 +59,19 @@ def overexposure(img: np.ndarray, rng: Rng) -> np.ndarray:
 
 def dust(img: np.ndarray, rng: Rng) -> np.ndarray:
     """Dust fog in the hopper: a patchy beige haze lowering contrast."""
-    size = img.shape[0]
-    haze = cv2.resize(rng.random((5, 5), dtype=np.float32), (size, size), interpolation=cv2.INTER_CUBIC)
+    h, w = img.shape[:2]
+    haze = cv2.resize(rng.random((5, 5), dtype=np.float32), (w, h), interpolation=cv2.INTER_CUBIC)
     strength = (rng.uniform(0.25, 0.5) * haze.clip(0, 1))[..., None]
     return img * (1 - strength) + np.array([190, 180, 160], np.float32) * strength
 
 
 def lens_dirt(img: np.ndarray, rng: Rng) -> np.ndarray:
     """Mud spots and water drops on the lens: blurred, semi-opaque blobs."""
-    size = img.shape[0]
+    h, w = img.shape[:2]
+    size = max(h, w)
     layer = np.zeros(img.shape[:2], np.float32)
     for _ in range(int(rng.integers(2, 7))):
-        centre = tuple(int(v) for v in rng.uniform(0, size, 2))
+        centre = tuple(int(v) for v in rng.uniform(0, 1, 2) * (w, h))
         cv2.circle(layer, centre, int(rng.uniform(0.02, 0.08) * size), float(rng.uniform(0.4, 0.9)), -1)
     layer = cv2.GaussianBlur(layer, (0, 0), size * 0.015)[..., None]
     blurred = cv2.GaussianBlur(img, (0, 0), 3)
