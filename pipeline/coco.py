@@ -13,10 +13,10 @@ cocodataset/cocoapi#332), so this is the one place ids are defined.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
+
+from pipeline.atomic import write_bytes_atomic
 
 ANNOTATIONS_FILE = "annotations.json"
 IMAGES_DIR = "images"
@@ -34,19 +34,7 @@ def categories_for(class_names: list[str], groups: list[str] | None = None) -> l
 
 
 def write_json_atomic(path: Path, payload: Any) -> None:
-    """Write JSON so that a crash leaves the old file or the new one, never half of one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(payload, f, indent=1, sort_keys=False)
-            f.write("\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_bytes_atomic(path, (json.dumps(payload, indent=1) + "\n").encode("utf-8"))
 
 
 def load_coco(path: Path) -> dict[str, Any]:

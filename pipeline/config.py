@@ -203,6 +203,12 @@ def load_taxonomy(path: Path | str = DEFAULT_CLASSES) -> Taxonomy:
     return Taxonomy.model_validate(_read_yaml(Path(path)))
 
 
+def add_config_arguments(parser) -> None:
+    """--params and --classes, which every stage's command line takes."""
+    parser.add_argument("--params", type=Path, default=DEFAULT_PARAMS, help="stage parameters (YAML)")
+    parser.add_argument("--classes", type=Path, default=DEFAULT_CLASSES, help="class list and fraction policy (YAML)")
+
+
 def reference() -> str:
     """A plain-text reference of every key, generated from the declarations above."""
     lines = []

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torchvision.ops import box_iou
 
-from pipeline.config import DEFAULT_CLASSES, DEFAULT_PARAMS, ModelConfig, load_params, load_taxonomy
+from pipeline.config import ModelConfig, add_config_arguments, load_params, load_taxonomy
 from pipeline.dataset import CocoDetection, read_rgb, xywh_to_xyxy
 from pipeline.metrics import coco_detection_metrics, precision_recall_curve, verdict_metrics
 from pipeline.model import build_model
@@ -153,8 +153,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--splits", type=Path, required=True)
     parser.add_argument("--data", type=Path, required=True)
     parser.add_argument("--out", type=Path, required=True, help="reports folder: metrics.json and plots/")
-    parser.add_argument("--params", type=Path, default=DEFAULT_PARAMS)
-    parser.add_argument("--classes", type=Path, default=DEFAULT_CLASSES)
+    add_config_arguments(parser)
     args = parser.parse_args(argv)
     m = evaluate(args.model, args.splits, args.data, args.out, load_params(args.params), load_taxonomy(args.classes))
     v = m["verdict"]

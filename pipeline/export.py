@@ -28,7 +28,7 @@ import torch
 import yaml
 
 from pipeline.coco import write_json_atomic
-from pipeline.config import DEFAULT_CLASSES, DEFAULT_PARAMS, load_params, load_taxonomy
+from pipeline.config import add_config_arguments, load_params, load_taxonomy
 from pipeline.dataset import CocoDetection, read_rgb
 from pipeline.evaluate import load_trained
 from pipeline.tracking import configure, read_run_id
@@ -201,8 +201,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, required=True, help="folder for model.onnx and model_card.json")
     parser.add_argument("--dataset-dvc", type=Path, default=Path("data.dvc"), help="the dataset's .dvc file (its hash goes in the card)")
     parser.add_argument("--metrics", type=Path, default=None, help="evaluation metrics.json to quote in the card")
-    parser.add_argument("--params", type=Path, default=DEFAULT_PARAMS)
-    parser.add_argument("--classes", type=Path, default=DEFAULT_CLASSES)
+    add_config_arguments(parser)
     args = parser.parse_args(argv)
     card = export(args.model, args.splits, args.data, args.out, args.dataset_dvc, args.metrics, load_params(args.params), load_taxonomy(args.classes))
     print(f"exported {args.out / 'model.onnx'} version {card['version']}; parity on {card['parity']['images']} validation images")

@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 
 from pipeline.coco import ANNOTATIONS_FILE, categories_for, subset, write_json_atomic
-from pipeline.config import DEFAULT_CLASSES, DEFAULT_PARAMS, PrepareConfig, Taxonomy, load_params, load_taxonomy
+from pipeline.config import PrepareConfig, Taxonomy, add_config_arguments, load_params, load_taxonomy
 from pipeline.split import group_split
 from pipeline.validate import DatasetFormatError, Problem, format_report, validate
 
@@ -98,8 +98,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--data", type=Path, required=True, help="dataset folder (annotations.json + images/)")
     parser.add_argument("--out", type=Path, required=True, help="folder for train/val/test COCO files")
     parser.add_argument("--report", type=Path, required=True, help="JSON report of problems and split sizes")
-    parser.add_argument("--params", type=Path, default=DEFAULT_PARAMS)
-    parser.add_argument("--classes", type=Path, default=DEFAULT_CLASSES)
+    add_config_arguments(parser)
     args = parser.parse_args(argv)
     report = prepare(args.data, args.out, args.report, load_params(args.params).prepare, load_taxonomy(args.classes))
     for split, stats in report["splits"].items():

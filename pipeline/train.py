@@ -27,7 +27,7 @@ import torch
 from tqdm import tqdm
 
 from pipeline import augment
-from pipeline.config import DEFAULT_CLASSES, DEFAULT_PARAMS, Params, load_params, load_taxonomy
+from pipeline.config import Params, add_config_arguments, load_params, load_taxonomy
 from pipeline.dataset import CocoDetection, collate
 from pipeline.metrics import coco_detection_metrics
 from pipeline.model import build_model
@@ -227,8 +227,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--data", type=Path, required=True, help="dataset folder holding images/")
     parser.add_argument("--out", type=Path, required=True, help="folder for model.pt, checkpoint.pt and run.json")
     parser.add_argument("--metrics", type=Path, required=True, help="JSON summary of training for dvc metrics")
-    parser.add_argument("--params", type=Path, default=DEFAULT_PARAMS)
-    parser.add_argument("--classes", type=Path, default=DEFAULT_CLASSES)
+    add_config_arguments(parser)
     args = parser.parse_args(argv)
     try:
         summary = train(load_params(args.params), load_taxonomy(args.classes).class_names, args.splits, args.data, args.out)

@@ -10,8 +10,6 @@ whose image is missing.
 from __future__ import annotations
 
 import hashlib
-import os
-import tempfile
 import uuid
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -20,6 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
+from pipeline.atomic import write_bytes_atomic
 from serve.db import Inspection
 
 ORPHAN_GRACE = timedelta(minutes=10)  # never sweep a file a request may still be committing
@@ -28,25 +27,6 @@ ORPHAN_GRACE = timedelta(minutes=10)  # never sweep a file a request may still b
 def image_relpath(inspection_id: str, extension: str) -> str:
     # Two levels of fan-out keep directories small at millions of images.
     return f"{inspection_id[:2]}/{inspection_id}.{extension}"
-
-
-def write_file_durably(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".upload-")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)  # the rename itself must survive a power cut
-    finally:
-        os.close(dir_fd)
 
 
 class InspectionStore:
@@ -72,7 +52,7 @@ class InspectionStore:
         inspection.image_path = image_relpath(inspection.id, extension)
         inspection.image_sha256 = hashlib.sha256(image).hexdigest()
         path = self.image_dir / inspection.image_path
-        write_file_durably(path, image)
+        write_bytes_atomic(path, image)
         try:
             with self.sessions.begin() as s:
                 s.add(inspection)

@@ -19,7 +19,7 @@ import cv2
 import numpy as np
 
 from pipeline.coco import ANNOTATIONS_FILE, IMAGES_DIR, categories_for, write_json_atomic
-from pipeline.config import DEFAULT_CLASSES, DEFAULT_PARAMS, SynthConfig, Taxonomy, load_params, load_taxonomy
+from pipeline.config import SynthConfig, Taxonomy, add_config_arguments, load_params, load_taxonomy
 from pipeline.synth.degrade import degrade
 from pipeline.synth.scene import ORGANIC_COLOURS, SPRITES, _blob_polygon, organic_background, paste, rotate_sprite
 
@@ -159,8 +159,7 @@ def generate(cfg: SynthConfig, taxonomy: Taxonomy, out: Path) -> dict:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("data"), help="dataset folder to (re)write")
-    parser.add_argument("--params", type=Path, default=DEFAULT_PARAMS)
-    parser.add_argument("--classes", type=Path, default=DEFAULT_CLASSES)
+    add_config_arguments(parser)
     args = parser.parse_args(argv)
     coco = generate(load_params(args.params).synth, load_taxonomy(args.classes), args.out)
     print(f"wrote {len(coco['images'])} images, {len(coco['annotations'])} boxes to {args.out}/")
