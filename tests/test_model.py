@@ -1,0 +1,54 @@
+"""Detector construction, including pretrained backbones from torchvision names or local files."""
+
+import pytest
+import torch
+
+from pipeline.model import _pretrained_enum, build_model
+from tests.conftest import SHARED
+
+MOBILENET_V2_FILE = SHARED / "weights" / "mobilenet_v2_imagenet.pth"
+
+
+def cfg(tiny_params, **update):
+    return tiny_params[0].model.model_copy(update=update)
+
+
+@pytest.mark.parametrize("architecture", ["fcos", "fasterrcnn"])
+@pytest.mark.parametrize("backbone", ["mobilenet_v3_small", "compact_cnn"])
+def test_detectors_train_and_predict_on_empty_and_full_images(tiny_params, architecture, backbone):
+    model = build_model(cfg(tiny_params, architecture=architecture, backbone=backbone), num_classes=5)
+    images = [torch.rand(3, 128, 128), torch.rand(3, 96, 128)]
+    targets = [{"boxes": torch.tensor([[10.0, 10, 60, 50]]), "labels": torch.tensor([2])},
+               {"boxes": torch.zeros((0, 4)), "labels": torch.zeros((0,), dtype=torch.int64)}]  # a clean bin
+    losses = model(images, targets)
+    assert all(torch.isfinite(v) for v in losses.values())
+    model.eval()
+    with torch.inference_mode():
+        out = model(images)
+    assert out[0]["boxes"].shape[1] == 4 and out[1]["labels"].dtype == torch.int64
+
+
+def test_torchvision_weight_names_resolve_without_download(tiny_params):
+    assert _pretrained_enum(cfg(tiny_params, backbone="mobilenet_v3_large", backbone_weights="DEFAULT")).name.startswith("IMAGENET1K")
+    assert _pretrained_enum(cfg(tiny_params, backbone="mobilenet_v2", backbone_weights="IMAGENET1K_V1")).name == "IMAGENET1K_V1"
+    with pytest.raises(ValueError, match="unknown weights 'IMAGENET9K'"):
+        _pretrained_enum(cfg(tiny_params, backbone="mobilenet_v2", backbone_weights="IMAGENET9K"))
+
+
+def test_compact_cnn_has_no_pretrained_weights(tiny_params):
+    with pytest.raises(ValueError, match="compact_cnn has no pretrained weights"):
+        build_model(cfg(tiny_params, backbone="compact_cnn", backbone_weights="DEFAULT"), 5)
+
+
+def test_missing_local_weights_file_is_named(tiny_params, tmp_path):
+    with pytest.raises(FileNotFoundError, match="no-such.pth"):
+        build_model(cfg(tiny_params, backbone="mobilenet_v2", backbone_weights=str(tmp_path / "no-such.pth")), 5)
+
+
+@pytest.mark.skipif(not MOBILENET_V2_FILE.is_file(), reason="../shared/weights/mobilenet_v2_imagenet.pth is not present")
+def test_local_imagenet_file_loads_into_the_backbone(tiny_params):
+    model = build_model(cfg(tiny_params, backbone="mobilenet_v2", backbone_weights=str(MOBILENET_V2_FILE)), 5)
+    state = torch.load(MOBILENET_V2_FILE, weights_only=True)
+    body = model.backbone.body.state_dict()
+    assert torch.equal(body["0.0.weight"], state["features.0.0.weight"])
+    assert torch.equal(body["14.conv.0.0.weight"], state["features.14.conv.0.0.weight"])
