@@ -66,7 +66,39 @@ def bare_model(model_dir: Path, images: list[bytes], seconds: float) -> dict:
         detector.session.run(None, {detector.input_name: decoded[i % len(decoded)]})
         times.append(time.perf_counter() - t)
         i += 1
-    return {"inference_p50": statistics.median(times), "decode_p50": statistics.median(decode_times), "throughput": len(times) / sum(times)}
+    sequential = len(times) / sum(times)
+    parallel = parallel_throughput(detector, decoded, seconds)
+    # The reference is the better of the two ways the bare model can use the cores.
+    return {"inference_p50": statistics.median(times), "decode_p50": statistics.median(decode_times),
+            "throughput_sequential": sequential, "throughput_parallel": parallel, "throughput": max(sequential, parallel)}
+
+
+def parallel_throughput(detector, decoded: list, seconds: float) -> float:
+    """Images per second with one single-threaded session per core, all busy at once."""
+    import threading
+
+    import onnxruntime as ort
+
+    cores = os.cpu_count() or 1
+    counts = [0] * cores
+    end = time.perf_counter() + seconds
+
+    def worker(k: int) -> None:
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = 1
+        session = ort.InferenceSession(str(detector.model_path), options, providers=["CPUExecutionProvider"])
+        session.run(None, {detector.input_name: decoded[0]})
+        while time.perf_counter() < end:
+            session.run(None, {detector.input_name: decoded[counts[k] % len(decoded)]})
+            counts[k] += 1
+
+    started = time.perf_counter()
+    threads = [threading.Thread(target=worker, args=(k,)) for k in range(cores)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return sum(counts) / (time.perf_counter() - started)
 
 
 class Service:
@@ -185,7 +217,8 @@ def main(argv: list[str] | None = None) -> None:
     print("|---|---|---|")
     print(f"| bare onnxruntime inference p50 | {bare['inference_p50'] * 1000:.1f} ms | |")
     print(f"| JPEG decode p50 | {bare['decode_p50'] * 1000:.1f} ms | |")
-    print(f"| bare model throughput | {bare['throughput']:.1f} img/s | |")
+    print(f"| bare model throughput, one all-cores session | {bare['throughput_sequential']:.1f} img/s | |")
+    print(f"| bare model throughput, one 1-thread session per core | {bare['throughput_parallel']:.1f} img/s | |")
     print(f"| endpoint p50, concurrency 1 | {sequential['p50'] * 1000:.1f} ms | <= {budget * 1000:.1f} ms (1.5 x (inference + decode)) |")
     print(f"| endpoint p95 / p99, concurrency 1 | {sequential['p95'] * 1000:.1f} / {sequential['p99'] * 1000:.1f} ms | |")
     for c, r in levels.items():

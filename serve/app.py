@@ -32,8 +32,8 @@ from serve.errors import ERROR_RESPONSES, ApiError, install_handlers
 from serve.evidence import draw_evidence
 from serve.imaging import ACCEPTED_FORMATS, ImageRejected, decode_image, downscale
 from serve.limits import BodySizeLimit
+from serve.observability import Metrics, RequestTimer
 from serve.migrate import upgrade
-from serve.observability import Metrics
 from serve.quality import quality_issue
 from serve.schemas import CaptureMetadata, DetectionOut, DetectResponse, Health, InspectionOut, InspectionPage, Verdict
 from serve.settings import ServeSettings
@@ -55,13 +55,14 @@ def create_app(settings: ServeSettings | None = None, detector: Detector | None 
         upgrade(engine)
         sessions = make_sessionmaker(engine)
         app.state.sessions = sessions
+        app.state.keys = auth.KeyVerifier(sessions, settings.auth_cache_s)
         app.state.store = InspectionStore(sessions, settings.image_dir)
         app.state.store.sweep_orphans()
         app.state.detector = detector
         app.state.model_error = None
         if app.state.detector is None:
             try:
-                app.state.detector = Detector(settings.model_dir, settings.inference_threads)
+                app.state.detector = Detector(settings.model_dir, settings.inference_threads, settings.inference_workers)
             except ModelMissingError as err:
                 app.state.model_error = str(err)
         if app.state.detector is not None:
@@ -78,18 +79,11 @@ def create_app(settings: ServeSettings | None = None, detector: Detector | None 
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_upload_bytes, on_reject=lambda: metrics.errors.labels("body_too_large").inc())
     install_handlers(app, lambda code: metrics.errors.labels(code).inc())
 
-    @app.middleware("http")
-    async def _time_requests(request: Request, call_next):
-        started = time.perf_counter()
-        response = await call_next(request)
-        route = request.scope.get("route")
-        metrics.latency.labels(request.method, getattr(route, "path", "unmatched"), str(response.status_code)).observe(
-            time.perf_counter() - started
-        )
-        return response
+    app.add_middleware(RequestTimer, histogram=metrics.latency)
 
-    def require_key(request: Request, key: Annotated[str | None, Depends(api_key_scheme)]) -> str:
-        owner = auth.key_owner(request.app.state.sessions, key)
+    async def require_key(request: Request, key: Annotated[str | None, Depends(api_key_scheme)]) -> str:
+        verifier: auth.KeyVerifier = request.app.state.keys
+        owner = verifier.cached(key) or await run_in_threadpool(verifier.verify, key)
         if owner is None:
             raise ApiError(401, "unauthorized", f"a valid API key is required in the {API_KEY_HEADER} header")
         return owner
@@ -108,9 +102,9 @@ def create_app(settings: ServeSettings | None = None, detector: Detector | None 
             raise ApiError(415, "unsupported_media_type", f"the image part is {content_type}; send image/jpeg or image/png", "image")
         return await image.read()
 
-    async def decode(data: bytes):
+    def decode_or_reject(data: bytes):
         try:
-            return await run_in_threadpool(decode_image, data, settings.max_image_pixels)
+            return decode_image(data, settings.max_image_pixels)
         except ImageRejected as err:
             status = {"image_too_large": 413, "unsupported_image_format": 415}.get(err.code, 422)
             raise ApiError(status, err.code, str(err), "image") from None
@@ -163,27 +157,31 @@ def create_app(settings: ServeSettings | None = None, detector: Detector | None 
             raise ApiError(422, "capture_time_in_future", f"captured_at {meta.captured_at.isoformat()} lies in the future (server time {now.isoformat()})", "captured_at")
         store: InspectionStore = request.app.state.store
         data = await read_upload(image)
-        # A retry is answered before any decoding or inference: it costs one lookup.
-        existing = await run_in_threadpool(store.find, meta.truck_id, meta.capture_id)
-        if existing is not None:
-            return _replay(existing, data, response, to_out)
-        rgb, fmt = await decode(data)
 
-        issue = await run_in_threadpool(quality_issue, rgb, settings)
-        detections = await run_in_threadpool(run_detector, found, rgb)
-        judged = found.policy.judge(meta.fraction, [d.label for d in detections], [d.score for d in detections])
-        verdict: Verdict = "inconclusive" if issue else ("contaminated" if judged.contaminated else "clean")
-        row = Inspection(
-            truck_id=meta.truck_id, capture_id=meta.capture_id, bin_id=meta.bin_id, fraction=meta.fraction,
-            captured_at=meta.captured_at, received_at=now, latitude=meta.latitude, longitude=meta.longitude,
-            verdict=verdict, contamination_score=judged.score, quality_issue=issue,
-            detections=[d.model_dump() for d in detection_out(found, detections, meta.fraction)],
-            model_version=found.version, image_width=rgb.shape[1], image_height=rgb.shape[0],
-        )
-        stored, created = await run_in_threadpool(store.add, row, data, "jpg" if fmt == "JPEG" else "png")
+        def inspect_and_store():
+            # One trip to the thread pool for all blocking work: each hop costs
+            # more than the cheap steps themselves.
+            existing = store.find(meta.truck_id, meta.capture_id)
+            if existing is not None:  # a retry: answered before any decoding or inference
+                return existing, False
+            rgb, fmt = decode_or_reject(data)
+            issue = quality_issue(rgb, settings)
+            detections = run_detector(found, rgb)
+            judged = found.policy.judge(meta.fraction, [d.label for d in detections], [d.score for d in detections])
+            verdict: Verdict = "inconclusive" if issue else ("contaminated" if judged.contaminated else "clean")
+            row = Inspection(
+                truck_id=meta.truck_id, capture_id=meta.capture_id, bin_id=meta.bin_id, fraction=meta.fraction,
+                captured_at=meta.captured_at, received_at=now, latitude=meta.latitude, longitude=meta.longitude,
+                verdict=verdict, contamination_score=judged.score, quality_issue=issue,
+                detections=[d.model_dump() for d in detection_out(found, detections, meta.fraction)],
+                model_version=found.version, image_width=rgb.shape[1], image_height=rgb.shape[0],
+            )
+            return store.add(row, data, "jpg" if fmt == "JPEG" else "png")
+
+        stored, created = await run_in_threadpool(inspect_and_store)
         if not created:
             return _replay(stored, data, response, to_out)
-        metrics.verdicts.labels(verdict, meta.fraction).inc()
+        metrics.verdicts.labels(stored.verdict, stored.fraction).inc()
         response.headers["Location"] = f"/v1/inspections/{stored.id}"
         return to_out(stored)
 
@@ -195,8 +193,13 @@ def create_app(settings: ServeSettings | None = None, detector: Detector | None 
     ) -> DetectResponse:
         if fraction is not None and fraction not in found.policy.fractions:
             raise ApiError(422, "unknown_fraction", f"unknown waste fraction {fraction!r}; known: {found.policy.fractions}", "fraction")
-        rgb, _ = await decode(await read_upload(image))
-        detections = await run_in_threadpool(run_detector, found, rgb)
+        data = await read_upload(image)
+
+        def decode_and_detect():
+            rgb, _ = decode_or_reject(data)
+            return rgb, run_detector(found, rgb)
+
+        rgb, detections = await run_in_threadpool(decode_and_detect)
         return DetectResponse(
             detections=detection_out(found, detections, fraction), model_version=found.version, width=rgb.shape[1], height=rgb.shape[0]
         )

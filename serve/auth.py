@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import time
 from datetime import datetime, timezone
 
 from sqlalchemy import select
@@ -50,3 +51,29 @@ def key_owner(sessions: sessionmaker, key: str | None) -> str | None:
     with sessions() as s:
         found = s.scalars(select(ApiKey).where(ApiKey.key_hash == hash_key(key), ApiKey.revoked.is_(False))).first()
         return found.name if found else None
+
+
+class KeyVerifier:
+    """Answers "is this key valid?" from memory for `ttl_s` seconds after the database said yes.
+
+    A request then costs no database round trip for its key; the price is that
+    a revoked key keeps working for at most `ttl_s` seconds. Refusals are never
+    cached, so a newly created key works at once.
+    """
+
+    def __init__(self, sessions: sessionmaker, ttl_s: float):
+        self.sessions, self.ttl_s = sessions, ttl_s
+        self._valid: dict[str, tuple[str, float]] = {}
+
+    def cached(self, key: str | None) -> str | None:
+        if not key or self.ttl_s <= 0:
+            return None
+        hit = self._valid.get(hash_key(key))
+        return hit[0] if hit and hit[1] > time.monotonic() else None
+
+    def verify(self, key: str | None) -> str | None:
+        """The key's owner, asking the database (blocking)."""
+        owner = key_owner(self.sessions, key)
+        if owner is not None and self.ttl_s > 0:
+            self._valid[hash_key(key)] = (owner, time.monotonic() + self.ttl_s)
+        return owner

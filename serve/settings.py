@@ -29,7 +29,15 @@ class ServeSettings(BaseSettings):
     inference_max_side: int = Field(
         640, ge=64, description="Images are downscaled so their longer side is at most this before inference, pixels."
     )
-    inference_threads: int = Field(0, ge=0, description="onnxruntime intra-op threads; 0 lets onnxruntime choose.")
+    inference_threads: int = Field(
+        0, ge=0, description="onnxruntime threads of the session a lone request uses; 0 lets onnxruntime choose (all cores)."
+    )
+    inference_workers: int = Field(
+        0, ge=0, description="Single-threaded sessions that serve concurrent requests side by side; 0 means one per core."
+    )
+    auth_cache_s: float = Field(
+        10.0, ge=0, description="Seconds a verified API key is trusted without a database lookup; a revoked key stops working within this time."
+    )
     retention_days_clean: int = Field(30, ge=0, description="Days images of clean bins are kept before the retention command deletes them.")
     quality_min_brightness: float = Field(35.0, description="Mean luminance (0-255) below which an image is too dark.")
     quality_max_brightness: float = Field(215.0, description="Mean luminance (0-255) above which an image is overexposed.")

@@ -18,7 +18,8 @@ from tests.serve_helpers import form, jpeg_bytes, scene_jpeg
 
 @pytest.fixture
 def settings(tmp_path, tiny_model_dir, database_url):
-    return ServeSettings(model_dir=tiny_model_dir, database_url=database_url, image_dir=tmp_path / "images", max_upload_bytes=2_000_000, _env_file=None)
+    return ServeSettings(model_dir=tiny_model_dir, database_url=database_url, image_dir=tmp_path / "images", max_upload_bytes=2_000_000,
+                         auth_cache_s=0, _env_file=None)
 
 
 @pytest.fixture
