@@ -47,9 +47,15 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+TRAINING_CODE = ("train.py", "model.py", "backbones.py", "augment.py", "dataset.py")
+
+
 def fingerprint(params: Params, class_names: list[str], train_split: Path) -> str:
-    """Identifies what a checkpoint was trained on: resuming under anything else would mix two runs."""
+    """Identifies what a checkpoint was trained with (configuration, data and code):
+    resuming under anything else would mix two different runs."""
     h = hashlib.sha256()
+    for module in TRAINING_CODE:
+        h.update((Path(__file__).parent / module).read_bytes())
     for section in (params.model, params.augment, params.train):
         h.update(section.model_dump_json().encode())
     h.update(json.dumps(class_names).encode())

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import time
+import uuid
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta, timezone
 from typing import Annotated
@@ -120,7 +121,11 @@ def create_app(settings: ServeSettings | None = None, detector: Detector | None 
         flagged: set[int] = set()
         if fraction is not None:
             flagged = set(found.policy.judge(fraction, [d.label for d in detections], [d.score for d in detections]).contaminant_indices)
-        return [DetectionOut(label=d.label, score=d.score, box=d.box, contaminant=i in flagged) for i, d in enumerate(detections)]
+        return [
+            DetectionOut(label=d.label, score=d.score, box=d.box, contaminant=i in flagged)
+            for i, d in enumerate(detections)
+            if d.score >= settings.min_detection_score or i in flagged
+        ]
 
     def to_out(row: Inspection) -> InspectionOut:
         return InspectionOut(
@@ -165,18 +170,25 @@ def create_app(settings: ServeSettings | None = None, detector: Detector | None 
             if existing is not None:  # a retry: answered before any decoding or inference
                 return existing, False
             rgb, fmt = decode_or_reject(data)
-            issue = quality_issue(rgb, settings)
-            detections = run_detector(found, rgb)
-            judged = found.policy.judge(meta.fraction, [d.label for d in detections], [d.score for d in detections])
-            verdict: Verdict = "inconclusive" if issue else ("contaminated" if judged.contaminated else "clean")
-            row = Inspection(
-                truck_id=meta.truck_id, capture_id=meta.capture_id, bin_id=meta.bin_id, fraction=meta.fraction,
-                captured_at=meta.captured_at, received_at=now, latitude=meta.latitude, longitude=meta.longitude,
-                verdict=verdict, contamination_score=judged.score, quality_issue=issue,
-                detections=[d.model_dump() for d in detection_out(found, detections, meta.fraction)],
-                model_version=found.version, image_width=rgb.shape[1], image_height=rgb.shape[0],
-            )
-            return store.add(row, data, "jpg" if fmt == "JPEG" else "png")
+            extension = "jpg" if fmt == "JPEG" else "png"
+            inspection_id = str(uuid.uuid4())
+            pending = store.begin_image(inspection_id, data, extension)
+            try:
+                issue = quality_issue(rgb, settings)
+                detections = run_detector(found, rgb)
+                judged = found.policy.judge(meta.fraction, [d.label for d in detections], [d.score for d in detections])
+                verdict: Verdict = "inconclusive" if issue else ("contaminated" if judged.contaminated else "clean")
+                row = Inspection(
+                    id=inspection_id, truck_id=meta.truck_id, capture_id=meta.capture_id, bin_id=meta.bin_id,
+                    fraction=meta.fraction, captured_at=meta.captured_at, received_at=now, latitude=meta.latitude,
+                    longitude=meta.longitude, verdict=verdict, contamination_score=judged.score, quality_issue=issue,
+                    detections=[d.model_dump() for d in detection_out(found, detections, meta.fraction)],
+                    model_version=found.version, image_width=rgb.shape[1], image_height=rgb.shape[0],
+                )
+            except BaseException:
+                pending.discard()
+                raise
+            return store.add(row, data, extension, pending)
 
         stored, created = await run_in_threadpool(inspect_and_store)
         if not created:

@@ -38,6 +38,9 @@ class ServeSettings(BaseSettings):
     auth_cache_s: float = Field(
         10.0, ge=0, description="Seconds a verified API key is trusted without a database lookup; a revoked key stops working within this time."
     )
+    min_detection_score: float = Field(
+        0.3, ge=0, le=1, description="Detections below this score are not reported or stored (the verdict uses the model card's threshold)."
+    )
     retention_days_clean: int = Field(30, ge=0, description="Days images of clean bins are kept before the retention command deletes them.")
     quality_min_brightness: float = Field(35.0, description="Mean luminance (0-255) below which an image is too dark.")
     quality_max_brightness: float = Field(215.0, description="Mean luminance (0-255) above which an image is overexposed.")

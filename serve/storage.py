@@ -10,6 +10,7 @@ whose image is missing.
 from __future__ import annotations
 
 import hashlib
+from concurrent.futures import Future, ThreadPoolExecutor
 import uuid
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -29,10 +30,34 @@ def image_relpath(inspection_id: str, extension: str) -> str:
     return f"{inspection_id[:2]}/{inspection_id}.{extension}"
 
 
+class PendingImage:
+    """An image being written (and fsynced) in the background while the model runs."""
+
+    def __init__(self, path: Path, future: Future):
+        self.path, self.future = path, future
+
+    def wait(self) -> None:
+        self.future.result()
+
+    def discard(self) -> None:
+        """The request failed before its row was committed: the image must not stay."""
+        try:
+            self.future.result()
+        finally:
+            self.path.unlink(missing_ok=True)
+
+
 class InspectionStore:
     def __init__(self, sessions: sessionmaker, image_dir: Path):
         self.sessions = sessions
         self.image_dir = image_dir
+        # Image writes wait on the disk, not the CPU: overlapping them with
+        # inference takes their fsyncs off a request's critical path.
+        self._writer = ThreadPoolExecutor(max_workers=4, thread_name_prefix="image-writer")
+
+    def begin_image(self, inspection_id: str, image: bytes, extension: str) -> PendingImage:
+        path = self.image_dir / image_relpath(inspection_id, extension)
+        return PendingImage(path, self._writer.submit(write_bytes_atomic, path, image))
 
     def find(self, truck_id: str, capture_id: str) -> Inspection | None:
         with self.sessions() as s:
@@ -42,7 +67,7 @@ class InspectionStore:
         with self.sessions() as s:
             return s.get(Inspection, inspection_id)
 
-    def add(self, inspection: Inspection, image: bytes, extension: str) -> tuple[Inspection, bool]:
+    def add(self, inspection: Inspection, image: bytes, extension: str, pending: PendingImage | None = None) -> tuple[Inspection, bool]:
         """Store a new inspection with its image; returns (stored inspection, created).
 
         If the same truck and capture id were stored meanwhile (a retry racing
@@ -52,8 +77,13 @@ class InspectionStore:
         inspection.image_path = image_relpath(inspection.id, extension)
         inspection.image_sha256 = hashlib.sha256(image).hexdigest()
         path = self.image_dir / inspection.image_path
-        write_bytes_atomic(path, image)
         try:
+            if pending is None:
+                write_bytes_atomic(path, image)
+            else:
+                assert pending.path == path, "the pending image belongs to another inspection"
+                pending.wait()  # the row is committed only once its image is on disk
+
             with self.sessions.begin() as s:
                 s.add(inspection)
         except IntegrityError:
