@@ -103,7 +103,7 @@ def parallel_throughput(detector, decoded: list, seconds: float) -> float:
 
 class Service:
     def __init__(self, env: dict, port: int):
-        self.env, self.url, self.proc = env, f"http://127.0.0.1:{port}", None
+        self.env, self.port, self.url, self.proc = env, port, f"http://127.0.0.1:{port}", None
 
     def start(self) -> None:
         self.proc = subprocess.Popen([sys.executable, "-m", "serve.cli", "serve"], env=self.env, cwd=REPO,
@@ -131,34 +131,81 @@ def form(i: int, truck: str) -> dict:
             "captured_at": datetime.now(timezone.utc).isoformat(), "capture_id": uuid.uuid4().hex}
 
 
-async def load(url: str, key: str, images: list[bytes], concurrency: int, seconds: float, truck: str, ok_ids: list | None = None) -> dict:
+BOUNDARY = "binsightbench"
+
+
+def multipart_body(fields: dict, image: bytes) -> bytes:
+    parts = [f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="{k}"\r\n\r\n{v}\r\n'.encode() for k, v in fields.items()]
+    parts.append(f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="image"; filename="b.jpg"\r\nContent-Type: image/jpeg\r\n\r\n'.encode())
+    return b"".join(parts) + image + f"\r\n--{BOUNDARY}--\r\n".encode()
+
+
+class Connection:
+    """A minimal keep-alive HTTP/1.1 client: the load generator shares the 2 cores
+    with the service, so it must cost as little CPU per request as possible."""
+
+    def __init__(self, port: int, key: str):
+        self.port, self.key, self.reader, self.writer = port, key, None, None
+
+    async def post(self, path: str, body: bytes) -> tuple[int, bytes]:
+        if self.writer is None:
+            self.reader, self.writer = await asyncio.open_connection("127.0.0.1", self.port)
+        head = (f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nX-API-Key: {self.key}\r\n"
+                f"Content-Type: multipart/form-data; boundary={BOUNDARY}\r\nContent-Length: {len(body)}\r\n\r\n").encode()
+        try:
+            self.writer.write(head + body)
+            await self.writer.drain()
+            status_line = await self.reader.readline()
+            if not status_line:
+                raise ConnectionError("connection closed")
+            length = 0
+            while (line := await self.reader.readline()) not in (b"\r\n", b""):
+                name, _, value = line.decode("latin-1").partition(":")
+                if name.lower() == "content-length":
+                    length = int(value)
+            return int(status_line.split()[1]), await self.reader.readexactly(length)
+        except (OSError, ConnectionError, asyncio.IncompleteReadError, ValueError, IndexError):
+            self.close()
+            raise ConnectionError("request failed") from None
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+        self.reader = self.writer = None
+
+
+async def load(port: int, key: str, images: list[bytes], concurrency: int, seconds: float, truck: str, ok_ids: list | None = None) -> dict:
+    import json
+
     latencies: list[float] = []
     errors = 0
     end = time.perf_counter() + seconds
     counter = iter(range(10**9))
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(base_url=url, headers={"X-API-Key": key}, timeout=30, limits=limits) as client:
-        async def worker():
-            nonlocal errors
-            while time.perf_counter() < end:
-                i = next(counter)
-                t = time.perf_counter()
-                try:
-                    r = await client.post("/v1/inspections", data=form(i, truck), files={"image": ("b.jpg", images[i % len(images)], "image/jpeg")})
-                except httpx.HTTPError:
-                    errors += 1
-                    await asyncio.sleep(0.05)
-                    continue
-                if r.status_code in (200, 201):
-                    latencies.append(time.perf_counter() - t)
-                    if ok_ids is not None:
-                        ok_ids.append(r.json()["id"])
-                else:
-                    errors += 1
 
-        started = time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
-        elapsed = time.perf_counter() - started
+    async def worker():
+        nonlocal errors
+        connection = Connection(port, key)
+        while time.perf_counter() < end:
+            i = next(counter)
+            body = multipart_body(form(i, truck), images[i % len(images)])
+            t = time.perf_counter()
+            try:
+                status, payload = await connection.post("/v1/inspections", body)
+            except ConnectionError:
+                errors += 1
+                await asyncio.sleep(0.05)
+                continue
+            if status in (200, 201):
+                latencies.append(time.perf_counter() - t)
+                if ok_ids is not None:
+                    ok_ids.append(json.loads(payload)["id"])
+            else:
+                errors += 1
+        connection.close()
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    elapsed = time.perf_counter() - started
     return {"requests": len(latencies), "errors": errors, "throughput": len(latencies) / elapsed,
             "p50": percentile(latencies, 50), "p95": percentile(latencies, 95), "p99": percentile(latencies, 99)}
 
@@ -167,7 +214,7 @@ def crash_test(service: Service, key: str, images: list[bytes], database_url: st
     ok_ids: list[str] = []
 
     async def run():
-        task = asyncio.create_task(load(service.url, key, images, 8, 8.0, "CRASH", ok_ids))
+        task = asyncio.create_task(load(service.port, key, images, 8, 8.0, "CRASH", ok_ids))
         await asyncio.sleep(4.0)
         service.kill()
         return await task
@@ -206,8 +253,8 @@ def main(argv: list[str] | None = None) -> None:
                          capture_output=True, text=True, check=True).stdout.strip()
     service = Service(env, port)
     service.start()
-    sequential = asyncio.run(load(service.url, key, images, 1, min(20.0, args.duration), "SEQ"))
-    levels = {c: asyncio.run(load(service.url, key, images, c, args.duration, f"C{c}")) for c in (4, 16)}
+    sequential = asyncio.run(load(port, key, images, 1, min(20.0, args.duration), "SEQ"))
+    levels = {c: asyncio.run(load(port, key, images, c, args.duration, f"C{c}")) for c in (4, 16)}
     crash = crash_test(service, key, images, database_url, work / "images")
     service.stop()
 

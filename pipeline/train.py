@@ -186,7 +186,7 @@ def train(params: Params, class_names: list[str], splits: Path, data: Path, out:
             best_state = ckpt["best_state"]
             print(f"resuming from {ckpt_path} after epoch {ckpt['epoch']}")
         else:
-            print(f"{ckpt_path} was trained with another configuration or data; starting afresh")
+            print(f"{ckpt_path} was trained with another configuration, data or code; starting afresh")
 
     mlflow = configure()
     with mlflow.start_run(run_id=run_id) as run:

@@ -239,3 +239,22 @@ def test_retention_removes_the_image_but_keeps_the_inspection(client, tiny_datas
     for suffix in ("image", "evidence"):
         r = client.get(f"/v1/inspections/{body['id']}/{suffix}")
         assert r.status_code == 410 and error_code(r) == "image_deleted"
+
+
+def test_failure_during_inference_leaves_no_image_and_no_row(client, tiny_dataset, settings, monkeypatch):
+    def broken(*args, **kwargs):
+        raise RuntimeError("onnxruntime fell over")
+
+    monkeypatch.setattr(client.app.state.detector, "detect", broken)
+    with TestClient(client.app, raise_server_exceptions=False) as c:
+        c.headers.update(client.headers)
+        r = c.post("/v1/inspections", data=form(capture_id="boom"), files={"image": ("b.jpg", scene_jpeg(tiny_dataset), "image/jpeg")})
+    assert r.status_code == 500 and error_code(r) == "internal_error"
+    assert client.get("/v1/inspections").json()["total"] == 0
+    assert not [p for p in settings.image_dir.rglob("*") if p.is_file()]
+
+
+def test_low_scores_are_not_reported_but_contaminants_always_are(client, tiny_dataset):
+    r = post(client, scene_jpeg(tiny_dataset), capture_id="scores").json()
+    for d in r["detections"]:
+        assert d["score"] >= 0.3 or d["contaminant"]

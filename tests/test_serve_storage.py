@@ -109,3 +109,19 @@ def test_migrations_run_twice_without_harm(database_url):
     upgrade(engine)
     upgrade(engine)
     engine.dispose()
+
+
+def test_key_verifier_trusts_a_checked_key_for_its_ttl_only(database_url):
+    from serve import auth
+
+    engine = make_engine(database_url)
+    upgrade(engine)
+    sessions = make_sessionmaker(engine)
+    key = auth.create_key(sessions, "truck")
+    verifier = auth.KeyVerifier(sessions, ttl_s=60)
+    assert verifier.cached(key) is None and verifier.verify(key) == "truck" and verifier.cached(key) == "truck"
+    auth.revoke_key(sessions, "truck")
+    assert verifier.cached(key) == "truck"  # within the TTL, by design
+    assert auth.KeyVerifier(sessions, ttl_s=60).verify(key) is None
+    assert auth.KeyVerifier(sessions, ttl_s=0).verify("bsk_unknown") is None
+    engine.dispose()
