@@ -46,6 +46,6 @@ class ServeSettings(BaseSettings):
     quality_max_brightness: float = Field(215.0, description="Mean luminance (0-255) above which an image is overexposed.")
     quality_max_saturated: float = Field(0.35, description="Share of blown-out pixels (>= 250) above which an image is overexposed.")
     quality_min_sharpness: float = Field(
-        10.0, description="Variance of the Laplacian (256 px grey copy) below which an image is too blurred; sharp bin photos give hundreds."
+        10.0, description="Variance of the Laplacian (160-319 px grey copy) below which an image is too blurred; sharp bin photos give hundreds."
     )
     quality_min_contrast: float = Field(8.0, description="Luminance standard deviation below which the lens is covered.")

@@ -245,7 +245,9 @@ def test_failure_during_inference_leaves_no_image_and_no_row(client, tiny_datase
     def broken(*args, **kwargs):
         raise RuntimeError("onnxruntime fell over")
 
-    monkeypatch.setattr(client.app.state.detector, "detect", broken)
+    from serve.detector import Detector
+
+    monkeypatch.setattr(Detector, "detect", broken)
     with TestClient(client.app, raise_server_exceptions=False) as c:
         c.headers.update(client.headers)
         r = c.post("/v1/inspections", data=form(capture_id="boom"), files={"image": ("b.jpg", scene_jpeg(tiny_dataset), "image/jpeg")})
