@@ -57,9 +57,8 @@ def load_local_backbone_weights(backbone: BackboneWithFPN, path: Path) -> None:
     if not body:
         raise ValueError(f"{path} holds no 'features.*' tensors; is it a torchvision MobileNet state_dict?")
     own = backbone.body.state_dict()
-    unexpected = sorted(set(body) - set(own))
     # The FPN body keeps only the layers up to the last returned stage; later
-    # classifier-side layers in the file are expected to be left out.
+    # layers in the file are left out on purpose.
     usable = {k: v for k, v in body.items() if k in own}
     shapes = [k for k, v in usable.items() if v.shape != own[k].shape]
     if shapes:
@@ -68,7 +67,6 @@ def load_local_backbone_weights(backbone: BackboneWithFPN, path: Path) -> None:
     if missing:
         raise ValueError(f"{path} lacks {len(missing)} backbone tensors, e.g. {missing[:3]}")
     backbone.body.load_state_dict(usable)
-    del unexpected  # layers past the last stage: not part of this detector
 
 
 def _stage_ends(features: nn.Sequential) -> list[int]:
