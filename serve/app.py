@@ -127,15 +127,6 @@ def create_app(settings: ServeSettings | None = None, detector: Detector | None 
             if d.score >= settings.min_detection_score or i in flagged
         ]
 
-    def to_out(row: Inspection) -> InspectionOut:
-        return InspectionOut(
-            id=row.id, truck_id=row.truck_id, capture_id=row.capture_id, bin_id=row.bin_id, fraction=row.fraction,
-            captured_at=_utc(row.captured_at), received_at=_utc(row.received_at), latitude=row.latitude, longitude=row.longitude,
-            verdict=row.verdict, contamination_score=row.contamination_score, quality_issue=row.quality_issue,
-            detections=[DetectionOut(**d) for d in row.detections], model_version=row.model_version,
-            image_available=row.image_path is not None,
-        )
-
     @app.post("/v1/inspections", response_model=InspectionOut, status_code=201, tags=["inspections"], **v1,
               summary="Submit a bin photo; get the verdict. Idempotent on (truck_id, capture_id).")
     async def create_inspection(
@@ -192,7 +183,7 @@ def create_app(settings: ServeSettings | None = None, detector: Detector | None 
 
         stored, created = await run_in_threadpool(inspect_and_store)
         if not created:
-            return _replay(stored, data, response, to_out)
+            return _replay(stored, data, response)
         metrics.verdicts.labels(stored.verdict, stored.fraction).inc()
         response.headers["Location"] = f"/v1/inspections/{stored.id}"
         return to_out(stored)
@@ -292,6 +283,16 @@ def create_app(settings: ServeSettings | None = None, detector: Detector | None 
     return app
 
 
+def to_out(row: Inspection) -> InspectionOut:
+    return InspectionOut(
+        id=row.id, truck_id=row.truck_id, capture_id=row.capture_id, bin_id=row.bin_id, fraction=row.fraction,
+        captured_at=_utc(row.captured_at), received_at=_utc(row.received_at), latitude=row.latitude, longitude=row.longitude,
+        verdict=row.verdict, contamination_score=row.contamination_score, quality_issue=row.quality_issue,
+        detections=[DetectionOut(**d) for d in row.detections], model_version=row.model_version,
+        image_available=row.image_path is not None,
+    )
+
+
 def _validated_metadata(**fields) -> CaptureMetadata:
     try:
         meta = CaptureMetadata(**fields)
@@ -317,7 +318,7 @@ def _utc(value: datetime) -> datetime:
     return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
 
 
-def _replay(existing: Inspection, data: bytes, response: Response, to_out) -> InspectionOut:
+def _replay(existing: Inspection, data: bytes, response: Response) -> InspectionOut:
     if hashlib.sha256(data).hexdigest() != existing.image_sha256:
         raise ApiError(409, "capture_id_conflict", f"capture id {existing.capture_id} of truck {existing.truck_id} was already used for another image", "capture_id")
     response.status_code = 200
