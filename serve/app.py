@@ -23,26 +23,25 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from fastapi.security import APIKeyHeader
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
-from pydantic import ValidationError
 from sqlalchemy import func, select
 
 from serve import auth
 from serve.db import Inspection, make_engine, make_sessionmaker
 from serve.detector import Detection, Detector, ModelMissingError
 from serve.errors import ERROR_RESPONSES, ApiError, install_handlers
+from serve.forms import capture_form_openapi, read_capture_form, read_upload
 from serve.evidence import draw_evidence
-from serve.imaging import ACCEPTED_FORMATS, ImageRejected, decode_image, downscale
+from serve.imaging import ImageRejected, decode_image, downscale
 from serve.limits import BodySizeLimit
 from serve.observability import Metrics, RequestTimer
 from serve.migrate import upgrade
 from serve.quality import quality_issue
-from serve.schemas import CaptureMetadata, DetectionOut, DetectResponse, Health, InspectionOut, InspectionPage, Verdict
+from serve.schemas import DetectionOut, DetectResponse, Health, InspectionOut, InspectionPage, Verdict
 from serve.settings import ServeSettings
 from serve.storage import InspectionStore
 
 API_KEY_HEADER = "X-API-Key"
 api_key_scheme = APIKeyHeader(name=API_KEY_HEADER, auto_error=False, description="A truck's API key (`python -m serve.cli create-key`).")
-ACCEPTED_CONTENT_TYPES = set(ACCEPTED_FORMATS.values()) | {"application/octet-stream"}
 
 
 def create_app(settings: ServeSettings | None = None, detector: Detector | None = None) -> FastAPI:
@@ -89,19 +88,13 @@ def create_app(settings: ServeSettings | None = None, detector: Detector | None 
             raise ApiError(401, "unauthorized", f"a valid API key is required in the {API_KEY_HEADER} header")
         return owner
 
-    def require_detector(request: Request) -> Detector:
+    async def require_detector(request: Request) -> Detector:  # async: a sync dependency costs a thread hop
         found: Detector | None = request.app.state.detector
         if found is None or not found.ready:
             raise ApiError(503, "model_unavailable", request.app.state.model_error or "the model is still loading")
         return found
 
     v1 = dict(dependencies=[Depends(require_key)], responses=ERROR_RESPONSES)
-
-    async def read_upload(image: UploadFile) -> bytes:
-        content_type = (image.content_type or "").split(";")[0].strip().lower()
-        if content_type and content_type not in ACCEPTED_CONTENT_TYPES:
-            raise ApiError(415, "unsupported_media_type", f"the image part is {content_type}; send image/jpeg or image/png", "image")
-        return await image.read()
 
     def decode_or_reject(data: bytes):
         try:
@@ -127,45 +120,34 @@ def create_app(settings: ServeSettings | None = None, detector: Detector | None 
             if d.score >= settings.min_detection_score or i in flagged
         ]
 
-    @app.post("/v1/inspections", response_model=InspectionOut, status_code=201, tags=["inspections"], **v1,
+    replay_response = {200: {"model": InspectionOut, "description": "A retry: the inspection stored before for this capture id (header Idempotent-Replay: true)"}}
+
+    @app.post("/v1/inspections", response_model=InspectionOut, status_code=201, tags=["inspections"],
+              dependencies=v1["dependencies"], responses={**ERROR_RESPONSES, **replay_response}, openapi_extra={"requestBody": capture_form_openapi()},
               summary="Submit a bin photo; get the verdict. Idempotent on (truck_id, capture_id).")
-    async def create_inspection(
-        request: Request,
-        response: Response,
-        image: Annotated[UploadFile, File(description="JPEG or PNG photo of the open bin")],
-        bin_id: Annotated[str, Form(description="The bin's RFID tag")],
-        truck_id: Annotated[str, Form()],
-        fraction: Annotated[str, Form(description="Waste fraction: biowaste, paper, packaging, residual")],
-        captured_at: Annotated[str, Form(description="ISO 8601 time with a time zone")],
-        capture_id: Annotated[str, Form(description="The truck's id for this capture (idempotency key)")],
-        latitude: Annotated[float | None, Form()] = None,
-        longitude: Annotated[float | None, Form()] = None,
-        found: Detector = Depends(require_detector),
-    ) -> InspectionOut:
-        meta = _validated_metadata(
-            bin_id=bin_id, truck_id=truck_id, fraction=fraction, captured_at=captured_at,
-            capture_id=capture_id, latitude=latitude, longitude=longitude,
-        )
+    async def create_inspection(request: Request, found: Detector = Depends(require_detector)) -> Response:
+        meta, data = await read_capture_form(request)
         if meta.fraction not in found.policy.fractions:
             raise ApiError(422, "unknown_fraction", f"unknown waste fraction {meta.fraction!r}; known: {found.policy.fractions}", "fraction")
         now = datetime.now(timezone.utc)
         if meta.captured_at > now + timedelta(seconds=settings.max_clock_skew_s):
             raise ApiError(422, "capture_time_in_future", f"captured_at {meta.captured_at.isoformat()} lies in the future (server time {now.isoformat()})", "captured_at")
         store: InspectionStore = request.app.state.store
-        data = await read_upload(image)
 
         def inspect_and_store():
             # One trip to the thread pool for all blocking work: each hop costs
             # more than the cheap steps themselves.
-            existing = store.find(meta.truck_id, meta.capture_id)
+            existing = store.find_recent(meta.truck_id, meta.capture_id)
             if existing is not None:  # a retry: answered before any decoding or inference
                 return existing, False
+            # Any other retry is caught by the unique constraint when its row is
+            # inserted; no database lookup is spent on every upload for it.
             rgb, fmt = decode_or_reject(data)
+            issue = quality_issue(rgb, settings)
             extension = "jpg" if fmt == "JPEG" else "png"
             inspection_id = str(uuid.uuid4())
             pending = store.begin_image(inspection_id, data, extension)
             try:
-                issue = quality_issue(rgb, settings)
                 detections = run_detector(found, rgb)
                 judged = found.policy.judge(meta.fraction, [d.label for d in detections], [d.score for d in detections])
                 verdict: Verdict = "inconclusive" if issue else ("contaminated" if judged.contaminated else "clean")
@@ -183,10 +165,9 @@ def create_app(settings: ServeSettings | None = None, detector: Detector | None 
 
         stored, created = await run_in_threadpool(inspect_and_store)
         if not created:
-            return _replay(stored, data, response)
+            return _replay(stored, data)
         metrics.verdicts.labels(stored.verdict, stored.fraction).inc()
-        response.headers["Location"] = f"/v1/inspections/{stored.id}"
-        return to_out(stored)
+        return _json(to_out(stored), 201, {"Location": f"/v1/inspections/{stored.id}"})
 
     @app.post("/v1/detect", response_model=DetectResponse, tags=["models"], **v1, summary="Detections only; nothing is stored.")
     async def detect(
@@ -293,20 +274,6 @@ def to_out(row: Inspection) -> InspectionOut:
     )
 
 
-def _validated_metadata(**fields) -> CaptureMetadata:
-    try:
-        meta = CaptureMetadata(**fields)
-    except ValidationError as err:
-        first = err.errors()[0]
-        field = ".".join(str(p) for p in first["loc"]) or None
-        raise ApiError(422, "invalid_field", f"{field}: {first['msg']}", field) from None
-    if meta.captured_at.tzinfo is None:
-        raise ApiError(422, "invalid_field", "captured_at needs a time zone, e.g. 2026-05-04T06:12:00+02:00", "captured_at")
-    if (meta.latitude is None) != (meta.longitude is None):
-        raise ApiError(422, "invalid_field", "latitude and longitude come together or not at all", "latitude")
-    return meta
-
-
 def _aware(value: datetime, field: str) -> datetime:
     if value.tzinfo is None:
         raise ApiError(422, "invalid_field", f"{field} needs a time zone", field)
@@ -318,10 +285,13 @@ def _utc(value: datetime) -> datetime:
     return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
 
 
-def _replay(existing: Inspection, data: bytes, response: Response) -> InspectionOut:
+def _replay(existing: Inspection, data: bytes) -> Response:
     if hashlib.sha256(data).hexdigest() != existing.image_sha256:
         raise ApiError(409, "capture_id_conflict", f"capture id {existing.capture_id} of truck {existing.truck_id} was already used for another image", "capture_id")
-    response.status_code = 200
-    response.headers["Idempotent-Replay"] = "true"
-    response.headers["Location"] = f"/v1/inspections/{existing.id}"
-    return to_out(existing)
+    return _json(to_out(existing), 200, {"Idempotent-Replay": "true", "Location": f"/v1/inspections/{existing.id}"})
+
+
+def _json(body: InspectionOut, status: int, headers: dict[str, str]) -> Response:
+    # Serialised here, once: a returned model would be validated and encoded a
+    # second time by FastAPI, on the hot path of every upload.
+    return Response(body.model_dump_json(), status_code=status, headers=headers, media_type="application/json")

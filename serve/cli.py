@@ -5,7 +5,7 @@
     python -m serve.cli revoke-key NAME
     python -m serve.cli retention [--days N]  delete images of clean bins older than N days
     python -m serve.cli migrate               bring the database to the newest schema
-    python -m serve.cli settings              list every setting with its description
+    python -m serve.cli settings [--example]  list every setting with its description (--example: .env.example)
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from serve.settings import ServeSettings
+from serve.settings import ServeSettings, env_example
 
 
 def _sessions(settings: ServeSettings):
@@ -23,13 +23,6 @@ def _sessions(settings: ServeSettings):
     engine = make_engine(settings.database_url)
     upgrade(engine)
     return make_sessionmaker(engine)
-
-
-def _ensure_sqlite_folder(settings: ServeSettings) -> None:
-    from pathlib import Path
-
-    if settings.database_url.startswith("sqlite:///"):
-        Path(settings.database_url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -43,11 +36,14 @@ def main(argv: list[str] | None = None) -> int:
     retention = sub.add_parser("retention", help="delete images of clean bins after the retention period")
     retention.add_argument("--days", type=int, default=None)
     sub.add_parser("migrate", help="apply database migrations")
-    sub.add_parser("settings", help="list the settings")
+    listing = sub.add_parser("settings", help="list the settings")
+    listing.add_argument("--example", action="store_true", help="print .env.example (defaults) instead of the values in effect")
     args = parser.parse_args(argv)
     settings = ServeSettings()
-    _ensure_sqlite_folder(settings)
 
+    if args.command == "settings" and args.example:
+        print(env_example(), end="")
+        return 0
     if args.command == "settings":
         for name, field in ServeSettings.model_fields.items():
             print(f"BINSIGHT_{name.upper()}={getattr(settings, name)}\n    {field.description}")
@@ -66,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
 
         from serve.app import create_app
 
-        uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info")
+        uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info", access_log=settings.access_log)
         return 0
     sessions = _sessions(settings)
     if args.command == "create-key":

@@ -10,8 +10,10 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
+from pathlib import Path
+
 from sqlalchemy import JSON, Boolean, DateTime, Float, Index, String, UniqueConstraint, create_engine, event
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, sessionmaker
 
 
@@ -60,6 +62,9 @@ class ApiKey(Base):
 
 def make_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
+        database = make_url(url).database
+        if database and database != ":memory:":
+            Path(database).parent.mkdir(parents=True, exist_ok=True)  # a fresh install has no var/ yet
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
 
         @event.listens_for(engine, "connect")

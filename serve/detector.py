@@ -112,8 +112,10 @@ class Detector:
         """Detections at or above min_score (default: the card's box threshold), boxes scaled by `scale`."""
         boxes, labels, scores = self._run(rgb)
         threshold = self.card["thresholds"]["box_score"] if min_score is None else min_score
+        keep = scores >= threshold
+        # Filtered and scaled in numpy, converted to Python numbers in one go: per-box
+        # Python arithmetic on numpy scalars cost a tenth of a millisecond per image.
         return [
-            Detection(self.class_names[int(label) - 1], float(score), tuple(float(v) * scale for v in box))
-            for box, label, score in zip(boxes, labels, scores, strict=True)
-            if score >= threshold
+            Detection(self.class_names[label - 1], score, tuple(box))
+            for box, label, score in zip((boxes[keep].astype(np.float64) * scale).tolist(), labels[keep].tolist(), scores[keep].tolist(), strict=True)
         ]

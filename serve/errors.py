@@ -42,7 +42,7 @@ def install_handlers(app: FastAPI, on_error) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, err: StarletteHTTPException):
-        code = {404: "not_found", 405: "method_not_allowed", 401: "unauthorized", 413: "body_too_large"}.get(err.status_code, "http_error")
+        code = {400: "malformed_body", 404: "not_found", 405: "method_not_allowed", 401: "unauthorized", 413: "body_too_large"}.get(err.status_code, "http_error")
         on_error(code)
         return error_response(err.status_code, code, str(err.detail), headers=getattr(err, "headers", None))
 

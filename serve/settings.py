@@ -35,6 +35,9 @@ class ServeSettings(BaseSettings):
     inference_workers: int = Field(
         0, ge=0, description="Single-threaded sessions that serve concurrent requests side by side; 0 means one per core."
     )
+    access_log: bool = Field(
+        False, description="Log a line per request (uvicorn's access log). Off by default: /metrics counts requests by route and status."
+    )
     auth_cache_s: float = Field(
         10.0, ge=0, description="Seconds a verified API key is trusted without a database lookup; a revoked key stops working within this time."
     )
@@ -49,3 +52,12 @@ class ServeSettings(BaseSettings):
         10.0, description="Variance of the Laplacian (160-319 px grey copy) below which an image is too blurred; sharp bin photos give hundreds."
     )
     quality_min_contrast: float = Field(8.0, description="Luminance standard deviation below which the lens is covered.")
+
+
+def env_example() -> str:
+    """The text of `.env.example`: every setting with its description and default."""
+    lines = ["# binsight service settings (copy to .env or export them). Every key is declared in serve/settings.py."]
+    for name, field in ServeSettings.model_fields.items():
+        default = str(field.default).lower() if isinstance(field.default, bool) else field.default
+        lines += ["", f"# {field.description}", f"BINSIGHT_{name.upper()}={default}"]
+    return "\n".join(lines) + "\n"

@@ -10,12 +10,14 @@ whose image is missing.
 from __future__ import annotations
 
 import hashlib
-from concurrent.futures import Future, ThreadPoolExecutor
+import threading
 import uuid
+from collections import OrderedDict
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -23,6 +25,7 @@ from pipeline.atomic import write_bytes_atomic
 from serve.db import Inspection
 
 ORPHAN_GRACE = timedelta(minutes=10)  # never sweep a file a request may still be committing
+RECENT_CAPTURES = 50_000  # about 20 MB; a fleet's retries come within hours, well inside this window
 
 
 def image_relpath(inspection_id: str, extension: str) -> str:
@@ -47,21 +50,57 @@ class PendingImage:
             self.path.unlink(missing_ok=True)
 
 
+class RecentCaptures:
+    """Ids of the inspections stored last, by (truck id, capture id), in memory.
+
+    Lets a retry be answered without decoding or inference and without a
+    database lookup on every upload. Only a shortcut: a retry it does not know
+    (older, stored before a restart or by another process) is still caught by
+    the unique constraint when its row is inserted.
+    """
+
+    def __init__(self, capacity: int = RECENT_CAPTURES):
+        self.capacity = capacity
+        self._ids: OrderedDict[tuple[str, str], str] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, truck_id: str, capture_id: str) -> str | None:
+        with self._lock:
+            return self._ids.get((truck_id, capture_id))
+
+    def put(self, truck_id: str, capture_id: str, inspection_id: str) -> None:
+        with self._lock:
+            self._ids[(truck_id, capture_id)] = inspection_id
+            if len(self._ids) > self.capacity:
+                self._ids.popitem(last=False)
+
+
 class InspectionStore:
     def __init__(self, sessions: sessionmaker, image_dir: Path):
         self.sessions = sessions
+        # The per-request lookup and insert go through Core on the engine: the
+        # ORM's unit of work doubles their cost and they run on every upload.
+        self.engine = sessions.kw["bind"]
         self.image_dir = image_dir
         # Image writes wait on the disk, not the CPU: overlapping them with
         # inference takes their fsyncs off a request's critical path.
         self._writer = ThreadPoolExecutor(max_workers=4, thread_name_prefix="image-writer")
+        self.recent = RecentCaptures()
 
     def begin_image(self, inspection_id: str, image: bytes, extension: str) -> PendingImage:
         path = self.image_dir / image_relpath(inspection_id, extension)
         return PendingImage(path, self._writer.submit(write_bytes_atomic, path, image))
 
     def find(self, truck_id: str, capture_id: str) -> Inspection | None:
-        with self.sessions() as s:
-            return s.scalars(select(Inspection).where(Inspection.truck_id == truck_id, Inspection.capture_id == capture_id)).first()
+        query = select(Inspection.__table__).where(Inspection.truck_id == truck_id, Inspection.capture_id == capture_id)
+        with self.engine.connect() as connection:
+            found = connection.execute(query).first()
+        return None if found is None else Inspection(**found._mapping)
+
+    def find_recent(self, truck_id: str, capture_id: str) -> Inspection | None:
+        """The inspection of a capture this process stored lately, else None (see RecentCaptures)."""
+        inspection_id = self.recent.get(truck_id, capture_id)
+        return None if inspection_id is None else self.get(inspection_id)
 
     def get(self, inspection_id: str) -> Inspection | None:
         with self.sessions() as s:
@@ -84,17 +123,19 @@ class InspectionStore:
                 assert pending.path == path, "the pending image belongs to another inspection"
                 pending.wait()  # the row is committed only once its image is on disk
 
-            with self.sessions.begin() as s:
-                s.add(inspection)
+            with self.engine.begin() as connection:
+                connection.execute(insert(Inspection), [_column_values(inspection)])
         except IntegrityError:
             path.unlink(missing_ok=True)
             existing = self.find(inspection.truck_id, inspection.capture_id)
             if existing is None:
                 raise
+            self.recent.put(existing.truck_id, existing.capture_id, existing.id)
             return existing, False
         except BaseException:
             path.unlink(missing_ok=True)
             raise
+        self.recent.put(inspection.truck_id, inspection.capture_id, inspection.id)
         return inspection, True
 
     def image_file(self, inspection: Inspection) -> Path | None:
@@ -120,3 +161,7 @@ class InspectionStore:
                 path.unlink(missing_ok=True)
                 removed += 1
         return removed
+
+
+def _column_values(inspection: Inspection) -> dict:
+    return {column.key: getattr(inspection, column.key) for column in Inspection.__table__.columns}

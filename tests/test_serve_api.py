@@ -260,3 +260,54 @@ def test_low_scores_are_not_reported_but_contaminants_always_are(client, tiny_da
     r = post(client, scene_jpeg(tiny_dataset), capture_id="scores").json()
     for d in r["detections"]:
         assert d["score"] >= 0.3 or d["contaminant"]
+
+
+def test_retry_unknown_to_this_process_is_caught_by_the_constraint(client, tiny_dataset, settings):
+    # A retry after a restart (or one that reached another replica): not in
+    # this process's recent captures, so it is only recognised on insert.
+    first = post(client, scene_jpeg(tiny_dataset), capture_id="after-restart").json()
+    client.app.state.store.recent = type(client.app.state.store.recent)()
+    again = post(client, scene_jpeg(tiny_dataset), capture_id="after-restart")
+    assert again.status_code == 200 and again.headers["Idempotent-Replay"] == "true" and again.json()["id"] == first["id"]
+    conflict = post(client, scene_jpeg(tiny_dataset, 1), capture_id="after-restart")
+    assert conflict.status_code == 409 and error_code(conflict) == "capture_id_conflict"
+    assert client.get("/v1/inspections").json()["total"] == 1
+    assert len([p for p in settings.image_dir.rglob("*") if p.is_file()]) == 1
+
+
+def test_app_creates_the_folder_of_its_sqlite_database(tmp_path, tiny_model_dir):
+    database = tmp_path / "not" / "yet" / "there.db"
+    settings = ServeSettings(model_dir=tiny_model_dir, database_url=f"sqlite:///{database}", image_dir=tmp_path / "images", _env_file=None)
+    with TestClient(create_app(settings)) as c:
+        assert c.get("/health/live").status_code == 200
+    assert database.is_file()
+
+
+def test_body_that_is_no_form_is_refused(client, tiny_dataset):
+    r = client.post("/v1/inspections", json=form(), headers={"content-type": "application/json"})
+    assert r.status_code == 415 and error_code(r) == "unsupported_media_type" and "multipart/form-data" in r.json()["error"]["message"]
+
+
+def test_metadata_sent_as_a_file_is_refused(client, tiny_dataset):
+    fields = form()
+    bin_id = fields.pop("bin_id")
+    r = client.post("/v1/inspections", data=fields, files={"image": ("b.jpg", scene_jpeg(tiny_dataset), "image/jpeg"), "bin_id": ("id.txt", bin_id.encode())})
+    assert r.status_code == 422 and error_code(r) == "invalid_field" and r.json()["error"]["field"] == "bin_id"
+
+
+def test_malformed_multipart_body_is_refused(client):
+    body = b"--zzz\r\nContent-Disposition: form-data; name=\"bin_id\"\r\n\r\nB1\r\n--zzz\r\nthis is no header\r\n"
+    r = client.post("/v1/inspections", content=body, headers={"content-type": "multipart/form-data; boundary=zzz"})
+    assert 400 <= r.status_code < 500 and "error" in r.json()
+    assert client.get("/v1/inspections").json()["total"] == 0
+
+
+def test_openapi_documents_the_upload_form(client):
+    from serve.schemas import CaptureMetadata
+
+    body = client.get("/openapi.json").json()["paths"]["/v1/inspections"]["post"]["requestBody"]
+    schema = body["content"]["multipart/form-data"]["schema"]
+    assert schema["properties"]["image"]["format"] == "binary"
+    assert set(schema["properties"]) == {"image", *CaptureMetadata.model_fields}
+    assert {"image", "bin_id", "truck_id", "fraction", "captured_at", "capture_id"} <= set(schema["required"])
+    assert "latitude" not in schema["required"]

@@ -37,3 +37,12 @@ def test_the_service_does_not_import_torch():
     code = "import sys, serve.app, serve.cli, serve.truck_client; assert 'torch' not in sys.modules, 'torch imported'"
     r = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
+
+
+def test_env_example_lists_every_setting_with_its_default():
+    from serve.settings import ServeSettings, env_example
+
+    committed = (REPO / ".env.example").read_text()
+    assert committed == env_example(), "regenerate with: python -m serve.cli settings --example > .env.example"
+    for name in ServeSettings.model_fields:
+        assert f"BINSIGHT_{name.upper()}=" in committed

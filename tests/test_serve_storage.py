@@ -47,16 +47,18 @@ def test_stored_inspection_has_its_image(store):
     assert store.find("T1", "c1").id == row.id
 
 
-def test_failed_commit_leaves_neither_row_nor_image(store, monkeypatch):
-    from sqlalchemy.orm import Session
+def test_failed_commit_leaves_neither_row_nor_image(store):
+    from sqlalchemy import event
 
-    def broken_flush(self, *args, **kwargs):
+    def broken_commit(connection):
         raise RuntimeError("database went away")
 
-    monkeypatch.setattr(Session, "flush", broken_flush)
-    with pytest.raises(RuntimeError, match="went away"):
-        store.add(inspection(), b"jpeg-bytes", "jpg")
-    monkeypatch.undo()
+    event.listen(store.engine, "commit", broken_commit)
+    try:
+        with pytest.raises(RuntimeError, match="went away"):
+            store.add(inspection(), b"jpeg-bytes", "jpg")
+    finally:
+        event.remove(store.engine, "commit", broken_commit)
     assert count(store) == 0 and image_files(store) == []
 
 
@@ -125,3 +127,18 @@ def test_key_verifier_trusts_a_checked_key_for_its_ttl_only(database_url):
     assert auth.KeyVerifier(sessions, ttl_s=60).verify(key) is None
     assert auth.KeyVerifier(sessions, ttl_s=0).verify("bsk_unknown") is None
     engine.dispose()
+
+
+def test_recent_captures_forget_the_oldest_beyond_capacity():
+    from serve.storage import RecentCaptures
+
+    recent = RecentCaptures(capacity=2)
+    for n in range(3):
+        recent.put("T1", f"c{n}", f"id{n}")
+    assert recent.get("T1", "c0") is None and recent.get("T1", "c1") == "id1" and recent.get("T1", "c2") == "id2"
+    assert recent.get("T2", "c2") is None
+
+
+def test_stored_inspection_is_found_among_recent_captures(store):
+    row, _ = store.add(inspection("fresh"), b"x", "jpg")
+    assert store.find_recent("T1", "fresh").id == row.id and store.find_recent("T1", "other") is None
