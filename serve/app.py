@@ -20,7 +20,7 @@ from typing import Annotated
 
 from fastapi import Depends, FastAPI, File, Form, Query, Request, Response, UploadFile
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import JSONResponse
+from fastapi.responses import FileResponse, JSONResponse
 from fastapi.security import APIKeyHeader
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from sqlalchemy import func, select
@@ -238,7 +238,7 @@ def create_app(settings: ServeSettings | None = None, detector: Detector | None 
     @app.get("/v1/inspections/{inspection_id}/image", tags=["inspections"], response_class=Response, responses=image_responses, **auth_only)
     def get_image(request: Request, inspection_id: str) -> Response:
         _, path = stored_image(request, inspection_id)
-        return Response(path.read_bytes(), media_type="image/png" if path.suffix == ".png" else "image/jpeg")
+        return FileResponse(path, media_type="image/png" if path.suffix == ".png" else "image/jpeg")  # streamed, not read into memory
 
     @app.get("/v1/inspections/{inspection_id}/evidence", tags=["inspections"], response_class=Response, responses=image_responses, **auth_only,
              summary="The photo with detections drawn: contaminants in red, other objects in yellow.")
