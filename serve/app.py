@@ -29,8 +29,8 @@ from serve import auth
 from serve.db import Inspection, make_engine, make_sessionmaker
 from serve.detector import Detection, Detector, ModelMissingError
 from serve.errors import ERROR_RESPONSES, ApiError, install_handlers
-from serve.forms import capture_form_openapi, read_capture_form, read_upload
 from serve.evidence import draw_evidence
+from serve.forms import capture_form_openapi, read_capture_form, read_upload
 from serve.imaging import ImageRejected, decode_image, downscale
 from serve.limits import BodySizeLimit
 from serve.observability import Metrics, RequestTimer
