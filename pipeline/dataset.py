@@ -14,14 +14,9 @@ from typing import Any
 import albumentations as A
 import numpy as np
 import torch
-from PIL import Image
 
 from pipeline.coco import IMAGES_DIR, load_coco
-
-
-def read_rgb(path: Path) -> np.ndarray:
-    with Image.open(path) as im:
-        return np.array(im.convert("RGB"))  # a writable copy: torch.from_numpy needs one
+from pipeline.imageio import read_rgb  # noqa: F401 - re-exported: the stages import it from here
 
 
 def xywh_to_xyxy(bbox: list[float]) -> list[float]:
