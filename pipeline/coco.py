@@ -4,9 +4,10 @@
     data/images/<file_name>
 
 binsight extends each COCO image with a `capture` object (bin RFID, truck,
-waste fraction, capture time, GPS) and an optional `degradations` list; other
-COCO tools ignore both. Category ids run 1..K in configs/classes.yaml order and
-annotation ids start at 1 (pycocotools treats id 0 as "no match",
+waste fraction, capture time, GPS), an optional `degradations` list and, for
+imported images, a `source` object (format, split, path, sha256; see
+pipeline/importers); other COCO tools ignore them. Category ids run 1..K in
+configs/classes.yaml order and annotation ids start at 1 (pycocotools treats id 0 as "no match",
 cocodataset/cocoapi#332), so this is the one place ids are defined.
 """
 
@@ -21,8 +22,10 @@ from pipeline.atomic import write_bytes_atomic
 ANNOTATIONS_FILE = "annotations.json"
 IMAGES_DIR = "images"
 
-CAPTURE_FIELDS = ("bin_id", "truck_id", "fraction", "captured_at")
-"""Capture metadata every image must carry; `gps` ({lat, lon}) is optional."""
+CAPTURE_FIELDS = ("fraction",)
+"""Capture metadata every image must carry. Truck captures also have `bin_id`,
+`truck_id`, `captured_at` (ISO 8601) and `gps` ({lat, lon}); third-party
+datasets have none of them, so they are optional and checked when present."""
 
 
 def categories_for(class_names: list[str], groups: list[str] | None = None) -> list[dict[str, Any]]:

@@ -19,6 +19,7 @@ from typing import Any
 from PIL import Image, UnidentifiedImageError
 
 from pipeline.coco import CAPTURE_FIELDS, IMAGES_DIR
+from pipeline.imageio import upright_size
 
 PROBLEM_KINDS = {
     "missing_file": "the image file named in the annotations does not exist",
@@ -31,8 +32,14 @@ PROBLEM_KINDS = {
     "unknown_category": "a category id or name is not in configs/classes.yaml",
     "degenerate_box": "a box is not finite, or narrower/lower than prepare.min_box_size",
     "box_outside_image": "a box extends beyond the image borders",
-    "missing_metadata": "an image lacks its capture metadata (bin, truck, fraction, time)",
-    "invalid_metadata": "capture metadata is malformed (unknown fraction, bad time or GPS)",
+    "missing_metadata": "an image lacks its capture metadata (the waste fraction is required)",
+    "invalid_metadata": "capture metadata is malformed (unknown fraction, empty bin/truck id, bad time or GPS)",
+    # found by the importers (pipeline/importers), in the source dataset
+    "missing_image": "a label file has no image of the same name",
+    "empty_image": "the image file has 0 bytes",
+    "malformed_label": "a label line is not `class cx cy w h` or `class x1 y1 x2 y2 x3 y3 ...`",
+    "class_out_of_range": "a class index is not one of the names in data.yaml",
+    "duplicate_image": "the same image content occurs twice in the source (the copy with the most boxes is kept)",
 }
 
 BORDER_TOLERANCE = 1.0  # pixels; labelling tools round box edges outwards
@@ -49,6 +56,7 @@ class Problem:
     detail: str
     image_id: int | None = None
     annotation_id: int | None = None
+    line: int | None = None  # 1-based line in a label file (YOLO importer)
 
     def as_dict(self) -> dict[str, Any]:
         return {k: v for k, v in asdict(self).items() if v is not None}
@@ -67,20 +75,27 @@ def check_structure(coco: Any) -> None:
                 raise DatasetFormatError(f"{key}[{i}] lacks {absent}")
 
 
+def decode_size(source: Any) -> tuple[int, int] | tuple[str, str]:
+    """The upright (width, height) of an image file or stream, or (problem kind, detail) if it does not decode."""
+    try:
+        with Image.open(source) as im:
+            im.load()  # decodes all pixel data: catches truncation that verify() misses
+            return upright_size(im)
+    except UnidentifiedImageError:
+        return ("unreadable_image", "not a recognised image format")
+    except OSError as err:
+        kind = "truncated_image" if "truncated" in str(err).lower() else "unreadable_image"
+        return (kind, str(err))
+    except Exception as err:  # noqa: BLE001 - a decoder bug on one file must not stop the scan
+        return ("unreadable_image", f"{type(err).__name__}: {err}")
+
+
 def _check_image_file(path: Path, info: dict[str, Any]) -> list[tuple[str, str]]:
     if not path.is_file():
         return [("missing_file", f"{path} not found")]
-    try:
-        with Image.open(path) as im:
-            im.load()  # decodes all pixel data: catches truncation that verify() misses
-            size = im.size
-    except UnidentifiedImageError:
-        return [("unreadable_image", "not a recognised image format")]
-    except OSError as err:
-        kind = "truncated_image" if "truncated" in str(err).lower() else "unreadable_image"
-        return [(kind, str(err))]
-    except Exception as err:  # noqa: BLE001 - a decoder bug on one file must not stop the scan
-        return [("unreadable_image", f"{type(err).__name__}: {err}")]
+    size = decode_size(path)
+    if isinstance(size[0], str):
+        return [size]
     if (info.get("width"), info.get("height")) != size:
         return [("size_mismatch", f"annotations say {info.get('width')}x{info.get('height')}, file is {size[0]}x{size[1]}")]
     return []
@@ -95,10 +110,15 @@ def _check_capture(capture: Any, fractions: set[str]) -> list[tuple[str, str]]:
     problems = []
     if capture["fraction"] not in fractions:
         problems.append(("invalid_metadata", f"unknown fraction {capture['fraction']!r}; known: {sorted(fractions)}"))
-    try:
-        datetime.fromisoformat(str(capture["captured_at"]))
-    except ValueError:
-        problems.append(("invalid_metadata", f"captured_at {capture['captured_at']!r} is not an ISO 8601 time"))
+    # Optional (third-party datasets have no bin, truck or time), but checked when given.
+    for key in ("bin_id", "truck_id"):
+        if key in capture and (not isinstance(capture[key], str | int) or not str(capture[key]).strip()):
+            problems.append(("invalid_metadata", f"{key} {capture[key]!r} is not a non-empty id"))
+    if "captured_at" in capture:
+        try:
+            datetime.fromisoformat(str(capture["captured_at"]))
+        except ValueError:
+            problems.append(("invalid_metadata", f"captured_at {capture['captured_at']!r} is not an ISO 8601 time"))
     gps = capture.get("gps")
     if gps is not None:
         try:
@@ -110,7 +130,8 @@ def _check_capture(capture: Any, fractions: set[str]) -> list[tuple[str, str]]:
     return problems
 
 
-def _check_box(bbox: Any, width: Any, height: Any, min_size: float) -> tuple[str, str] | None:
+def check_box(bbox: Any, width: Any, height: Any, min_size: float) -> tuple[str, str] | None:
+    """(problem kind, detail) for a COCO [x, y, w, h] box that is degenerate or leaves the image, else None."""
     try:
         x, y, w, h = (float(v) for v in bbox)
     except (TypeError, ValueError):
@@ -157,7 +178,7 @@ def validate(coco: dict[str, Any], data_dir: Path, class_names: list[str], fract
         name = category_names.get(ann["category_id"])
         if name not in known_names:
             problems.append(Problem("unknown_category", file, f"category id {ann['category_id']} ({name or 'undeclared'}) is not in the class list", ann["image_id"], ann["id"]))
-        box_problem = _check_box(ann["bbox"], image.get("width"), image.get("height"), min_box_size)
+        box_problem = check_box(ann["bbox"], image.get("width"), image.get("height"), min_box_size)
         if box_problem:
             problems.append(Problem(box_problem[0], file, box_problem[1], ann["image_id"], ann["id"]))
     return problems
@@ -171,7 +192,8 @@ def format_report(problems: list[Problem], limit_per_kind: int = 10) -> str:
     for kind, items in sorted(by_kind.items()):
         lines.append(f"  {kind} ({len(items)}): {PROBLEM_KINDS[kind]}")
         for p in items[:limit_per_kind]:
-            lines.append(f"    {p.file}: {p.detail}")
+            where = p.file if p.line is None else f"{p.file}:{p.line}"
+            lines.append(f"    {where}: {p.detail}")
         if len(items) > limit_per_kind:
             lines.append(f"    ... and {len(items) - limit_per_kind} more (see the JSON report)")
     return "\n".join(lines)

@@ -108,10 +108,18 @@ def test_duplicate_ids(dataset, taxonomy):
 def test_image_without_metadata(dataset, taxonomy):
     coco = load(dataset)
     del coco["images"][0]["capture"]
-    coco["images"][1]["capture"].pop("bin_id")
+    coco["images"][1]["capture"].pop("fraction")
     save(dataset, coco)
     found = {(p.kind, p.file) for p in problems_of(dataset, taxonomy)}
     assert found == {("missing_metadata", coco["images"][0]["file_name"]), ("missing_metadata", coco["images"][1]["file_name"])}
+
+
+def test_only_the_fraction_is_required(dataset, taxonomy):
+    """Third-party datasets have no bin, truck or time: an image with just its fraction is valid."""
+    coco = load(dataset)
+    coco["images"][0]["capture"] = {"fraction": "biowaste"}
+    save(dataset, coco)
+    assert problems_of(dataset, taxonomy) == []
 
 
 def test_invalid_metadata(dataset, taxonomy):
@@ -119,10 +127,12 @@ def test_invalid_metadata(dataset, taxonomy):
     coco["images"][0]["capture"]["fraction"] = "compost"
     coco["images"][1]["capture"]["gps"] = {"lat": 123.0, "lon": 7.0}
     coco["images"][2]["capture"]["captured_at"] = "yesterday"
+    coco["images"][3]["capture"]["bin_id"] = ""
+    coco["images"][4]["capture"]["truck_id"] = None
     save(dataset, coco)
     problems = problems_of(dataset, taxonomy)
-    assert [p.kind for p in problems] == ["invalid_metadata"] * 3
-    assert {p.file for p in problems} == {im["file_name"] for im in coco["images"][:3]}
+    assert [p.kind for p in problems] == ["invalid_metadata"] * 5
+    assert {p.file for p in problems} == {im["file_name"] for im in coco["images"][:5]}
 
 
 def test_size_mismatch_and_orphan_annotation(dataset, taxonomy):
@@ -166,3 +176,18 @@ def test_prepare_drops_bad_images_when_told_and_still_reports_them(tmp_path, dat
 
 def load_split(folder, split):
     return json.loads((folder / f"{split}.json").read_text())
+
+
+def test_sizes_are_checked_upright(dataset, taxonomy):
+    """A JPEG stored sideways with an EXIF orientation is described by its displayed size."""
+    from PIL import Image
+
+    coco = load(dataset)
+    info = coco["images"][0]
+    path = dataset / IMAGES_DIR / info["file_name"]
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 degrees on display
+    Image.new("RGB", (info["height"], info["width"] + 8)).save(path, exif=exif)
+    info["width"], info["height"] = info["width"] + 8, info["height"]
+    save(dataset, coco)
+    assert [p.kind for p in problems_of(dataset, taxonomy) if p.file == info["file_name"]] == []
