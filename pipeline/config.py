@@ -61,6 +61,14 @@ class PrepareConfig(Section):
     min_box_size: float = Field(
         ge=0, description="Boxes narrower or lower than this many pixels are degenerate."
     )
+    respect_source_splits: bool = Field(
+        default=True,
+        description=(
+            "When every image carries an imported source split (binsight import), keep it: the source's "
+            "test split, or its valid split when it has no test split, becomes the held-out test split; "
+            "val_share of the source's train bins become val. test_share is then unused."
+        ),
+    )
 
 
 class ModelConfig(Section):
@@ -117,8 +125,22 @@ class TrainConfig(Section):
     ema_decay: float = Field(
         ge=0, lt=1, description="Decay of the weight average that is evaluated and exported; it spans ~1/(1-decay) steps."
     )
-    num_workers: int = Field(ge=0, description="DataLoader worker processes (0: load in the main one).")
-    threads: int = Field(ge=1, description="Torch intra-op CPU threads.")
+    num_workers: int = Field(ge=0, description="DataLoader worker processes on the CPU (0: load in the main one).")
+    threads: int = Field(ge=1, description="Torch intra-op CPU threads, per process (fixed: the thread count changes float sums).")
+    device: Literal["auto", "cpu", "cuda"] = Field(
+        description="Where to train: auto (CUDA when torch sees a GPU, else CPU), cpu, or cuda (fails without one)."
+    )
+    precision: Literal["auto", "fp32", "bf16"] = Field(
+        description="auto: bf16 autocast on CUDA, fp32 on the CPU (exactly reproducible); or force fp32 / bf16."
+    )
+    cuda_batch_size: int = Field(
+        gt=0,
+        description=(
+            "Images per step per GPU. Learning rate, warm-up and weight average follow the global batch "
+            "(per-process batch x processes) by the linear scaling rule: lr x global / batch_size."
+        ),
+    )
+    cuda_num_workers: int = Field(ge=0, description="DataLoader worker processes per GPU (memory is pinned).")
     checkpoint_every: int = Field(ge=1, description="Write a resumable checkpoint every N epochs.")
 
 

@@ -70,9 +70,8 @@ def prepare(data_dir: Path, out_dir: Path, report_path: Path, cfg: PrepareConfig
     labels: dict[int, list[str]] = {im["id"]: [] for im in coco["images"]}
     for a in coco["annotations"]:
         labels[a["image_id"]].append(names[a["category_id"]])
-    groups = {im["id"]: im["capture"]["bin_id"] for im in coco["images"]}
-    shares = {"train": 1 - cfg.val_share - cfg.test_share, "val": cfg.val_share, "test": cfg.test_share}
-    splits = group_split(groups, labels, shares, cfg.seed)
+    splits = assign_splits(coco["images"], labels, cfg)
+    report["split_rule"] = splits.pop("rule")
 
     report["splits"] = {}
     for split in SPLITS:
@@ -81,12 +80,60 @@ def prepare(data_dir: Path, out_dir: Path, report_path: Path, cfg: PrepareConfig
         per_class = {n: sum(1 for a in part["annotations"] if names[a["category_id"]] == n) for n in taxonomy.class_names}
         report["splits"][split] = {
             "images": len(part["images"]),
-            "bins": len({im["capture"]["bin_id"] for im in part["images"]}),
+            "bins": len(set(bin_groups(part["images"]).values())),
             "clean_images": sum(1 for im in part["images"] if not labels[im["id"]]),
             "boxes_per_class": per_class,
         }
     write_json_atomic(report_path, report)
     return report
+
+
+SOURCE_SPLIT_ROLES = {"train": "train", "val": "val", "valid": "val", "validation": "val", "test": "test"}
+"""How the split names of imported datasets (YOLO folders, COCO files) map onto binsight's splits."""
+
+
+def bin_groups(images: list[dict]) -> dict[int, str]:
+    """The group of each image: its bin, so that all captures of a bin share a split.
+
+    Imported third-party photos carry no bin RFID; each is its own group.
+    """
+    return {im["id"]: str(im["capture"].get("bin_id") or f"image:{im['id']}") for im in images}
+
+
+def assign_splits(images: list[dict], labels: dict[int, list[str]], cfg: PrepareConfig) -> dict:
+    """Image ids per split, and the rule that was applied (for the report).
+
+    A dataset whose images all carry an imported `source.split` keeps it when
+    `prepare.respect_source_splits` is on: the source's test split (or, lacking
+    one, its validation split) becomes the held-out test split, which nobody
+    trains or selects on, and the validation split for model selection is the
+    source's own one when it has both, else carved out of its train split by
+    `prepare.seed`. Otherwise bins are split by the configured shares.
+    """
+    groups = bin_groups(images)
+    roles = {im["id"]: SOURCE_SPLIT_ROLES.get(str((im.get("source") or {}).get("split", "")).lower()) for im in images}
+    if not cfg.respect_source_splits or not images or None in roles.values():
+        shares = {"train": 1 - cfg.val_share - cfg.test_share, "val": cfg.val_share, "test": cfg.test_share}
+        return {**group_split(groups, labels, shares, cfg.seed), "rule": "bins split by shares (prepare.val_share, prepare.test_share)"}
+    by_role = {role: {i for i, r in roles.items() if r == role} for role in ("train", "val", "test")}
+    if not by_role["train"]:
+        raise SystemExit("the imported dataset has no train split; set prepare.respect_source_splits: false to split it by shares")
+    if not by_role["test"]:
+        # Train and valid only (the usual Roboflow/Ultralytics export): valid is the unseen test split.
+        by_role["test"], by_role["val"] = by_role["val"], set()
+    if by_role["val"]:
+        return {**by_role, "rule": "source splits kept: train, val and test as imported"}
+    if not by_role["test"]:
+        raise SystemExit("the imported dataset has only a train split; set prepare.respect_source_splits: false to split it by shares")
+    train_ids = by_role["train"]
+    carved = group_split(
+        {i: groups[i] for i in train_ids}, {i: labels[i] for i in train_ids},
+        {"train": 1 - cfg.val_share, "val": cfg.val_share}, cfg.seed,
+    )
+    return {
+        "train": carved["train"], "val": carved["val"], "test": by_role["test"],
+        "rule": f"source splits kept: test = the source's held-out split; val = {cfg.val_share:.0%} of the source's train bins (seed {cfg.seed})",
+    }
 
 
 def _condemned_images(problems: list[Problem]) -> set[int]:
