@@ -1,8 +1,10 @@
 # The one place where binsight's commands live; README.md shows the same.
 #   make run    install, build the embedded default dataset, dvc repro -> models/model.onnx
+#   make run RECIPE=trashnetpp  the same on a real-photo recipe (configs/recipes/NAME/), as a DVC experiment
 #   make test   install, run the test suite
 #   make serve  start the inference service (needs models/model.onnx from make run)
 #   make bench-serve  measure the service; prints a table
+#   make bench-realdata [EPOCHS=n]  binsight vs Ultralytics YOLO on TrashNet++ (own venv .venv-bench); prints a table
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
@@ -10,7 +12,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: run test install data repro register serve bench-serve clean-data help
+.PHONY: run test install data repro register serve bench-serve bench-realdata clean-data help
 
 help:
 	@grep -E '^#   make' Makefile | sed 's/^#   //'
@@ -24,16 +26,38 @@ $(INSTALLED): pyproject.toml
 
 install: $(INSTALLED)
 
-# The dataset: restored from the DVC cache when it is there, otherwise the
-# embedded default is generated (deterministically) and registered with DVC.
-data: $(INSTALLED)
-	@if [ -f data/annotations.json ]; then echo "data/: present"; \
-	elif $(BIN)/dvc checkout --quiet data.dvc 2>/dev/null && [ -f data/annotations.json ]; then echo "data/: restored from the DVC cache"; \
-	else $(BIN)/python -m pipeline.synth.generate --out data && $(BIN)/dvc add --quiet data; fi
+# A recipe is a parameter file, a class list and a dataset (params.yaml says
+# which one `dvc repro` runs). `default` is the embedded synthetic dataset in
+# data/; any other NAME reads configs/recipes/NAME/{params,classes,import}.yaml
+# and imports the YOLO dataset at RECIPE_SOURCE into data-NAME/.
+RECIPE ?= default
+RECIPE_SOURCE ?= ../shared/data/$(RECIPE)
+ifeq ($(RECIPE),default)
+DATA := data
+else
+DATA := data-$(RECIPE)
+RECIPE_DIR := configs/recipes/$(RECIPE)
+endif
 
-# dvc.yaml's commands say `python`: the venv's, put first on PATH.
+# The dataset: restored from the DVC cache when it is there, otherwise the
+# embedded default is generated (deterministically) or the recipe's source
+# imported, and registered with DVC.
+data: $(INSTALLED)
+	@if [ -f $(DATA)/annotations.json ]; then echo "$(DATA)/: present"; \
+	elif $(BIN)/dvc checkout --quiet $(DATA).dvc 2>/dev/null && [ -f $(DATA)/annotations.json ]; then echo "$(DATA)/: restored from the DVC cache"; \
+	elif [ "$(RECIPE)" = default ]; then $(BIN)/python -m pipeline.synth.generate --out data && $(BIN)/dvc add --quiet data; \
+	else $(BIN)/binsight import yolo $(RECIPE_SOURCE) --data $(DATA) --classes $(RECIPE_DIR)/classes.yaml \
+	       --map $(RECIPE_DIR)/import.yaml --report reports/import_report.json && $(BIN)/dvc add --quiet $(DATA); fi
+
+# dvc.yaml's commands say `python`: the venv's, put first on PATH. Another
+# recipe runs as a DVC experiment (`dvc exp show` compares it with main).
 repro: data
+ifeq ($(RECIPE),default)
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/dvc repro
+else
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/dvc exp run -S recipe.params=$(RECIPE_DIR)/params.yaml \
+	  -S recipe.classes=$(RECIPE_DIR)/classes.yaml -S recipe.data=$(DATA)
+endif
 	$(BIN)/dvc metrics show
 
 run: repro
@@ -51,5 +75,26 @@ serve: $(INSTALLED)
 bench-serve: $(INSTALLED)
 	$(BIN)/python -m bench.serve_bench
 
+# Ultralytics (AGPL-3.0) lives only in this venv, never in .venv. It asks for
+# opencv-python (the GUI build, which needs libGL); binsight pins the headless
+# build of the same version. Both unpack into cv2/, so the headless one is put
+# back alone (pip check then names the missing opencv-python: expected).
+BENCH_VENV := .venv-bench
+BENCH_INSTALLED := $(BENCH_VENV)/.installed
+# Default epochs: what fits about 40 minutes on 2 CPU cores (BENCHMARKS.md); on a GPU pass EPOCHS=50 or more.
+EPOCHS ?= 3
+
+$(BENCH_INSTALLED): pyproject.toml
+	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), f"binsight needs Python 3.11, found {sys.version.split()[0]}"'
+	$(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/pip install --quiet --upgrade pip
+	$(BENCH_VENV)/bin/pip install --quiet -e '.[bench]'
+	$(BENCH_VENV)/bin/pip uninstall --quiet -y opencv-python opencv-python-headless
+	$(BENCH_VENV)/bin/pip install --quiet --no-deps "$$(grep -o 'opencv-python-headless==[0-9.]*' pyproject.toml)"
+	touch $@
+
+bench-realdata: $(BENCH_INSTALLED)
+	$(BENCH_VENV)/bin/python -m bench.realdata --epochs $(EPOCHS) --out build/bench-realdata
+
 clean-data:
-	rm -rf data
+	rm -rf $(DATA)

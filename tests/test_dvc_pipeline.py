@@ -26,7 +26,7 @@ def sh(cmd: list[str], cwd: Path, env: dict) -> str:
 def test_repro_then_status_clean_then_nothing_to_run(tmp_path, tiny_dataset):
     work = tmp_path / "repo"
     work.mkdir()
-    for item in ("dvc.yaml", "configs", "pipeline"):
+    for item in ("dvc.yaml", "params.yaml", "configs", "pipeline"):
         src = REPO / item
         (shutil.copytree if src.is_dir() else shutil.copy)(src, work / item)
     (work / "configs" / "params.yaml").write_text(yaml.safe_dump(tiny_params_dict()))
