@@ -137,7 +137,7 @@ def check_box(bbox: Any, width: Any, height: Any, min_size: float) -> tuple[str,
     except (TypeError, ValueError):
         return ("degenerate_box", f"bbox {bbox!r} is not four numbers [x, y, w, h]")
     if not all(math.isfinite(v) for v in (x, y, w, h)) or w < max(min_size, 1e-6) or h < max(min_size, 1e-6):
-        return ("degenerate_box", f"bbox {bbox} has a side below {min_size} px or a non-finite value")
+        return ("degenerate_box", f"bbox {bbox} has a non-finite value or a side of 0 or below {min_size} px")
     if isinstance(width, int | float) and isinstance(height, int | float):
         t = BORDER_TOLERANCE
         if x < -t or y < -t or x + w > width + t or y + h > height + t:

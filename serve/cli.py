@@ -6,6 +6,9 @@
     python -m serve.cli retention [--days N]  delete images of clean bins older than N days
     python -m serve.cli migrate               bring the database to the newest schema
     python -m serve.cli settings [--example]  list every setting with its description (--example: .env.example)
+
+The same commands are `binsight serve`, `binsight create-key NAME`, ...
+(binsight/cli.py), which share add_commands() and run() below.
 """
 
 from __future__ import annotations
@@ -25,20 +28,30 @@ def _sessions(settings: ServeSettings):
     return make_sessionmaker(engine)
 
 
+def add_commands(sub) -> None:
+    """The service's subcommands, on this module's parser and on `binsight` (binsight/cli.py)."""
+    settings_note = "Settings come from BINSIGHT_* environment variables or .env (`settings` lists them)."
+    sub.add_parser("serve", help="start the HTTP service", description=f"Start the HTTP service on BINSIGHT_HOST:BINSIGHT_PORT. {settings_note}")
+    create = sub.add_parser("create-key", help="create an API key", description=f"Create a truck's API key; it is printed once. {settings_note}")
+    create.add_argument("name", help="who the key is for, e.g. truck-17 (unique)")
+    revoke = sub.add_parser("revoke-key", help="revoke an API key", description=f"Revoke the API key of that name. {settings_note}")
+    revoke.add_argument("name", help="the name given to create-key")
+    retention = sub.add_parser("retention", help="delete images of clean bins after the retention period",
+                               description=f"Delete stored images of clean bins older than the retention period. {settings_note}")
+    retention.add_argument("--days", type=int, default=None, help="retention in days (default: BINSIGHT_RETENTION_DAYS_CLEAN)")
+    sub.add_parser("migrate", help="apply database migrations", description=f"Bring the database to the newest schema. {settings_note}")
+    listing = sub.add_parser("settings", help="list the settings", description="List every BINSIGHT_* setting with its value and meaning.")
+    listing.add_argument("--example", action="store_true", help="print .env.example (defaults) instead of the values in effect")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m serve.cli", description="binsight inference service")
-    sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("serve", help="start the HTTP service")
-    create = sub.add_parser("create-key", help="create an API key")
-    create.add_argument("name")
-    revoke = sub.add_parser("revoke-key", help="revoke an API key")
-    revoke.add_argument("name")
-    retention = sub.add_parser("retention", help="delete images of clean bins after the retention period")
-    retention.add_argument("--days", type=int, default=None)
-    sub.add_parser("migrate", help="apply database migrations")
-    listing = sub.add_parser("settings", help="list the settings")
-    listing.add_argument("--example", action="store_true", help="print .env.example (defaults) instead of the values in effect")
-    args = parser.parse_args(argv)
+    add_commands(parser.add_subparsers(dest="command", required=True))
+    return run(parser.parse_args(argv))
+
+
+def run(args: argparse.Namespace) -> int:
+    """Carry out a command that add_commands() declared; the exit status."""
     settings = ServeSettings()
 
     if args.command == "settings" and args.example:

@@ -1,0 +1,151 @@
+"""The `binsight` command: what users do by hand, one subcommand each (`binsight COMMAND -h` explains it).
+
+    binsight import yolo DIR           [--data data] [--classes configs/classes.yaml] [--map FILE]
+                                       [--fraction biowaste] [--strict] [--report reports/import_report.json]
+    binsight import coco JSON IMAGES   [--split NAME] and the same options
+    binsight serve | create-key NAME | revoke-key NAME | retention [--days N] | migrate | settings [--example]
+    binsight config                    every pipeline parameter with its meaning
+
+The service commands are serve/cli.py's (`python -m serve.cli ...` still
+works). A user mistake (a missing file, invalid YAML or JSON, a name
+collision, problems under --strict) ends with one line `binsight: error: ...`
+on stderr and exit status 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import textwrap
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from pipeline.config import DEFAULT_CLASSES, Taxonomy, load_taxonomy
+from serve import cli as serve_cli
+
+USER_ERROR = 2
+DEFAULT_REPORT = Path("reports/import_report.json")
+
+MAP_HELP = """class map (--map): a YAML mapping of source class names to binsight class
+names, or to null to drop that class's boxes, e.g.
+    Plastics: plastics
+    Cardboard: null
+Source names not in the map go to the binsight class of the same name
+(compared in lower case, other characters as `_`: 'E-waste' -> e_waste); a
+source class that reaches no binsight class is an `unknown_category` problem.
+
+Images go to DATA/images, their boxes and metadata into DATA/annotations.json.
+An image already in DATA (same content) is not added again; a different image
+under a name DATA already holds refuses the whole import; a failing import
+leaves DATA as it was. Version the result with `dvc add DATA`."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="binsight", description="binsight: contaminant detection in waste-bin photos.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    importing = sub.add_parser("import", help="import a labelled dataset (YOLO, COCO) into the canonical data/ folder",
+                               description="Import a labelled dataset into the canonical dataset (annotations.json + images/).")
+    formats = importing.add_subparsers(dest="format", required=True, metavar="FORMAT")
+    yolo = formats.add_parser(
+        "yolo", help="an Ultralytics YOLO dataset (data.yaml + images/labels folders)",
+        description=textwrap.fill(
+            "Import an Ultralytics YOLO dataset: DIR holds data.yaml (class names) and either "
+            "<split>/images + <split>/labels or images/<split> + labels/<split>. Images land in "
+            "DATA/images/<split>/...; the split is kept as metadata for the prepare stage."),
+        epilog=MAP_HELP, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    yolo.add_argument("source", type=Path, metavar="DIR", help="the dataset folder (or its data.yaml)")
+    _import_options(yolo)
+    coco = formats.add_parser(
+        "coco", help="a COCO detection file (Label Studio, CVAT, Roboflow exports)",
+        description=textwrap.fill(
+            "Import a COCO detection file; each image's file_name is looked up under IMAGES "
+            "(then by its base name). Any id numbering is accepted; categories are matched by name."),
+        epilog=MAP_HELP, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    coco.add_argument("json", type=Path, metavar="JSON", help="the COCO annotation file")
+    coco.add_argument("images", type=Path, metavar="IMAGES", help="the folder the file_names are relative to")
+    coco.add_argument("--split", help="the source split these images belong to (train, valid, test): kept as "
+                      "metadata for the prepare stage and used as the folder under DATA/images")
+    _import_options(coco)
+
+    serve_cli.add_commands(sub)
+    sub.add_parser("config", help="list every pipeline parameter with its meaning",
+                   description="Print every key of the parameter files (configs/params.yaml) with its meaning.")
+    return parser
+
+
+def _import_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data", type=Path, default=Path("data"), help="the canonical dataset to create or merge into (default: data)")
+    parser.add_argument("--classes", type=Path, default=DEFAULT_CLASSES, help=f"the binsight class list to import into (default: {DEFAULT_CLASSES})")
+    parser.add_argument("--map", type=Path, metavar="FILE", help="class map YAML: source class name -> binsight class name or null (drop); see below")
+    parser.add_argument("--fraction", default="biowaste", help="waste fraction recorded for the imported images (default: biowaste)")
+    parser.add_argument("--strict", action="store_true", help="fail on any problem and import nothing (default: skip and count bad items)")
+    parser.add_argument("--report", type=Path, default=DEFAULT_REPORT, help=f"JSON report of the import (default: {DEFAULT_REPORT})")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)  # a usage mistake: argparse prints usage and one error line, exit 2
+    try:
+        if args.command == "import":
+            return _import(args)
+        if args.command == "config":
+            from pipeline.config import reference
+
+            print(reference())
+            return 0
+        return serve_cli.run(args)
+    except SystemExit as err:
+        if not isinstance(err.code, str):  # an exit status, not a message
+            raise
+        return _fail(err.code)
+    except (ValueError, OSError) as err:  # our messages name the file; pydantic's ValidationError is a ValueError
+        return _fail(_one_line(err))
+
+
+def _import(args: argparse.Namespace) -> int:
+    from pipeline.coco import write_json_atomic
+    from pipeline.importers import ImportRejected, import_coco, import_yolo, load_mapping
+
+    taxonomy = _taxonomy(args.classes)
+    mapping = load_mapping(args.map) if args.map else None
+    options = {"mapping": mapping, "fraction": args.fraction, "strict": args.strict}
+    try:
+        if args.format == "yolo":
+            result = import_yolo(args.source, args.data, taxonomy, **options)
+        else:
+            result = import_coco(args.json, args.images, args.data, taxonomy, split=args.split, **options)
+    except ImportRejected as err:
+        write_json_atomic(args.report, err.result.as_dict())
+        print(err.result.summary(), file=sys.stderr)
+        return _fail(f"{err}; report: {args.report}")
+    write_json_atomic(args.report, result.as_dict())
+    print(result.summary())
+    print(f"report: {args.report}")
+    if result.images_added:
+        print(f"next: `dvc add {args.data}` to version the result, then `dvc repro`")
+    return 0
+
+
+def _taxonomy(path: Path) -> Taxonomy:
+    try:
+        return load_taxonomy(path)
+    except ValidationError as err:
+        raise ValueError(f"class list {path}: {_one_line(err)}") from None
+
+
+def _one_line(err: BaseException) -> str:
+    if isinstance(err, ValidationError):
+        return "; ".join(f"{'.'.join(map(str, e['loc'])) or err.title}: {e['msg']}" for e in err.errors())
+    return " ".join(str(err).split())
+
+
+def _fail(message: str) -> int:
+    print(f"binsight: error: {message}", file=sys.stderr)
+    return USER_ERROR
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,121 @@
+"""The `binsight` command: help on every subcommand, imports, and one-line errors without tracebacks."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from binsight.cli import build_parser, main
+from conftest import REPO
+from test_importers import GOOD, jpeg, snapshot, yolo
+
+SUBCOMMANDS = [["import"], ["import", "yolo"], ["import", "coco"], ["serve"], ["create-key"], ["revoke-key"],
+               ["retention"], ["migrate"], ["settings"], ["config"]]
+
+
+def test_every_subcommand_is_listed():
+    choices = build_parser()._subparsers._group_actions[0].choices
+    assert sorted(choices) == sorted({c[0] for c in SUBCOMMANDS})
+
+
+@pytest.mark.parametrize("command", SUBCOMMANDS, ids=" ".join)
+def test_every_subcommand_has_help(command, capsys):
+    with pytest.raises(SystemExit) as done:
+        main([*command, "-h"])
+    out = capsys.readouterr().out
+    assert done.value.code == 0
+    assert out.startswith(f"usage: binsight {' '.join(command)}")
+    assert len(out.split("\n\n")) >= 3  # usage, a description, the options
+
+
+def run_import(tmp_path, *extra):
+    source = tmp_path / "src"
+    if not source.exists():
+        yolo(source, {"train": {"good": GOOD, "bad": "0 0.5 0.5\n"}})
+    return main(["import", "yolo", str(source), "--data", str(tmp_path / "data"), "--report", str(tmp_path / "report.json"), *extra])
+
+
+def test_import_prints_the_summary_and_writes_the_report(tmp_path, capsys):
+    assert run_import(tmp_path) == 0
+    out = capsys.readouterr().out
+    assert "images added:             1" in out and "items skipped (problems): 1" in out
+    assert "train/labels/bad.txt:1: 3 numbers" in out and "dvc add" in out
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert (report["images_added"], report["problems_by_kind"]) == (1, {"malformed_label": 1})
+    assert report["problems"][0] == {"kind": "malformed_label", "file": "train/labels/bad.txt", "line": 1, "detail": report["problems"][0]["detail"]}
+
+
+def test_strict_import_fails_with_one_error_line_and_writes_nothing(tmp_path, capsys):
+    assert run_import(tmp_path, "--strict") == 2
+    err = capsys.readouterr().err
+    assert err.splitlines()[-1].startswith("binsight: error: 1 problem(s)") and "--strict" in err.splitlines()[-1]
+    assert "train/labels/bad.txt:1" in err and "Traceback" not in err
+    assert not (tmp_path / "data").exists()
+    assert json.loads((tmp_path / "report.json").read_text())["problems_by_kind"] == {"malformed_label": 1}
+
+
+@pytest.mark.parametrize("mistake, expected", [
+    (["--map", "{missing}/map.yaml"], "class map {missing}/map.yaml not found"),
+    (["--map", "{bad_yaml}"], "is not valid YAML"),
+    (["--classes", "{missing}/classes.yaml"], "config file not found"),
+    (["--classes", "{bad_classes}"], "class list"),
+    (["--fraction", "compost"], "unknown waste fraction 'compost'"),
+])
+def test_user_mistakes_are_one_line(tmp_path, capsys, mistake, expected):
+    (tmp_path / "bad.yaml").write_text("a: [unclosed\n")
+    (tmp_path / "classes.yaml").write_text("classes: [{name: Bad Name, group: x}]\nfractions: {biowaste: []}\n")
+    paths = {"missing": tmp_path / "nowhere", "bad_yaml": tmp_path / "bad.yaml", "bad_classes": tmp_path / "classes.yaml"}
+    assert run_import(tmp_path, *[m.format(**paths) for m in mistake]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("binsight: error: ") and expected.format(**paths) in err
+
+
+def test_name_collision_is_one_line(tmp_path, capsys):
+    assert run_import(tmp_path) == 0
+    jpeg(tmp_path / "src/train/images/good.jpg", 250)  # another picture under the imported name
+    before = snapshot(tmp_path / "data")
+    capsys.readouterr()
+    assert run_import(tmp_path) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("binsight: error: name collision, nothing was imported") and err.count("\n") == 1
+    assert snapshot(tmp_path / "data") == before
+
+
+def test_config_prints_the_parameter_reference(capsys):
+    assert main(["config"]) == 0
+    assert "train.epochs:" in capsys.readouterr().out
+
+
+def test_service_commands_share_serve_cli(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("BINSIGHT_DATABASE_URL", f"sqlite:///{tmp_path / 'cli.db'}")
+    monkeypatch.setenv("BINSIGHT_IMAGE_DIR", str(tmp_path / "img"))
+    assert main(["create-key", "truck-1"]) == 0
+    assert capsys.readouterr().out.startswith("bsk_")
+    assert main(["revoke-key", "truck-1"]) == 0 and main(["revoke-key", "nobody"]) == 1
+
+
+def test_a_bad_setting_is_one_line(monkeypatch, capsys):
+    monkeypatch.setenv("BINSIGHT_PORT", "eighty")
+    assert main(["settings"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("binsight: error: port: ") and err.count("\n") == 1
+
+
+def test_installed_console_script(tmp_path):
+    """The `binsight` executable that `pip install` puts next to the interpreter."""
+    script = Path(sys.executable).parent / "binsight"
+    assert script.is_file(), "no binsight script: reinstall with `pip install -e .` (make install)"
+    source = yolo(tmp_path / "src", {"valid": {"a": GOOD}})
+    env = {**os.environ, "PYTHONPATH": ""}
+    run = subprocess.run([script, "import", "yolo", source, "--data", tmp_path / "data", "--report", tmp_path / "r.json"],
+                         cwd=REPO, env=env, capture_output=True, text=True)
+    assert run.returncode == 0 and "images added:             1" in run.stdout, run.stderr
+    missing = subprocess.run([script, "import", "coco", tmp_path / "none.json", tmp_path], cwd=REPO, env=env, capture_output=True, text=True)
+    assert missing.returncode == 2 and missing.stderr == f"binsight: error: COCO file {tmp_path / 'none.json'} not found\n"
+    module = subprocess.run([sys.executable, "-m", "binsight", "--help"], cwd=REPO, capture_output=True, text=True)
+    assert module.returncode == 0 and "import" in module.stdout
