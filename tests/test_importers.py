@@ -97,7 +97,7 @@ def test_polygon_label_becomes_its_enclosing_box(tmp_path, taxonomy):
 def test_image_without_label_file_and_empty_label_file_are_background(tmp_path, taxonomy):
     source = yolo(tmp_path / "src", {"train": {"a": GOOD, "no_label": None, "empty": "\n"}})
     result = import_yolo(source, tmp_path / "data", taxonomy)
-    assert (result.images_added, result.background_images, result.problems) == (3, 1, [])
+    assert (result.images_added, result.background_images, result.problems) == (3, 2, [])
     assert len(annotations(tmp_path / "data")["annotations"]) == 2
 
 
@@ -406,6 +406,7 @@ def test_trashnetpp_imports_whole(tmp_path):
     assert [p.kind for p in result.problems] == ["duplicate_image"] * 8
     assert result.images_added == 2348 - 8
     assert result.boxes_added == label_lines
+    assert result.background_images == sum(1 for f in label_files if not f.read_text().strip()) - 8
     coco = annotations(tmp_path / "data")
     assert len(coco["categories"]) == 7 and len(coco["annotations"]) == label_lines
     assert {im["source"]["split"] for im in coco["images"]} == {"train", "valid"}

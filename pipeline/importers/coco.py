@@ -85,7 +85,6 @@ def scan_coco(doc: dict[str, Any], json_path: Path, images_dir: Path, mapping: C
             scan.skipped += 1
         elif item is not None:
             scan.items.append(item)
-            scan.background_images += not item.boxes and not item.dropped
     return scan
 
 

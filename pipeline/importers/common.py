@@ -105,7 +105,6 @@ class Scan:
     items: list[SourceItem] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
     skipped: int = 0  # source images and label files left out because of a problem
-    background_images: int = 0  # images without a label file (YOLO's convention for "no object")
 
 
 @dataclass(frozen=True)

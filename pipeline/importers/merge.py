@@ -42,7 +42,7 @@ def import_scan(scan: Scan, data_dir: Path, taxonomy: Taxonomy, fraction: str, s
     problems = scan.problems + duplicates
     result = ImportResult(
         format=scan.format, source=str(scan.source), data_dir=str(data_dir), images_found=scan.images_found,
-        background_images=scan.background_images, skipped=scan.skipped + len(duplicates), problems=problems,
+        skipped=scan.skipped + len(duplicates), problems=problems,
     )
     if strict and problems:
         raise ImportRejected(result)
@@ -59,6 +59,7 @@ def import_scan(scan: Scan, data_dir: Path, taxonomy: Taxonomy, fraction: str, s
     per_class = Counter(name for item in new for name, _ in item.boxes)
     dropped = sum((item.dropped for item in new), Counter())
     result.images_added = len(new)
+    result.background_images = sum(1 for item in new if not item.boxes)
     result.boxes_added = sum(per_class.values())
     result.boxes_per_class = {name: per_class[name] for name in taxonomy.class_names if per_class[name]}
     result.boxes_dropped = dict(sorted(dropped.items()))

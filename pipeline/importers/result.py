@@ -20,7 +20,7 @@ class ImportResult:
     boxes_added: int = 0
     boxes_per_class: dict[str, int] = field(default_factory=dict)
     boxes_dropped: dict[str, int] = field(default_factory=dict)  # source class -> boxes the class map dropped
-    background_images: int = 0
+    background_images: int = 0  # images added without a box (no label file, an empty one, or every box dropped)
     skipped: int = 0
     problems: list[Problem] = field(default_factory=list)
 
@@ -36,7 +36,7 @@ class ImportResult:
             f"  images added:             {self.images_added}",
             f"  already in the dataset:   {self.already_present} (same content, not added again)",
             f"  boxes added:              {self.boxes_added} {self.boxes_per_class or ''}".rstrip(),
-            f"  background images:        {self.background_images} (no label file: no object)",
+            f"  background images:        {self.background_images} (added without a box: no object)",
             f"  items skipped (problems): {self.skipped}",
         ]
         if self.boxes_dropped:

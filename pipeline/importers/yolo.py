@@ -129,9 +129,7 @@ def _scan_image(scan: Scan, root: Path, image: Path, label: Path | None, name: s
     item = None
     if isinstance(read, ImageFile):
         item = SourceItem(image, rel, name, split, read.sha256, read.width, read.height)
-    if label is None:
-        scan.background_images += item is not None
-    else:
+    if label is not None:  # no label file: a background image
         problems += _read_labels(label, root, names, mapping, item)
     if problems:
         scan.problems += problems
