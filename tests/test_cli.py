@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from binsight.cli import build_parser, main
-from conftest import REPO
-from test_importers import GOOD, jpeg, snapshot, yolo
+from tests.conftest import REPO
+from tests.import_helpers import GOOD, jpeg, snapshot, yolo
 
 SUBCOMMANDS = [["import"], ["import", "yolo"], ["import", "coco"], ["serve"], ["create-key"], ["revoke-key"],
                ["retention"], ["migrate"], ["settings"], ["config"]]

@@ -13,55 +13,18 @@ from PIL import Image
 
 from pipeline.coco import ANNOTATIONS_FILE, IMAGES_DIR
 from pipeline.config import load_taxonomy
-from pipeline.importers import ImportRejected, NameCollision, import_coco, import_yolo
-from pipeline.importers import merge
+from pipeline.importers import ImportRejected, NameCollision, import_coco, import_yolo, merge
 from pipeline.validate import Problem, format_report, validate
-
-from conftest import REPO, SHARED
-
-W, H = 64, 48
-NAMES = ["Plastic Bag", "can", "glass"]  # source names; 'Plastic Bag' normalises to plastic_bag
-
-
-def jpeg(path: Path, shade: int, size=(W, H)) -> Path:
-    """A small JPEG whose content differs with `shade`, so no two test images share a hash by accident."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.new("RGB", size, (shade % 256, (shade * 7) % 256, (shade * 13) % 256)).save(path, quality=90)
-    return path
-
-
-def yolo(root: Path, labels: dict[str, dict[str, str | None]], layout: str = "split_first", names=NAMES) -> Path:
-    """A YOLO dataset: labels[split][stem] is the label file's text, or None for an image without a label file."""
-    root.mkdir(parents=True, exist_ok=True)
-    (root / "data.yaml").write_text(yaml.safe_dump({"names": names, "nc": len(names)}))
-    shade = 0
-    for split, files in labels.items():
-        images, label_dir = (root / split / "images", root / split / "labels") if layout == "split_first" else (root / "images" / split, root / "labels" / split)
-        label_dir.mkdir(parents=True, exist_ok=True)
-        for stem, text in files.items():
-            shade += 37
-            jpeg(images / f"{stem}.jpg", shade)
-            if text is not None:
-                (label_dir / f"{stem}.txt").write_text(text)
-    return root
+from tests.conftest import REPO, SHARED
+from tests.import_helpers import GOOD, H, NAMES, W, jpeg, snapshot, yolo
 
 
 def annotations(data: Path) -> dict:
     return json.loads((data / ANNOTATIONS_FILE).read_text())
 
 
-def snapshot(folder: Path) -> dict[str, str]:
-    """Every file under folder with its content hash: 'exactly as it was' made checkable."""
-    if not folder.exists():
-        return {}
-    return {p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.rglob("*")) if p.is_file()}
-
-
 def assert_valid(data: Path, taxonomy) -> None:
     assert validate(annotations(data), data, taxonomy.class_names, set(taxonomy.fractions), 0.0) == []
-
-
-GOOD = "0 0.5 0.5 0.5 0.5\n2 0.25 0.25 0.25 0.25\n"
 
 
 @pytest.mark.parametrize("layout", ["split_first", "images_first"])

@@ -28,7 +28,7 @@ from pipeline.coco import ANNOTATIONS_FILE, IMAGES_DIR, categories_for, load_coc
 from pipeline.config import Taxonomy
 from pipeline.importers.common import Scan, SourceItem, check_fraction
 from pipeline.importers.result import ImportRejected, ImportResult
-from pipeline.validate import DatasetFormatError, Problem, check_structure
+from pipeline.validate import Problem, check_structure
 
 
 class NameCollision(ValueError):
@@ -90,7 +90,7 @@ def _existing(data_dir: Path, taxonomy: Taxonomy) -> dict[str, Any]:
     try:
         doc = load_coco(path)
         check_structure(doc)
-    except (ValueError, DatasetFormatError) as err:  # json.JSONDecodeError is a ValueError
+    except ValueError as err:  # json.JSONDecodeError and DatasetFormatError are ValueErrors
         raise ValueError(f"{path}: {err}; fix it or import into another --data folder") from None
     names = {c["id"]: c["name"] for c in doc["categories"]}
     foreign = sorted(set(names.values()) - set(taxonomy.class_names))
