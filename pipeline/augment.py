@@ -5,14 +5,27 @@ camera suffers (motion blur, night, hard shadows, dust fog, mud and water on
 the lens, JPEG), so the detector does not learn that contaminants are only
 found in clean daylight pictures. Boxes are `pascal_voc` (x0, y0, x1, y1 pixels)
 and go through every spatial transform with the image.
+
+Randomness: `SeededAugmentation` draws each training sample's augmentation
+from generators seeded with (seed, epoch, index) alone, so neither the
+DataLoader worker that loads it nor a resumed training can change what the
+sample looks like. Two traps of
+albumentations 2.0.8 that it avoids: `Compose(seed=s)` gives every transform
+its own generator seeded with the same `s`, so transforms with the same
+probability fire together (HorizontalFlip and VerticalFlip always both or
+neither), and the Compose's generators are copied into every DataLoader
+worker, so different samples get identical augmentations (fixed upstream
+only in the AlbumentationsX fork, albumentations-team/albumentations#2561).
 """
 
 from __future__ import annotations
 
+import random
 from collections.abc import Callable
 
 import albumentations as A
 import numpy as np
+import torch
 
 from pipeline.synth.degrade import dust
 
@@ -79,9 +92,45 @@ PRESETS: dict[str, Callable[[float], list[A.BasicTransform]]] = {
 }
 
 
+def reseed(transform: A.Compose, *key: int) -> None:
+    """Draw the next augmentations from generators seeded with `key` (e.g. seed, epoch, sample index).
+
+    All transforms share one numpy and one Python generator, as they do
+    unseeded, so their draws are independent of each other.
+    """
+    numpy_seed, python_seed = np.random.SeedSequence(key).spawn(2)
+    transform.set_random_state(np.random.default_rng(numpy_seed), random.Random(int(python_seed.generate_state(1)[0])))
+
+
+class SeededAugmentation(torch.utils.data.Dataset):
+    """A dataset's samples under `(index, epoch)` keys (as `dataset.EpochSampler` yields them),
+    each augmented by the dataset's transform drawing from (seed, epoch, index)."""
+
+    def __init__(self, dataset, seed: int):
+        if dataset.transform is None:
+            raise ValueError("SeededAugmentation needs a dataset with a transform")
+        self.dataset = dataset
+        self.seed = seed
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, key: tuple[int, int]):
+        index, epoch = key
+        # Each DataLoader worker holds its own copy of the transform; reseeding it
+        # here makes the copy, and the worker, irrelevant.
+        reseed(self.dataset.transform, self.seed, epoch, index)
+        return self.dataset[index]
+
+
 def build(preset: str, degradation_probability: float = 0.0, seed: int | None = None) -> A.Compose:
+    """The preset's Compose; with a seed its draws are reproducible (but see `reseed` for training)."""
     try:
         transforms = PRESETS[preset](degradation_probability)
     except KeyError:
         raise ValueError(f"unknown augmentation preset {preset!r}; known: {sorted(PRESETS)}") from None
-    return A.Compose(transforms, bbox_params=BBOX_PARAMS, seed=seed)
+    # Not Compose(seed=...): it would seed every transform's generator alike (module docstring).
+    transform = A.Compose(transforms, bbox_params=BBOX_PARAMS)
+    if seed is not None:
+        reseed(transform, seed)
+    return transform

@@ -4,6 +4,10 @@ The contract is torchvision's detection one: the image is a float tensor
 [3, H, W] in 0..1, the target has `boxes` as float xyxy pixels [N, 4] and
 `labels` as int64 1..K (0 is background); images without contaminants give
 empty [0, 4] boxes, which the detectors treat as pure negatives.
+
+For training, `EpochSampler` decides which samples each process sees in
+which order, as a function of (seed, epoch) alone; `augment.SeededAugmentation`
+then draws each sample's augmentation from (seed, epoch, index).
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from typing import Any
 import albumentations as A
 import numpy as np
 import torch
+from torch.utils.data.distributed import DistributedSampler
 
 from pipeline.coco import IMAGES_DIR, load_coco
 from pipeline.imageio import read_rgb  # noqa: F401 - re-exported: the stages import it from here
@@ -57,3 +62,29 @@ class CocoDetection(torch.utils.data.Dataset):
 
 def collate(batch: list) -> tuple[list, list]:
     return tuple(zip(*batch))  # detectors take lists: images may differ in size
+
+
+class EpochSampler(torch.utils.data.Sampler):
+    """Each epoch's shuffle of the dataset, this process's share of it, as `(index, epoch)` keys.
+
+    The order is torch's DistributedSampler's, a function of (seed, epoch)
+    only; with several processes each takes every `world_size`-th index from
+    `rank` (padding with repeats so that all take as many steps), so the
+    processes see different samples. The epoch travels with the index so that
+    the sample's augmentation can depend on it. Call `set_epoch` before each epoch.
+    """
+
+    def __init__(self, dataset: torch.utils.data.Dataset, seed: int, rank: int = 0, world_size: int = 1):
+        self.order = DistributedSampler(dataset, num_replicas=world_size, rank=rank, shuffle=True, seed=seed)
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+        self.order.set_epoch(epoch)
+
+    def __iter__(self):
+        epoch = self.epoch  # bound now, not when the loader reads ahead
+        return ((index, epoch) for index in self.order)
+
+    def __len__(self) -> int:
+        return len(self.order)

@@ -21,14 +21,15 @@ class ImagePrediction:
 @torch.inference_mode()
 def predict(model: torch.nn.Module, dataset: CocoDetection, batch_size: int = 8) -> list[ImagePrediction]:
     model.eval()
+    device = next(model.parameters()).device  # training validates on its GPU
     out: list[ImagePrediction] = []
     for start in range(0, len(dataset), batch_size):
         items = [dataset[i] for i in range(start, min(start + batch_size, len(dataset)))]
-        results = model([img for img, _ in items])
+        results = model([img.to(device) for img, _ in items])
         for (_, target), r in zip(items, results, strict=True):
             out.append(
                 ImagePrediction(
-                    int(target["image_id"]), r["boxes"].numpy(), r["scores"].numpy(), r["labels"].numpy()
+                    int(target["image_id"]), r["boxes"].cpu().numpy(), r["scores"].cpu().numpy(), r["labels"].cpu().numpy()
                 )
             )
     return out

@@ -1,22 +1,39 @@
 """DVC stage `train`: train the detector, with resumable checkpoints, logged to MLflow.
 
     python -m pipeline.train --splits build/splits --data data --out build/train --metrics reports/train.json
+    torchrun --nproc_per_node 4 -m pipeline.train ...   (the same stage on 4 GPUs, or 4 CPU processes)
 
 Each epoch prints one line (losses, validation mAP@.5, learning rate, ETA);
 on a terminal a progress bar runs within the epoch. A checkpoint is written
-every `train.checkpoint_every` epochs; a rerun with the same configuration and
-training data resumes from it (and continues the same MLflow run) instead of
+every `train.checkpoint_every` epochs; a rerun with the same configuration,
+training data, code and hardware setup resumes from it (and continues the same MLflow run) instead of
 starting over. A non-finite loss stops training at once, keeping the last good
 checkpoint, because every later step would only spread NaNs through the weights.
+pipeline/hardware.py says where training runs (CPU, CUDA, several processes)
+and how batch and learning rate follow.
+
+Randomness is a function of (train.seed, epoch, sample index, process) and
+nothing else: each epoch's shuffle (dataset.EpochSampler), each sample's
+augmentation (augment.SeededAugmentation) and the global generators, reseeded
+at each epoch. So the number of DataLoader workers changes nothing, and a
+training resumed from a checkpoint ends with the same weights as one that
+ran through.
+
+Debugging aid: with BINSIGHT_TRAIN_TRACE=<folder>, each process writes
+<folder>/rank<r>.json: the image ids it trained on, per epoch, and a SHA-256
+of its final weights (the distributed test checks both).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
+import dataclasses
 import hashlib
 import json
 import math
+import os
 import random
 import sys
 import time
@@ -26,40 +43,43 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from pipeline import augment
-from pipeline.config import Params, add_config_arguments, load_params, load_taxonomy
-from pipeline.dataset import CocoDetection, collate
+from pipeline import augment, hardware, sources
+from pipeline.config import Params, TrainConfig, add_config_arguments, load_params, load_taxonomy
+from pipeline.dataset import CocoDetection, EpochSampler, collate
+from pipeline.hardware import Placement, Schedule
 from pipeline.metrics import coco_detection_metrics
 from pipeline.model import build_model
 from pipeline.predict import predict, to_coco_results
-from pipeline.tracking import configure, flatten, read_run_id, write_run_ref
+from pipeline.tracking import configure, flatten, write_run_ref
 
 CHECKPOINT = "checkpoint.pt"
+TRACE_ENV = "BINSIGHT_TRAIN_TRACE"
 
 
 class NonFiniteLossError(RuntimeError):
     pass
 
 
-def seed_everything(seed: int) -> None:
+def seed_everything(*key: int) -> None:
+    """Seed Python's, numpy's and torch's global generators (CPU and CUDA) from the integers in `key`."""
+    seed = int(np.random.SeedSequence(key).generate_state(1)[0])
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
 
 
-TRAINING_CODE = ("train.py", "model.py", "backbones.py", "augment.py", "dataset.py")
-
-
-def fingerprint(params: Params, class_names: list[str], train_split: Path) -> str:
-    """Identifies what a checkpoint was trained with (configuration, data and code):
+def fingerprint(params: Params, class_names: list[str], train_split: Path, placement: Placement, schedule: Schedule) -> str:
+    """Identifies what a checkpoint was trained with (configuration, data, code and hardware setup):
     resuming under anything else would mix two different runs."""
     h = hashlib.sha256()
-    for module in TRAINING_CODE:
-        h.update((Path(__file__).parent / module).read_bytes())
+    # Every pipeline file this stage runs, found from its imports, so the list cannot go stale.
+    h.update(sources.digest(sources.stage_sources("pipeline.train")).encode())
     for section in (params.model, params.augment, params.train):
         h.update(section.model_dump_json().encode())
     h.update(json.dumps(class_names).encode())
     h.update(train_split.read_bytes())
+    setup = {"device": placement.device.type, "processes": placement.world_size, "autocast": str(placement.autocast)}
+    h.update(json.dumps({**setup, **dataclasses.asdict(schedule)}, sort_keys=True).encode())
     return h.hexdigest()[:16]
 
 
@@ -73,12 +93,11 @@ def warmup_cosine(warmup_iters: int, total_iters: int):
     return factor
 
 
-def make_optimizer(model: torch.nn.Module, params: Params) -> torch.optim.Optimizer:
-    cfg = params.train
+def make_optimizer(model: torch.nn.Module, cfg: TrainConfig, lr: float) -> torch.optim.Optimizer:
     trainable = [p for p in model.parameters() if p.requires_grad]
     if cfg.optimizer == "adamw":
-        return torch.optim.AdamW(trainable, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    return torch.optim.SGD(trainable, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+        return torch.optim.AdamW(trainable, lr=lr, weight_decay=cfg.weight_decay)
+    return torch.optim.SGD(trainable, lr=lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
 
 
 class WeightAverage:
@@ -110,28 +129,45 @@ class WeightAverage:
                 value.copy_(live[name])
 
 
-def train_one_epoch(model, loader, optimizer, scheduler, epoch: int, show_bar: bool, average: WeightAverage) -> dict[str, float]:
+def train_one_epoch(
+    model, loader, optimizer, scheduler, epoch: int, average: WeightAverage, placement: Placement,
+    show_bar: bool, seen_ids: list[int] | None = None,
+) -> dict[str, float]:
+    """One pass over this process's share of the data; the mean losses over all processes.
+
+    `model` may be wrapped in DistributedDataParallel; `average` follows the bare module.
+    """
     model.train()
+    bare = model.module if isinstance(model, torch.nn.parallel.DistributedDataParallel) else model
+    device = placement.device
+    autocast = torch.autocast(device.type, dtype=placement.autocast) if placement.autocast else contextlib.nullcontext()
     sums: dict[str, float] = {}
     bar = tqdm(loader, desc=f"epoch {epoch}", leave=False, disable=not show_bar, file=sys.stderr)
     for step, (images, targets) in enumerate(bar):
-        losses = model(list(images), list(targets))
+        if seen_ids is not None:
+            seen_ids.extend(int(t["image_id"]) for t in targets)
+        images = [im.to(device, non_blocking=True) for im in images]
+        targets = [{k: v.to(device, non_blocking=True) for k, v in t.items()} for t in targets]
+        with autocast:
+            losses = model(images, targets)
         loss = sum(losses.values())
-        if not torch.isfinite(loss):
+        # Every process must stop at the same step: one that went on would wait forever for the others.
+        if not hardware.all_true(bool(torch.isfinite(loss)), placement):
             detail = {k: v.item() for k, v in losses.items()}
-            raise NonFiniteLossError(f"non-finite loss at epoch {epoch}, step {step}: {detail}")
+            where = f" (process {placement.rank}: {detail})" if placement.distributed else f": {detail}"
+            raise NonFiniteLossError(f"non-finite loss at epoch {epoch}, step {step}{where}")
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         # Clipping keeps one bad batch early in from-scratch training from blowing up the weights.
         torch.nn.utils.clip_grad_norm_(model.parameters(), 10.0)
         optimizer.step()
         scheduler.step()
-        average.update(model)
+        average.update(bare)
         for k, v in losses.items():
             sums[k] = sums.get(k, 0.0) + v.item()
         sums["loss"] = sums.get("loss", 0.0) + loss.item()
         bar.set_postfix(loss=f"{loss.item():.3f}")
-    return {k: v / max(1, len(loader)) for k, v in sums.items()}
+    return hardware.mean_over_processes({k: v / max(1, len(loader)) for k, v in sums.items()}, placement)
 
 
 def validation_map(model, dataset: CocoDetection) -> dict:
@@ -144,64 +180,116 @@ def save_checkpoint(path: Path, **state) -> None:
     tmp.replace(path)  # a crash while saving leaves the previous checkpoint intact
 
 
-def train(params: Params, class_names: list[str], splits: Path, data: Path, out: Path) -> dict:
+def cpu_copy(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """A detached CPU copy in the default memory layout, whatever device and layout training used."""
+    return {k: v.detach().to("cpu", memory_format=torch.contiguous_format, copy=True) for k, v in state.items()}
+
+
+def weights_digest(model: torch.nn.Module) -> str:
+    """SHA-256 of the parameters. Batch-norm statistics are left out: each process updates its own
+    in every forward pass, and DistributedDataParallel aligns them only at the start of the next."""
+    h = hashlib.sha256()
+    for name, p in model.named_parameters():
+        h.update(name.encode())
+        h.update(p.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
+def write_trace(folder: Path, placement: Placement, seen: dict[int, list[int]], model: torch.nn.Module) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    trace = {"rank": placement.rank, "world_size": placement.world_size, "image_ids": seen, "weights_sha256": weights_digest(model)}
+    (folder / f"rank{placement.rank}.json").write_text(json.dumps(trace) + "\n")
+
+
+def train(params: Params, class_names: list[str], splits: Path, data: Path, out: Path) -> dict | None:
+    """Train; the summary in the main process, None in the others (under torchrun)."""
+    placement = hardware.place(params.train)
+    try:
+        summary = _train(params, class_names, splits, data, out, placement)
+        hardware.barrier(placement)  # the others wait while process 0 validates and saves the last epoch
+        return summary
+    finally:
+        hardware.release(placement)
+
+
+def _train(params: Params, class_names: list[str], splits: Path, data: Path, out: Path, placement: Placement) -> dict | None:
     cfg = params.train
-    torch.set_num_threads(cfg.threads)
+    schedule = hardware.schedule(cfg, placement)
+    main = placement.main
     seed_everything(cfg.seed)
     out.mkdir(parents=True, exist_ok=True)
-    train_set = CocoDetection(
-        splits / "train.json", data, augment.build(params.augment.preset, params.augment.degradation_probability, cfg.seed)
-    )
+    train_set = CocoDetection(splits / "train.json", data, augment.build(params.augment.preset, params.augment.degradation_probability))
     val_set = CocoDetection(splits / "val.json", data)
+    sampler = EpochSampler(train_set, cfg.seed, placement.rank, placement.world_size)
+    on_cuda = placement.device.type == "cuda"
     loader = torch.utils.data.DataLoader(
-        train_set,
-        batch_size=cfg.batch_size,
-        shuffle=True,
-        num_workers=cfg.num_workers,
+        augment.SeededAugmentation(train_set, cfg.seed),
+        batch_size=schedule.batch_size,
+        sampler=sampler,
+        num_workers=schedule.num_workers,
         collate_fn=collate,
-        drop_last=len(train_set) > cfg.batch_size,
+        drop_last=len(sampler) > schedule.batch_size,
+        pin_memory=on_cuda,
+        # Only the workers' base seed comes from here (nothing in them uses it); without a generator
+        # the loader would draw it from the global one, which a resumed run has not advanced alike.
         generator=torch.Generator().manual_seed(cfg.seed),
-        persistent_workers=cfg.num_workers > 0,
+        persistent_workers=schedule.num_workers > 0,
     )
-    model = build_model(params.model, len(class_names))
-    optimizer = make_optimizer(model, params)
-    average = WeightAverage(model, cfg.ema_decay)
+    net = build_model(params.model, len(class_names)).to(placement.device)
+    if on_cuda:
+        net = net.to(memory_format=torch.channels_last)  # what tensor cores convolve fastest
+    optimizer = make_optimizer(net, cfg, schedule.lr)
+    average = WeightAverage(net, schedule.ema_decay)
     total_iters = cfg.epochs * len(loader)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(cfg.warmup_iters, total_iters))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(schedule.warmup_iters, total_iters))
 
-    fp = fingerprint(params, class_names, splits / "train.json")
+    fp = fingerprint(params, class_names, splits / "train.json", placement, schedule)
     ckpt_path = out / CHECKPOINT
     start_epoch, history, best, run_id = 1, [], {"map_50": -1.0, "map": -1.0, "epoch": 0}, None
     best_state = None
+    say = print if main else (lambda *a, **k: None)
+    say(schedule.describe(placement), flush=True)
     if ckpt_path.exists():
         ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=False)
         if ckpt.get("fingerprint") == fp:
-            model.load_state_dict(ckpt["model"])
+            net.load_state_dict(ckpt["model"])
             average.module.load_state_dict(ckpt["average"])
             average.updates = ckpt["average_updates"]
             optimizer.load_state_dict(ckpt["optimizer"])
             scheduler.load_state_dict(ckpt["scheduler"])
-            torch.set_rng_state(ckpt["torch_rng"])
             start_epoch, history, best, run_id = ckpt["epoch"] + 1, ckpt["history"], ckpt["best"], ckpt["run_id"]
             best_state = ckpt["best_state"]
-            print(f"resuming from {ckpt_path} after epoch {ckpt['epoch']}")
+            say(f"resuming from {ckpt_path} after epoch {ckpt['epoch']}")
         else:
-            print(f"{ckpt_path} was trained with another configuration, data or code; starting afresh")
+            say(f"{ckpt_path} was trained with another configuration, data, code or hardware setup; starting afresh")
+    model = net
+    if placement.distributed:
+        model = torch.nn.parallel.DistributedDataParallel(net, device_ids=[placement.device] if on_cuda else None)
 
-    mlflow = configure()
-    with mlflow.start_run(run_id=run_id) as run:
-        if run_id is None:
+    trace_dir = os.environ.get(TRACE_ENV)
+    seen: dict[int, list[int]] = {}
+    mlflow = configure() if main else None
+    with mlflow.start_run(run_id=run_id) if main else contextlib.nullcontext() as run:
+        if main and run_id is None:
             mlflow.log_params(flatten("", {"model": params.model.model_dump(), "augment": params.augment.model_dump(), "train": cfg.model_dump()}))
-            mlflow.log_params({"classes": ",".join(class_names), "train_images": len(train_set), "val_images": len(val_set)})
+            mlflow.log_params({"classes": ",".join(class_names), "train_images": len(train_set), "val_images": len(val_set),
+                               "device": placement.device.type, "processes": placement.world_size, "effective_lr": schedule.lr})
         started = time.monotonic()
         for epoch in range(start_epoch, cfg.epochs + 1):
-            losses = train_one_epoch(model, loader, optimizer, scheduler, epoch, sys.stderr.isatty(), average)
+            sampler.set_epoch(epoch)
+            # Whatever draws from the global generators (e.g. Faster R-CNN's box sampling) draws
+            # the same numbers in this epoch whether or not the run was resumed before it.
+            seed_everything(cfg.seed, epoch, placement.rank)
+            seen_ids = seen.setdefault(epoch, []) if trace_dir else None
+            losses = train_one_epoch(model, loader, optimizer, scheduler, epoch, average, placement, main and sys.stderr.isatty(), seen_ids)
+            if not main:
+                continue
             val = validation_map(average.module, val_set)
             history.append({"epoch": epoch, **losses, "val_map": val["map"], "val_map_50": val["map_50"]})
             mlflow.log_metrics({**{f"train_{k}": v for k, v in losses.items()}, "val_map": val["map"], "val_map_50": val["map_50"], "lr": optimizer.param_groups[0]["lr"]}, step=epoch)
             if val["map_50"] > best["map_50"]:
                 best = {"map_50": val["map_50"], "map": val["map"], "epoch": epoch}
-                best_state = {k: v.detach().clone() for k, v in average.module.state_dict().items()}
+                best_state = cpu_copy(average.module.state_dict())
             elapsed = time.monotonic() - started
             eta = elapsed / (epoch - start_epoch + 1) * (cfg.epochs - epoch)
             print(
@@ -212,12 +300,16 @@ def train(params: Params, class_names: list[str], splits: Path, data: Path, out:
             )
             if epoch % cfg.checkpoint_every == 0 or epoch == cfg.epochs:
                 save_checkpoint(
-                    ckpt_path, model=model.state_dict(), average=average.module.state_dict(), average_updates=average.updates,
-                    optimizer=optimizer.state_dict(), scheduler=scheduler.state_dict(),
-                    torch_rng=torch.get_rng_state(), epoch=epoch, history=history, best=best, best_state=best_state,
-                    run_id=run.info.run_id, fingerprint=fp,
+                    ckpt_path, model=cpu_copy(net.state_dict()), average=cpu_copy(average.module.state_dict()),
+                    average_updates=average.updates, optimizer=optimizer.state_dict(), scheduler=scheduler.state_dict(),
+                    epoch=epoch, history=history, best=best, best_state=best_state, run_id=run.info.run_id, fingerprint=fp,
                 )
-        run_id = run.info.run_id
+        if main:
+            run_id = run.info.run_id
+    if trace_dir:
+        write_trace(Path(trace_dir), placement, seen, net)
+    if not main:
+        return None
     # The weights that go on are those of the best validation epoch (val, not test: test stays unseen).
     torch.save(
         {"state_dict": best_state, "model_config": params.model.model_dump(), "class_names": class_names, "epoch": best["epoch"]},
@@ -239,6 +331,8 @@ def main(argv: list[str] | None = None) -> None:
         summary = train(load_params(args.params), load_taxonomy(args.classes).class_names, args.splits, args.data, args.out)
     except NonFiniteLossError as err:
         raise SystemExit(f"training stopped: {err}; the last good checkpoint is kept. Lower train.lr or check the data.") from None
+    if summary is None:
+        return  # not the main process: it writes nothing
     history = summary.pop("history")
     args.metrics.parent.mkdir(parents=True, exist_ok=True)
     args.metrics.write_text(json.dumps(summary, indent=1) + "\n")

@@ -23,7 +23,7 @@ def tiny_params_dict() -> dict:
     params["synth"].update(num_bins=14, image_size=128, captures_per_bin=[1, 2], degradation_probability=0.5)
     params["prepare"].update(val_share=0.2, test_share=0.2)
     params["model"].update(min_size=128, max_size=128, fpn_channels=32)
-    params["train"].update(epochs=1, batch_size=4, warmup_iters=2, num_workers=0, threads=2)
+    params["train"].update(epochs=1, batch_size=4, warmup_iters=2, num_workers=0, threads=2, cuda_batch_size=4, cuda_num_workers=0)
     params["export"].update(parity_images=2)
     params["evaluate"].update(grid_images=4)
     return params

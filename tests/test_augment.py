@@ -53,3 +53,82 @@ def test_truck_camera_preset_keeps_boxes_inside_the_object_region(seed):
 def test_unknown_preset_fails_loudly():
     with pytest.raises(ValueError, match="unknown augmentation preset 'sunny'.*truck_camera"):
         augment.build("sunny")
+
+
+def test_transforms_of_a_seeded_preset_draw_independently():
+    # Compose(seed=s) would seed each transform's generator alike, so the two
+    # flips (same probability) would always fire together.
+    transform = augment.build("geometric_only", seed=0)
+    transform.save_applied_params = True
+    img = np.zeros((8, 12, 3), np.uint8)
+    applied = [
+        {name for name, _ in transform(image=img, bboxes=np.zeros((0, 4), np.float32), labels=[])["applied_transforms"]}
+        for _ in range(100)
+    ]
+    assert any(names & {"HorizontalFlip", "VerticalFlip"} == {"HorizontalFlip"} for names in applied)
+    assert any(names & {"HorizontalFlip", "VerticalFlip"} == {"VerticalFlip"} for names in applied)
+
+
+def test_reseeding_with_the_same_key_repeats_the_augmentation():
+    img, box = object_scene(np.random.default_rng(0))
+    transform = augment.build("truck_camera", degradation_probability=1.0)
+    outputs = []
+    for key in [(1, 2, 3), (1, 2, 4), (1, 2, 3)]:
+        augment.reseed(transform, *key)
+        outputs.append(transform(image=img, bboxes=np.array([box], np.float32), labels=[1])["image"])
+    assert np.array_equal(outputs[0], outputs[2]) and not np.array_equal(outputs[0], outputs[1])
+
+
+def one_image_many_times(folder, count: int):
+    """A COCO split whose `count` images are all the same file: any difference between samples is augmentation."""
+    import json
+
+    from PIL import Image
+
+    (folder / "images").mkdir(parents=True)
+    img, (x0, y0, x1, y1) = object_scene(np.random.default_rng(1))
+    Image.fromarray(img).save(folder / "images" / "same.png")
+    coco = {
+        "images": [{"id": i, "file_name": "same.png", "width": img.shape[1], "height": img.shape[0]} for i in range(1, count + 1)],
+        "annotations": [{"id": i, "image_id": i, "category_id": 1, "bbox": [x0, y0, x1 - x0, y1 - y0], "area": 1.0, "iscrowd": 0}
+                        for i in range(1, count + 1)],
+        "categories": [{"id": 1, "name": "plastic_bag"}],
+    }
+    (folder / "split.json").write_text(json.dumps(coco))
+    return folder / "split.json"
+
+
+def augmented_epochs(split, data, num_workers: int, epochs=(1, 2)) -> dict[tuple[int, int], "torch.Tensor"]:
+    import torch
+
+    from pipeline.dataset import CocoDetection, EpochSampler, collate
+
+    dataset = CocoDetection(split, data, augment.build("truck_camera", degradation_probability=1.0))
+    sampler = EpochSampler(dataset, seed=5)
+    loader = torch.utils.data.DataLoader(augment.SeededAugmentation(dataset, seed=5), batch_size=2, sampler=sampler,
+                                         num_workers=num_workers, collate_fn=collate, persistent_workers=num_workers > 0)
+    seen = {}
+    for epoch in epochs:
+        sampler.set_epoch(epoch)
+        for images, targets in loader:
+            for image, target in zip(images, targets, strict=True):
+                seen[(epoch, int(target["image_id"]))] = image
+    return seen
+
+
+def test_workers_see_different_augmentations_and_the_worker_count_changes_nothing(tmp_path):
+    import torch
+
+    split = one_image_many_times(tmp_path, 6)
+    with_workers = augmented_epochs(split, tmp_path, num_workers=2)
+    assert len(with_workers) == 12
+    # With Compose's generator copied into each worker, the two workers' first samples were identical.
+    images = list(with_workers.values())
+    assert all(not torch.equal(a, b) for i, a in enumerate(images) for b in images[i + 1 :])
+    # A sample's augmentation depends on (seed, epoch, index) only: not on workers, nor on the run.
+    for other in (augmented_epochs(split, tmp_path, num_workers=0), augmented_epochs(split, tmp_path, num_workers=2)):
+        assert other.keys() == with_workers.keys()
+        assert all(torch.equal(other[k], with_workers[k]) for k in with_workers)
+    # ...nor on the epochs that came before (what resuming a training skips).
+    resumed = augmented_epochs(split, tmp_path, num_workers=2, epochs=(2,))
+    assert all(torch.equal(resumed[k], with_workers[k]) for k in resumed)

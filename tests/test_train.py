@@ -67,3 +67,58 @@ def test_warmup_then_cosine():
     f = train_module.warmup_cosine(10, 110)
     assert f(0) < 0.01 and f(5) == pytest.approx(0.5, abs=0.01) and f(10) == pytest.approx(1.0)
     assert f(60) == pytest.approx(0.5) and f(110) == pytest.approx(0.0, abs=1e-9)
+
+
+def on_cpu(params, **train):
+    """`params` training on the CPU (whatever the machine has), with `train` keys replaced."""
+    return params.model_copy(update={"train": params.train.model_copy(update={"device": "cpu", **train})})
+
+
+def test_resumed_training_ends_with_the_weights_of_an_uninterrupted_one(
+    monkeypatch, tmp_path, tiny_splits, tiny_dataset, tiny_params, taxonomy, mlflow_store
+):
+    params = on_cpu(tiny_params[0], epochs=2)
+    train_module.train(params, taxonomy.class_names, tiny_splits, tiny_dataset, tmp_path / "straight")
+
+    real_save = train_module.save_checkpoint
+
+    def save_then_crash(path, **state):
+        real_save(path, **state)
+        if state["epoch"] == 1:
+            raise KeyboardInterrupt  # killed right after the first epoch's checkpoint
+
+    monkeypatch.setattr(train_module, "save_checkpoint", save_then_crash)
+    with pytest.raises(KeyboardInterrupt):
+        train_module.train(params, taxonomy.class_names, tiny_splits, tiny_dataset, tmp_path / "resumed")
+    monkeypatch.setattr(train_module, "save_checkpoint", real_save)
+    summary = train_module.train(params, taxonomy.class_names, tiny_splits, tiny_dataset, tmp_path / "resumed")
+    assert [h["epoch"] for h in summary["history"]] == [1, 2]
+
+    straight = torch.load(tmp_path / "straight" / "checkpoint.pt", weights_only=False)
+    resumed = torch.load(tmp_path / "resumed" / "checkpoint.pt", weights_only=False)
+    assert resumed["epoch"] == straight["epoch"] == 2
+    for part in ("model", "average"):
+        assert straight[part].keys() == resumed[part].keys()
+        different = [k for k in straight[part] if not torch.equal(straight[part][k], resumed[part][k])]
+        assert not different, f"{part}: {len(different)} tensors differ, e.g. {different[:3]}"
+    assert straight["history"] == resumed["history"]
+
+
+def test_trains_on_the_cpu_where_auto_finds_no_gpu(monkeypatch, tmp_path, tiny_splits, tiny_dataset, tiny_params, taxonomy, mlflow_store, capsys):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    params = tiny_params[0].model_copy(update={"train": tiny_params[0].train.model_copy(update={"device": "auto"})})
+    train_module.train(params, taxonomy.class_names, tiny_splits, tiny_dataset, tmp_path / "out")
+    assert "training on cpu x1, fp32, batch 4 per process" in capsys.readouterr().out
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_trains_on_cuda_in_bf16_and_writes_a_cpu_model(tmp_path, tiny_splits, tiny_dataset, tiny_params, taxonomy, mlflow_store, capsys):
+    params = tiny_params[0].model_copy(update={"train": tiny_params[0].train.model_copy(update={"device": "cuda", "epochs": 2})})
+    summary = train_module.train(params, taxonomy.class_names, tiny_splits, tiny_dataset, tmp_path / "out")
+    assert "training on cuda x1, bf16" in capsys.readouterr().out
+    assert all(h["loss"] > 0 and h["loss"] < float("inf") for h in summary["history"])
+    # Saved tensors load back on the device they were saved from: evaluation and export run on the CPU.
+    bundle = torch.load(tmp_path / "out" / "model.pt", weights_only=False)
+    ckpt = torch.load(tmp_path / "out" / "checkpoint.pt", weights_only=False)
+    for state in (bundle["state_dict"], ckpt["model"], ckpt["average"]):
+        assert all(v.device.type == "cpu" and v.is_contiguous() for v in state.values())

@@ -1,0 +1,166 @@
+"""Where training runs: device, processes and precision, and the batch and schedule that fit them.
+
+- `train.device: auto` trains on CUDA when torch sees a GPU, otherwise on the CPU.
+- Under torchrun (`WORLD_SIZE` > 1) each process trains its share of every
+  epoch with DistributedDataParallel: on its own GPU (nccl) or, on a CPU
+  box, on `train.threads` cores (gloo). Process 0 alone logs, validates and
+  writes checkpoints, the model and the MLflow run.
+- Precision: bf16 autocast on CUDA (no loss scaling needed, unlike fp16);
+  the CPU stays fp32, where bf16 is slow and would change the figures.
+- Batch: `train.batch_size` images per step per CPU process,
+  `train.cuda_batch_size` per GPU. The learning rate follows the linear
+  scaling rule (Goyal et al., 2017, "Accurate, Large Minibatch SGD"):
+  lr x global batch / `train.batch_size`; warm-up and the weight average are
+  kept the same length in images. On one CPU process every figure is exactly
+  what the configuration says.
+
+Reproducibility: torch runs deterministic algorithms with a fixed thread
+count, so the same commit on the same kind of machine gives the same weights
+bit for bit on the CPU. Across machines it cannot: oneDNN and MKL pick their
+kernels by the CPU's instruction set (AVX2, AVX-512, AMX), and these sum in
+different orders, which changes the last bits of a float and, over thousands
+of steps, the figures a little. On CUDA some kernels the detector needs
+(e.g. the backward of the FPN's nearest upsampling) add with atomics in no
+fixed order; torch warns about those and runs them anyway.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+
+from pipeline.config import TrainConfig
+
+
+@dataclass(frozen=True)
+class Placement:
+    """This process's device and its place among the training processes."""
+
+    device: torch.device
+    autocast: torch.dtype | None  # None: plain fp32
+    rank: int = 0
+    world_size: int = 1
+
+    @property
+    def main(self) -> bool:
+        """The process that logs, validates and writes."""
+        return self.rank == 0
+
+    @property
+    def distributed(self) -> bool:
+        return self.world_size > 1
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """Batch and optimisation figures for a placement (per process where it says so)."""
+
+    batch_size: int  # per process
+    num_workers: int  # per process
+    lr: float
+    warmup_iters: int
+    ema_decay: float
+
+    def describe(self, placement: Placement) -> str:
+        return (
+            f"training on {placement.device.type} x{placement.world_size}, "
+            f"{'bf16' if placement.autocast == torch.bfloat16 else 'fp32'}, batch {self.batch_size} per process, "
+            f"lr {self.lr:g}"
+        )
+
+
+def resolve_device(choice: str, local_rank: int = 0) -> torch.device:
+    if choice == "auto":
+        choice = "cuda" if torch.cuda.is_available() else "cpu"
+    if choice == "cpu":
+        return torch.device("cpu")
+    if not torch.cuda.is_available():
+        raise SystemExit("train.device is cuda but torch sees no GPU; set train.device: auto or cpu")
+    if local_rank >= torch.cuda.device_count():
+        raise SystemExit(
+            f"process {local_rank} of this node has no GPU of its own ({torch.cuda.device_count()} visible); "
+            "start at most that many processes per node (torchrun --nproc_per_node)"
+        )
+    return torch.device("cuda", local_rank)
+
+
+def resolve_precision(choice: str, device: torch.device) -> torch.dtype | None:
+    if choice == "fp32" or (choice == "auto" and device.type != "cuda"):
+        return None
+    if device.type == "cuda" and not torch.cuda.is_bf16_supported():
+        if choice == "bf16":
+            raise SystemExit("train.precision is bf16 but this GPU does not support bfloat16; set auto or fp32")
+        return None
+    return torch.bfloat16
+
+
+def _env_int(name: str, default: int) -> int:
+    value = os.environ.get(name, str(default))
+    try:
+        return int(value)
+    except ValueError:
+        raise SystemExit(f"environment variable {name}={value!r} is not an integer (torchrun sets it)") from None
+
+
+def place(cfg: TrainConfig) -> Placement:
+    """Join the torchrun process group if there is one, and pick this process's device.
+
+    Also fixes the thread count and turns on deterministic algorithms (see the module docstring).
+    """
+    world_size, rank, local_rank = _env_int("WORLD_SIZE", 1), _env_int("RANK", 0), _env_int("LOCAL_RANK", 0)
+    device = resolve_device(cfg.device, local_rank)
+    torch.set_num_threads(cfg.threads)
+    if device.type == "cuda":
+        # cuBLAS is deterministic only with a fixed workspace, which must be set before its first use.
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.cuda.set_device(device)
+        torch.backends.cudnn.benchmark = False  # benchmarking picks kernels by timing, i.e. by chance
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    if world_size > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo", device_id=device if device.type == "cuda" else None)
+    return Placement(device, resolve_precision(cfg.precision, device), rank, world_size)
+
+
+def barrier(placement: Placement) -> None:
+    if placement.distributed:
+        dist.barrier()
+
+
+def release(placement: Placement) -> None:
+    if placement.distributed and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def schedule(cfg: TrainConfig, placement: Placement) -> Schedule:
+    on_cuda = placement.device.type == "cuda"
+    batch = cfg.cuda_batch_size if on_cuda else cfg.batch_size
+    scale = batch * placement.world_size / cfg.batch_size
+    return Schedule(
+        batch_size=batch,
+        num_workers=cfg.cuda_num_workers if on_cuda else cfg.num_workers,
+        lr=cfg.lr * scale,
+        # Same number of images of warm-up (at least one step if any), and an average over the same number of images.
+        warmup_iters=max(1, round(cfg.warmup_iters / scale)) if cfg.warmup_iters else 0,
+        ema_decay=cfg.ema_decay**scale,
+    )
+
+
+def all_true(flag: bool, placement: Placement) -> bool:
+    """Whether `flag` holds in every process: they must agree, e.g. to stop, or the others wait forever."""
+    if not placement.distributed:
+        return flag
+    t = torch.tensor(int(flag), device=placement.device)
+    dist.all_reduce(t, op=dist.ReduceOp.MIN)
+    return bool(t.item())
+
+
+def mean_over_processes(values: dict[str, float], placement: Placement) -> dict[str, float]:
+    if not placement.distributed:
+        return values
+    keys = sorted(values)
+    t = torch.tensor([values[k] for k in keys], dtype=torch.float64, device=placement.device)
+    dist.all_reduce(t)
+    return {k: v / placement.world_size for k, v in zip(keys, t.tolist(), strict=True)}

@@ -1,0 +1,76 @@
+"""Where training runs: device fallback, precision, and the batch and schedule that follow the hardware."""
+
+import pytest
+import torch
+
+from pipeline import hardware
+from pipeline.config import TrainConfig
+from pipeline.hardware import Placement
+from tests.conftest import tiny_params_dict
+
+
+@pytest.fixture
+def no_gpu(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+
+
+def test_auto_device_falls_back_to_the_cpu(no_gpu):
+    assert hardware.resolve_device("auto") == torch.device("cpu")
+    assert hardware.resolve_device("cpu") == torch.device("cpu")
+
+
+def test_cuda_without_a_gpu_fails_clearly(no_gpu):
+    with pytest.raises(SystemExit, match="train.device is cuda but torch sees no GPU"):
+        hardware.resolve_device("cuda")
+
+
+def test_more_processes_than_gpus_fails_clearly(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    assert hardware.resolve_device("cuda", local_rank=1) == torch.device("cuda", 1)
+    with pytest.raises(SystemExit, match="process 2 of this node has no GPU of its own"):
+        hardware.resolve_device("auto", local_rank=2)
+
+
+def test_cpu_stays_fp32_unless_told():
+    cpu = torch.device("cpu")
+    assert hardware.resolve_precision("auto", cpu) is None
+    assert hardware.resolve_precision("fp32", cpu) is None
+    assert hardware.resolve_precision("bf16", cpu) is torch.bfloat16
+
+
+def test_bad_torchrun_environment_fails_clearly(monkeypatch):
+    monkeypatch.setenv("WORLD_SIZE", "two")
+    with pytest.raises(SystemExit, match="WORLD_SIZE='two' is not an integer"):
+        hardware.place(TrainConfig(**tiny_params_dict()["train"]))
+
+
+@pytest.fixture
+def cfg() -> TrainConfig:
+    train = tiny_params_dict()["train"]
+    train.update(batch_size=8, cuda_batch_size=32, lr=0.002, warmup_iters=60, ema_decay=0.99, num_workers=1, cuda_num_workers=6)
+    return TrainConfig(**train)
+
+
+def test_one_cpu_process_trains_exactly_as_configured(cfg):
+    s = hardware.schedule(cfg, Placement(torch.device("cpu"), None))
+    assert (s.batch_size, s.num_workers, s.lr, s.warmup_iters, s.ema_decay) == (8, 1, 0.002, 60, 0.99)
+
+
+def test_gpus_scale_lr_warmup_and_average_with_the_global_batch(cfg):
+    s = hardware.schedule(cfg, Placement(torch.device("cuda", 0), torch.bfloat16, rank=0, world_size=2))
+    # global batch 2 x 32 = 64 = 8 x the configured 8: lr x 8, warm-up over as many images, same average span in images
+    assert (s.batch_size, s.num_workers) == (32, 6)
+    assert s.lr == pytest.approx(0.016) and s.warmup_iters == 8 and s.ema_decay == pytest.approx(0.99**8)
+    assert 1 / (1 - s.ema_decay) * 64 == pytest.approx(1 / (1 - 0.99) * 8, rel=0.05)
+
+
+def test_cpu_processes_scale_too(cfg):
+    s = hardware.schedule(cfg, Placement(torch.device("cpu"), None, rank=1, world_size=2))
+    assert s.batch_size == 8 and s.lr == pytest.approx(0.004) and s.warmup_iters == 30
+
+
+def test_single_process_agreement_needs_no_process_group():
+    single = Placement(torch.device("cpu"), None)
+    assert hardware.all_true(True, single) and not hardware.all_true(False, single)
+    assert hardware.mean_over_processes({"loss": 2.0}, single) == {"loss": 2.0}
