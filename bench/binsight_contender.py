@@ -1,0 +1,102 @@
+"""binsight's contenders: the default recipe from scratch, and with the local ImageNet backbone.
+
+Both are built from configs/params.yaml with only the benchmark's overrides
+(epochs, seed, and for the ImageNet one the backbone and its normalisation),
+trained by `pipeline.train.train` and exported by pipeline/export.py's
+`ImageInDetectionsOut` + `export_onnx`, so what is measured is the project's
+own code path.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import shutil
+import time
+from pathlib import Path
+
+import torch
+import yaml
+
+from bench.onnx_detectors import cpu_session
+from pipeline.config import DEFAULT_PARAMS, Params
+from pipeline.evaluate import load_trained
+from pipeline.export import ImageInDetectionsOut, ParityError, export_onnx, parity_check
+from pipeline.imageio import read_rgb
+from pipeline.train import train
+
+# Detections kept for mAP: as low as the YOLO adapters' confidence (0.001) and as
+# many as COCO mAP counts (100), so no contender is cut short by a deployment threshold.
+MAP_SCORE_THRESH = 0.001
+MAP_DETECTIONS = 100
+
+
+def contender_params(name: str, epochs: int, seed: int, backbone_weights: Path) -> Params:
+    raw = copy.deepcopy(yaml.safe_load(DEFAULT_PARAMS.read_text()))
+    raw["train"].update(epochs=epochs, seed=seed)
+    if name == "binsight-imagenet":
+        if not backbone_weights.is_file():
+            raise SystemExit(
+                f"ImageNet backbone weights not found: {backbone_weights} "
+                "(../shared/weights/mobilenet_v2_imagenet.pth next to the checkout; pass --backbone-weights)"
+            )
+        # The file's README: a torchvision mobilenet_v2 state_dict for inputs scaled to [-1, 1].
+        raw["model"].update(
+            backbone="mobilenet_v2", backbone_weights=str(backbone_weights.resolve()), pixel_mean=[0.5] * 3, pixel_std=[0.5] * 3
+        )
+    elif name != "binsight":
+        raise ValueError(f"unknown binsight contender {name!r}")
+    return Params.model_validate(raw)
+
+
+def training_device(params: Params) -> str:
+    """Where pipeline/hardware.py will train (`train.device: auto` takes a GPU when torch sees one)."""
+    if params.train.device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return params.train.device
+
+
+def export(detector: torch.nn.Module, path: Path, params: Params, images: list) -> None:
+    module = ImageInDetectionsOut(detector).eval()
+    export_onnx(module, path, params.export.opset, torch.from_numpy(images[0]))
+    try:
+        parity_check(module, cpu_session(path), images, params.export.parity_rtol)
+    except ParityError as err:
+        raise SystemExit(f"{path}: the ONNX export disagrees with PyTorch: {err}") from None
+
+
+def train_and_export(name: str, params: Params, class_names: list[str], splits: Path, data: Path, out: Path) -> dict:
+    """Two exports of the selected weights: model.onnx as configured (what the service would run,
+    timed) and model-map.onnx with low thresholds (scored for mAP)."""
+    shutil.rmtree(out, ignore_errors=True)  # a leftover checkpoint would resume, and the wall time would lie
+    out.mkdir(parents=True)
+    (out / "params.yaml").write_text(yaml.safe_dump(params.model_dump(mode="json"), sort_keys=False))
+    started = time.monotonic()
+    summary = train(params, class_names, splits, data, out)
+    train_seconds = time.monotonic() - started
+
+    torch.set_num_threads(params.train.threads)
+    detector, _, _ = load_trained(out / "model.pt")
+    val = json.loads((splits / "val.json").read_text())
+    images = [read_rgb(data / "images" / im["file_name"]) for im in val["images"][: params.export.parity_images]]
+    export(detector, out / "model.onnx", params, images)
+    detector.score_thresh, detector.detections_per_img = MAP_SCORE_THRESH, MAP_DETECTIONS
+    export(detector, out / "model-map.onnx", params, images)
+    device = training_device(params)
+    return {
+        "onnx": str(out / "model.onnx"),
+        "onnx_map": str(out / "model-map.onnx"),
+        "train_seconds": train_seconds,
+        "parameters": sum(p.numel() for p in detector.parameters()),
+        "best_epoch": summary["best_epoch"],
+        "val_map_50": summary["val_map_50"],
+        "device": device,
+        "settings": {
+            "architecture": f"{params.model.architecture}/{params.model.backbone}",
+            "backbone_weights": params.model.backbone_weights,
+            "batch": params.train.cuda_batch_size if device == "cuda" else params.train.batch_size,
+            "precision": params.train.precision,
+            "input": params.model.min_size,
+            "box_score_thresh": params.model.box_score_thresh,
+        },
+    }

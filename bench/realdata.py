@@ -1,0 +1,254 @@
+"""`make bench-realdata`: binsight against Ultralytics YOLO on real photos, same data, same evaluation.
+
+    python -m bench.realdata --epochs 3 --models yolo11n,yolo26n,binsight,binsight-imagenet \\
+        --out build/bench-realdata [--limit K]
+
+1. TrashNet++ (../shared/data/trashnetpp) is split once (bench/realdata_data.py):
+   test = its `valid` split, val = 15 % of its `train` by a fixed seed, train =
+   the rest; written as a YOLO view for Ultralytics and as COCO files for binsight.
+2. Each contender trains on the same train images for the same epochs at
+   320 px, selects its weights on the same val images, and is exported to ONNX,
+   each in its own process (bench/realdata_train.py): yolo11n and yolo26n from
+   their model YAMLs (no hub weights offline), binsight's default recipe from
+   scratch, and binsight with the local ImageNet MobileNetV2 backbone.
+3. Every ONNX model is run through one adapter interface
+   (bench/onnx_detectors.py) and scored by the same code (bench/realdata_score.py)
+   on the test split: COCO mAP (pycocotools), the verdict at a threshold chosen
+   on val, ONNX Runtime CPU latency (batch 1, 2 threads), parameters, file size.
+
+Prints one markdown table and writes <out>/results.json. The device is CUDA
+when there is one (for Ultralytics; binsight's trainer runs on the CPU).
+`--limit K` keeps K images per split, for smoke runs only.
+"""
+
+from __future__ import annotations
+
+from bench.no_network import ATTEMPTS, forbid_network, quiet_update_checks
+
+quiet_update_checks()  # before the imports below bring in albumentations and MLflow
+
+import argparse  # noqa: E402
+import datetime  # noqa: E402
+import importlib.util  # noqa: E402
+import json  # noqa: E402
+import os  # noqa: E402
+import platform  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import onnxruntime as ort  # noqa: E402
+import torch  # noqa: E402
+
+from bench.onnx_detectors import BinsightOnnx, OnnxDetector, YoloOnnx, latencies  # noqa: E402
+from bench.realdata_data import DEFAULT_SOURCE, class_names, make_splits, read_source, write_coco_view, write_yolo_view  # noqa: E402
+from bench.realdata_score import score  # noqa: E402
+from bench.realdata_train import DEFAULT_BACKBONE_WEIGHTS, MODELS, YOLO_MODELS, coco_view, model_dir, yolo_view  # noqa: E402
+from pipeline.coco import load_coco  # noqa: E402
+from pipeline.config import load_params  # noqa: E402
+from pipeline.imageio import read_rgb  # noqa: E402
+
+VAL_SHARE = 0.15
+SPLIT_SEED = 20251126
+MIN_VERDICT_PRECISION = 0.95
+LATENCY_THREADS = 2
+MAP_CONFIDENCE = 0.001  # YOLO adapters' lowest score kept for mAP, as Ultralytics' validation
+# Latency rounds: every model in turn, so that load from other work on the machine falls on all alike.
+LATENCY_WARMUP, LATENCY_ROUNDS, LATENCY_RUNS = 10, 5, 20
+
+
+def machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    gpu = f", GPU {torch.cuda.get_device_name(0)}" if torch.cuda.is_available() else ", no GPU"
+    return f"{os.cpu_count()} x {cpu}{gpu}; torch {torch.__version__}, onnxruntime {ort.__version__}"
+
+
+def prepare_views(source: Path, out: Path, seed: int, limit: int | None) -> dict:
+    names = class_names()
+    samples, dropped = read_source(source, len(names))
+    splits = make_splits(samples, VAL_SHARE, seed, limit)
+    write_yolo_view(splits, names, yolo_view(out))
+    write_coco_view(splits, names, coco_view(out))
+    return {
+        "source": str(source),
+        "seed": seed,
+        "val_share": VAL_SHARE,
+        "limit": limit,
+        "images": {k: len(v) for k, v in splits.items()},
+        "images_without_boxes": {k: sum(not s.boxes for s in v) for k, v in splits.items()},
+        "boxes": {k: sum(len(s.boxes) for s in v) for k, v in splits.items()},
+        "degenerate_boxes_dropped": dropped,
+        "classes": names,
+    }
+
+
+def train(name: str, out: Path, epochs: int, seed: int, backbone_weights: Path) -> dict:
+    cmd = [sys.executable, "-m", "bench.realdata_train", name, "--root", str(out), "--epochs", str(epochs),
+           "--seed", str(seed), "--backbone-weights", str(backbone_weights)]  # fmt: skip
+    print(f"\n=== {name}: training {epochs} epochs ===", flush=True)
+    started = time.monotonic()
+    rc = subprocess.run(cmd).returncode
+    trained = model_dir(out, name) / "trained.json"
+    if rc != 0 or not trained.exists():
+        return {"error": f"training/export failed (exit {rc}); see the log above", "wall_seconds": time.monotonic() - started}
+    return json.loads(trained.read_text())
+
+
+def table_rows(name: str, trained: dict) -> dict[str, tuple[Path, Path]]:
+    """Row name -> (ONNX scored for mAP, ONNX timed) for one trained contender.
+
+    binsight: its low-threshold export is scored and its export as configured
+    is timed. YOLO: one file for both (NMS and thresholds live in the adapter);
+    YOLO26 gets a second row for its NMS-free head.
+    """
+    if name in YOLO_MODELS:
+        rows = {name: (Path(trained["onnx"]),) * 2}
+        if trained.get("onnx_end2end"):
+            rows[f"{name} NMS-free head"] = (Path(trained["onnx_end2end"]),) * 2
+        return rows
+    return {name: (Path(trained["onnx_map"]), Path(trained["onnx"]))}
+
+
+def detector(yolo: bool, onnx: Path, num_classes: int, confidence: float) -> OnnxDetector:
+    if yolo:
+        return YoloOnnx(onnx, num_classes, conf=confidence, threads=LATENCY_THREADS)
+    return BinsightOnnx(onnx, threads=LATENCY_THREADS)
+
+
+def fmt_row(name: str, r: dict) -> str:
+    if "error" in r:
+        return f"| {name} | {r['error']} |" + " |" * 7
+    v, lat = r["verdict"], r["latency"]
+    verdict = f"{v['precision']:.3f} / {v['recall']:.3f} @ {v['threshold']:.3f}" + ("" if v["reached_on_val"] else " (P >= 0.95 not reached on val)")
+    return (
+        f"| {name} | {r['map_50']:.3f} | {r['map']:.3f} | {verdict} | {r['train_seconds'] / 60:.1f} min "
+        f"(best epoch {r['best_epoch']}) | {lat['session_run_p50_ms']:.1f} ms | {lat['predict_p50_ms']:.1f} ms | "
+        f"{r['parameters'] / 1e6:.2f} M | {r['onnx_bytes'] / 1e6:.1f} MB |"
+    )
+
+
+def table(results: dict, epochs: int) -> str:
+    lines = [
+        f"| model ({epochs} epochs) | mAP@.5 | mAP@[.5:.95] | verdict P / R @ threshold | training (wall) | "
+        "ONNX CPU p50 (session.run) | p50 with pre/post | parameters | ONNX size |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    lines += [fmt_row(name, r) for name, r in results.items()]
+    return "\n".join(lines)
+
+
+def goal(results: dict) -> str | None:
+    """Does binsight's default recipe match the better YOLO in mAP@.5 at no higher ONNX latency?"""
+    yolos = [(n, r) for n, r in results.items() if r.get("contender") in YOLO_MODELS and "error" not in r]
+    ours = results.get("binsight")
+    if not yolos or not ours or "error" in ours:
+        return None
+    best_name, best = max(yolos, key=lambda item: item[1]["map_50"])
+    accurate = ours["map_50"] >= best["map_50"]
+    fast = ours["latency"]["session_run_p50_ms"] <= best["latency"]["session_run_p50_ms"]
+    verdict = "met" if accurate and fast else "NOT met"
+    return (
+        f"Goal {verdict}: binsight mAP@.5 {ours['map_50']:.3f} vs {best_name} {best['map_50']:.3f} "
+        f"({'>=' if accurate else '<'}); ONNX p50 {ours['latency']['session_run_p50_ms']:.1f} ms vs "
+        f"{best['latency']['session_run_p50_ms']:.1f} ms ({'<=' if fast else '>'})."
+    )
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--epochs", type=int, default=3, help="epochs for every contender (default 3: ~40 min on 2 CPU cores)")
+    parser.add_argument("--models", default=",".join(MODELS), help=f"comma-separated, from {', '.join(MODELS)}")
+    parser.add_argument("--out", type=Path, default=Path("build/bench-realdata"))
+    parser.add_argument("--limit", type=int, default=None, help="keep K images per split (smoke runs only)")
+    parser.add_argument("--source", type=Path, default=DEFAULT_SOURCE, help="TrashNet++ folder (train/ and valid/)")
+    parser.add_argument("--backbone-weights", type=Path, default=DEFAULT_BACKBONE_WEIGHTS, help="ImageNet MobileNetV2 state_dict")
+    parser.add_argument("--seed", type=int, default=1, help="training seed of every contender")
+    parser.add_argument("--score-only", action="store_true", help="re-score the ONNX models of the last run, no training")
+    args = parser.parse_args(argv)
+
+    models = [m.strip() for m in args.models.split(",") if m.strip()]
+    unknown = sorted(set(models) - set(MODELS))
+    if unknown or not models:
+        parser.error(f"unknown models {unknown}; choose from {', '.join(MODELS)}")
+    if args.epochs < 1:
+        parser.error("--epochs must be at least 1")
+    if any(m in YOLO_MODELS for m in models) and importlib.util.find_spec("ultralytics") is None:
+        raise SystemExit(
+            "Ultralytics is not installed in this Python. It lives only in .venv-bench: run `make bench-realdata`, "
+            "or `.venv-bench/bin/python -m bench.realdata ...`; or leave out the YOLO models with --models."
+        )
+    forbid_network()
+
+    out = args.out
+    out.mkdir(parents=True, exist_ok=True)
+    report = {
+        "command": " ".join(["python -m bench.realdata", *(argv if argv is not None else sys.argv[1:])]),
+        "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
+        "machine": machine(),
+        "epochs": args.epochs,
+        "latency": (
+            f"onnxruntime CPU, batch 1, intra_op_num_threads={LATENCY_THREADS}, one test image; p50 of "
+            f"{LATENCY_ROUNDS} x {LATENCY_RUNS} runs per model, models in turn, after {LATENCY_WARMUP} warm-up runs"
+        ),
+        "rows": {},
+    }
+    if args.score_only:
+        report["data"] = json.loads((out / "results.json").read_text())["data"]
+    else:
+        report["data"] = prepare_views(args.source, out, SPLIT_SEED, args.limit)
+        print(f"splits: {report['data']['images']} images, {report['data']['boxes']} boxes", flush=True)
+    num_classes = len(report["data"]["classes"])
+    deploy_confidence = load_params().model.box_score_thresh
+
+    trained = {}
+    for name in models:
+        if args.score_only:
+            trained[name] = json.loads((model_dir(out, name) / "trained.json").read_text())
+        else:
+            trained[name] = train(name, out, args.epochs, args.seed, args.backbone_weights)
+
+    val, test = load_coco(coco_view(out) / "splits" / "val.json"), load_coco(coco_view(out) / "splits" / "test.json")
+    images = coco_view(out) / "images"
+    timed: dict[str, OnnxDetector] = {}
+    for name in models:
+        if "error" in trained[name]:
+            report["rows"][name] = dict(trained[name])
+            continue
+        yolo = name in YOLO_MODELS
+        for row, (scored, timed_onnx) in table_rows(name, trained[name]).items():
+            print(f"scoring {row} ...", flush=True)
+            result = {**trained[name], "contender": name, "onnx_scored": str(scored), "onnx_timed": str(timed_onnx)}
+            result.update(score(detector(yolo, scored, num_classes, MAP_CONFIDENCE), val, test, images, MIN_VERDICT_PRECISION))
+            result["onnx_bytes"] = timed_onnx.stat().st_size
+            report["rows"][row] = result
+            timed[row] = detector(yolo, timed_onnx, num_classes, deploy_confidence)
+            (out / "results.json").write_text(json.dumps(report, indent=1) + "\n")
+    print("timing ...", flush=True)
+    sample = read_rgb(images / test["images"][0]["file_name"])
+    for row, figures in latencies(timed, sample, LATENCY_WARMUP, LATENCY_ROUNDS, LATENCY_RUNS).items():
+        report["rows"][row]["latency"] = {**figures, "score_threshold": deploy_confidence}
+    report["network_refused_while_scoring"] = list(ATTEMPTS)
+    (out / "results.json").write_text(json.dumps(report, indent=1) + "\n")
+
+    print(f"\n{report['machine']}; {report['latency']}")
+    print(f"data: {report['data']['images']} images (test = TrashNet++ valid); {args.epochs} epochs each\n")
+    print(table(report["rows"], args.epochs))
+    summary = goal(report["rows"])
+    if summary:
+        print(f"\n{summary}")
+    refused = {n: r["network_attempts"] for n, r in report["rows"].items() if r.get("network_attempts")}
+    print(f"network access refused: training {refused or 'none'}, scoring {ATTEMPTS or 'none'}")
+    if any("error" in r for r in report["rows"].values()):
+        raise SystemExit("some contenders failed; see the table")
+
+
+if __name__ == "__main__":
+    main()
