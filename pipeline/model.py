@@ -89,8 +89,16 @@ def build_backbone(cfg: ModelConfig) -> BackboneWithFPN:
             extra_blocks=LastLevelMaxPool(),
         )
     weights = _pretrained_enum(cfg)
-    # Frozen batch-norm statistics only make sense for weights trained elsewhere.
-    norm_layer = torchvision.ops.misc.FrozenBatchNorm2d if weights is not None else nn.BatchNorm2d
+    # Any pretrained backbone, named for torchvision or loaded from a file,
+    # keeps its batch-norm statistics and affine terms frozen; only a backbone
+    # trained from scratch learns them. torchvision's detection models do the
+    # same (fasterrcnn_mobilenet_v3_large_fpn, fcos_resnet50_fpn): detection
+    # batches of a few images give noisy statistics that would overwrite the
+    # ones estimated on far more images. The local MobileNetV2 file's README
+    # says its statistics were re-estimated on waste photos, so freezing keeps
+    # exactly that. Before, the two routes differed (file: trainable nn.BatchNorm2d).
+    pretrained = cfg.backbone_weights is not None
+    norm_layer = torchvision.ops.misc.FrozenBatchNorm2d if pretrained else nn.BatchNorm2d
     classifier = torchvision.models.get_model(cfg.backbone, weights=weights, norm_layer=norm_layer)
     features = classifier.features
     ends = _stage_ends(features)

@@ -52,3 +52,50 @@ def test_local_imagenet_file_loads_into_the_backbone(tiny_params):
     body = model.backbone.body.state_dict()
     assert torch.equal(body["0.0.weight"], state["features.0.0.weight"])
     assert torch.equal(body["14.conv.0.0.weight"], state["features.14.conv.0.0.weight"])
+
+
+def batch_norms(model) -> set[type]:
+    from torchvision.ops.misc import FrozenBatchNorm2d
+
+    return {type(m) for m in model.backbone.body.modules() if isinstance(m, (torch.nn.BatchNorm2d, FrozenBatchNorm2d))}
+
+
+def test_local_weights_file_gets_frozen_batch_norm_with_the_files_statistics(tiny_params, tmp_path):
+    import torchvision
+    from torchvision.ops.misc import FrozenBatchNorm2d
+
+    reference = torchvision.models.mobilenet_v2()  # random weights: no download
+    with torch.no_grad():
+        reference.features[1].conv[0][1].running_mean.uniform_(0.2, 0.8)  # statistics a training step would overwrite
+    state = reference.state_dict()
+    path = tmp_path / "mobilenet_v2.pth"
+    torch.save(state, path)
+    model = build_model(cfg(tiny_params, backbone="mobilenet_v2", backbone_weights=str(path)), 5)
+    assert batch_norms(model) == {FrozenBatchNorm2d}
+    body = model.backbone.body
+    assert torch.equal(body.state_dict()["1.conv.0.1.running_mean"], state["features.1.conv.0.1.running_mean"])
+    model.train()
+    model([torch.rand(3, 128, 128)], [{"boxes": torch.tensor([[10.0, 10, 60, 50]]), "labels": torch.tensor([2])}])
+    assert torch.equal(body.state_dict()["1.conv.0.1.running_mean"], state["features.1.conv.0.1.running_mean"])
+
+
+def test_torchvision_weights_get_frozen_batch_norm_too(tiny_params, monkeypatch):
+    import torchvision
+    from torchvision.ops.misc import FrozenBatchNorm2d
+
+    real_get_model = torchvision.models.get_model
+    asked = {}
+
+    def offline_get_model(name, weights=None, **kwargs):
+        asked["weights"] = weights
+        return real_get_model(name, weights=None, **kwargs)  # the same network without the download
+
+    monkeypatch.setattr(torchvision.models, "get_model", offline_get_model)
+    model = build_model(cfg(tiny_params, backbone="mobilenet_v2", backbone_weights="IMAGENET1K_V1"), 5)
+    assert asked["weights"].name == "IMAGENET1K_V1"
+    assert batch_norms(model) == {FrozenBatchNorm2d}
+
+
+def test_backbone_trained_from_scratch_learns_its_batch_norm(tiny_params):
+    model = build_model(cfg(tiny_params, backbone="mobilenet_v2", backbone_weights=None), 5)
+    assert batch_norms(model) == {torch.nn.BatchNorm2d}
