@@ -144,12 +144,61 @@ class TrainConfig(Section):
     checkpoint_every: int = Field(ge=1, description="Write a resumable checkpoint every N epochs.")
 
 
-class VerdictConfig(Section):
-    """How detections become a per-bin verdict."""
+class QualityConfig(Section):
+    """The quality gate: an unusable photo gets the verdict `inconclusive`, never `clean`.
 
-    threshold: float = Field(
-        gt=0, le=1, description="A contaminant detection at or above this score flags the bin."
+    Statistics of a 160-319 px copy of the upright photo (pipeline/inspection.py).
+    The evaluation measures with these numbers and export writes them into the
+    model card, which the service reads: the gate that is measured is the gate
+    that is served. BINSIGHT_QUALITY_* settings override them for one city's cameras.
+    """
+
+    min_brightness: float = Field(ge=0, le=255, description="Mean luminance (0-255) below which a photo is too dark.")
+    max_brightness: float = Field(ge=0, le=255, description="Mean luminance (0-255) above which a photo is overexposed (unless it is foggy).")
+    max_saturated: float = Field(ge=0, le=1, description="Share of blown-out pixels (>= 250) above which a photo is overexposed.")
+    min_contrast: float = Field(ge=0, description="Luminance standard deviation below which the lens is covered.")
+    min_sharpness: float = Field(
+        ge=0, description="Variance of the Laplacian below which a photo is too blurred; sharp bin photos give hundreds."
     )
+    fog_min_veil: float = Field(
+        ge=0, le=255,
+        description=(
+            "Median dark channel (per-pixel minimum of R, G, B, then minimum over 15 px patches; 0-255) at or above "
+            "which a veil lies over more than half of the view: fog and steam lift even the darkest pixels."
+        ),
+    )
+    fog_max_detail: float = Field(
+        ge=0, description="A veiled photo whose 90th percentile of local (9x9 px) luminance standard deviation is at or below this is foggy."
+    )
+    fog_max_sharpness: float = Field(
+        ge=0, description="A veiled photo whose Laplacian variance is at or below this is foggy (fog and steam soften detail before they hide it)."
+    )
+
+
+class VerdictConfig(Section):
+    """How a photo becomes a per-bin verdict: downscale, quality gate, detections, fraction policy, threshold."""
+
+    threshold_mode: Literal["target_precision", "fixed"] = Field(
+        description=(
+            "target_precision: evaluate chooses the lowest threshold whose verdict precision on the validation "
+            "split reaches target_precision (export puts it in the model card); fixed: `threshold` as given."
+        )
+    )
+    target_precision: float = Field(
+        gt=0, le=1,
+        description="Verdict precision the threshold is chosen for: a false accusation of a household costs more than a miss.",
+    )
+    threshold: float = Field(
+        gt=0, le=1,
+        description=(
+            "A contaminant detection at or above this score flags the bin. Used as given in fixed mode, and in "
+            "target_precision mode only when the validation split gives no basis for a choice (evaluate says so)."
+        ),
+    )
+    inference_max_side: int = Field(
+        ge=64, description="Photos are downscaled so their longer side is at most this before detection, pixels."
+    )
+    quality: QualityConfig
 
 
 class EvaluateConfig(Section):
@@ -237,9 +286,19 @@ def reference() -> str:
     for section, field in Params.model_fields.items():
         model = field.annotation
         lines.append(f"{section}:  {model.__doc__.strip()}")
-        for key, spec in model.model_fields.items():
-            lines.append(f"  {section}.{key}: {spec.description}")
+        lines += _key_lines(section, model)
     return "\n".join(lines)
+
+
+def _key_lines(prefix: str, model: type[BaseModel]) -> list[str]:
+    lines = []
+    for key, spec in model.model_fields.items():
+        if isinstance(spec.annotation, type) and issubclass(spec.annotation, Section):  # a nested section
+            lines.append(f"  {prefix}.{key}: {spec.annotation.__doc__.strip().splitlines()[0]}")
+            lines += _key_lines(f"{prefix}.{key}", spec.annotation)
+        else:
+            lines.append(f"  {prefix}.{key}: {spec.description}")
+    return lines
 
 
 if __name__ == "__main__":

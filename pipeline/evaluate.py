@@ -1,12 +1,23 @@
-"""DVC stage `evaluate`: the trained detector on the held-out test split.
+"""DVC stage `evaluate`: the trained detector on the held-out test split, through the service's verdict path.
 
     python -m pipeline.evaluate --model build/train/model.pt --splits build/splits --data data --out reports
 
-Writes `metrics.json` (COCO mAP@[.5:.95], mAP@.5, per-class AP, and per-image
-verdict precision/recall/F1 under each image's fraction policy) and, under
-`plots/`, the verdict PR curve, the class confusion matrix and a grid of test
-images with predictions drawn. The test split is never seen in training or
-model selection (that is what `val` is for).
+Every validation and test photo goes through `pipeline.inspection.inspect`,
+the code the service runs: read upright, quality gate, downscale to the
+inference size, detect, fraction policy, threshold. The detector is the very
+module export turns into ONNX (`ImageInDetectionsOut`). The verdict
+threshold is chosen on the validation split for `verdict.target_precision`
+(pipeline/threshold.py); at that threshold, `metrics.json` reports on the
+test split:
+- COCO mAP@[.5:.95], mAP@.5 and per-class AP (pycocotools), over all test photos;
+- `verdict`: precision, recall and F1 of the per-image verdict under each
+  photo's fraction policy, over the photos the quality gate let through
+  (the others are `inconclusive` in service: neither right nor wrong), with
+  the threshold, how it was chosen and the validation precision/recall at it;
+- `gated`: how many test photos the gate set aside, and for what.
+Under `plots/`: the verdict PR curve, the class confusion matrix and a grid
+of test images with predictions drawn. The test split is never seen in
+training or model selection (that is what `val` is for).
 """
 
 from __future__ import annotations
@@ -14,6 +25,8 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
@@ -21,16 +34,35 @@ import numpy as np
 import torch
 from torchvision.ops import box_iou
 
+from pipeline.coco import IMAGES_DIR
 from pipeline.config import ModelConfig, add_config_arguments, load_params, load_taxonomy
 from pipeline.dataset import CocoDetection, read_rgb, xywh_to_xyxy
+from pipeline.inspection import DetectFn, Detection, InspectionResult, InspectionSpec, inspect, judge, to_detections
+from pipeline.labels import label_name
 from pipeline.metrics import coco_detection_metrics, precision_recall_curve, verdict_metrics
 from pipeline.model import build_model
 from pipeline.policy import FractionPolicy
-from pipeline.predict import ImagePrediction, predict, to_coco_results
+from pipeline.threshold import choose_threshold
 from pipeline.tracking import configure, read_run_id
 
 MATCH_IOU = 0.5
 BACKGROUND = "background"
+MEASURED_ON = (
+    "test images the quality gate let through; the service answers `inconclusive` for the others, counted under `gated`"
+)
+
+
+class ImageInDetectionsOut(torch.nn.Module):
+    """uint8 HWC RGB in; boxes, labels, scores out: the contract of model.onnx, and what the evaluation runs."""
+
+    def __init__(self, detector: torch.nn.Module):
+        super().__init__()
+        self.detector = detector
+
+    def forward(self, image: torch.Tensor):
+        x = image.permute(2, 0, 1).to(torch.float32) / 255.0
+        out = self.detector([x])[0]
+        return out["boxes"], out["labels"], out["scores"]
 
 
 def load_trained(path: Path) -> tuple[torch.nn.Module, list[str], ModelConfig]:
@@ -41,62 +73,114 @@ def load_trained(path: Path) -> tuple[torch.nn.Module, list[str], ModelConfig]:
     return model.eval(), bundle["class_names"], cfg
 
 
-def image_verdicts(gt: dict, predictions: list[ImagePrediction], class_names: list[str], policy: FractionPolicy):
-    """Per test image: (truly contaminated, predicted contaminated, contamination score)."""
-    truth_labels: dict[int, list[str]] = {im["id"]: [] for im in gt["images"]}
-    for a in gt["annotations"]:
-        truth_labels[a["image_id"]].append(class_names[a["category_id"] - 1])
-    fraction = {im["id"]: im["capture"]["fraction"] for im in gt["images"]}
-    rows = []
-    for p in predictions:
-        names = [class_names[i - 1] for i in p.labels.tolist()]
-        verdict = policy.judge(fraction[p.image_id], names, p.scores.tolist())
-        truly = bool(set(truth_labels[p.image_id]) & policy.contaminants(fraction[p.image_id]))
-        rows.append((truly, verdict.contaminated, verdict.score))
-    return rows
+def torch_detect_fn(module: ImageInDetectionsOut, class_names: list[str]) -> DetectFn:
+    """The exported module as the inspection path's detector (the service passes ONNX Runtime instead)."""
+
+    def detect(small: np.ndarray, scale: float) -> list[Detection]:
+        with torch.inference_mode():
+            # A writable copy: downscaled images are read-only views, which torch refuses.
+            boxes, labels, scores = module(torch.from_numpy(np.array(small)))
+        return to_detections(boxes.numpy(), labels.numpy(), scores.numpy(), class_names, scale)
+
+    return detect
 
 
-def confusion_pairs(gt: dict, predictions: list[ImagePrediction], class_names: list[str], threshold: float) -> list[tuple[str, str]]:
+@dataclass(frozen=True)
+class InspectedImage:
+    image_id: int
+    fraction: str
+    contaminated: bool
+    """The truth: the image holds a contaminant of its fraction."""
+    result: InspectionResult
+
+
+def inspect_split(dataset: CocoDetection, detect: DetectFn, policy: FractionPolicy, spec: InspectionSpec, class_names: list[str]) -> list[InspectedImage]:
+    out = []
+    for info in dataset.images:
+        fraction = info["capture"]["fraction"]
+        rgb = read_rgb(dataset.data_dir / IMAGES_DIR / info["file_name"])  # upright, as the service decodes uploads
+        result = inspect(rgb, fraction, detect, policy, spec.gate, spec.max_side)
+        truth = {label_name(class_names, a["category_id"]) for a in dataset.annotations[info["id"]]}
+        out.append(InspectedImage(info["id"], fraction, bool(truth & policy.contaminants(fraction)), result))
+    return out
+
+
+def served(images: list[InspectedImage], policy: FractionPolicy) -> list[InspectedImage]:
+    """The images with the verdicts the service would give under `policy` (same rule: `judge`)."""
+    return [
+        InspectedImage(im.image_id, im.fraction, im.contaminated, judge(im.fraction, im.result.detections, im.result.quality_issue, policy))
+        for im in images
+    ]
+
+
+def with_verdict(images: list[InspectedImage]) -> list[InspectedImage]:
+    return [im for im in images if im.result.verdict != "inconclusive"]
+
+
+def verdict_report(images: list[InspectedImage]) -> dict:
+    """Precision, recall, F1 and counts of the verdicts, over the images that got one."""
+    kept = with_verdict(images)
+    m = verdict_metrics([im.contaminated for im in kept], [im.result.verdict == "contaminated" for im in kept])
+    return {**m, "images_with_verdict": len(kept)}
+
+
+def gated_report(images: list[InspectedImage]) -> dict:
+    issues = Counter(im.result.quality_issue for im in images if im.result.quality_issue)
+    count = sum(issues.values())
+    return {"count": count, "share": count / len(images) if images else 0.0, "by_issue": dict(sorted(issues.items()))}
+
+
+def coco_results(images: list[InspectedImage], class_names: list[str]) -> list[dict]:
+    category = {name: i for i, name in enumerate(class_names, start=1)}
+    return [
+        {"image_id": im.image_id, "category_id": category[d.label], "bbox": [d.box[0], d.box[1], d.box[2] - d.box[0], d.box[3] - d.box[1]], "score": d.score}
+        for im in images
+        for d in im.result.detections
+    ]
+
+
+def confusion_pairs(gt: dict, images: list[InspectedImage], class_names: list[str], threshold: float) -> list[tuple[str, str]]:
     """(actual, predicted) per box: matched greedily by IoU >= 0.5, else paired with `background`."""
     gt_by_image: dict[int, list[dict]] = {im["id"]: [] for im in gt["images"]}
     for a in gt["annotations"]:
         gt_by_image[a["image_id"]].append(a)
     pairs = []
-    for p in predictions:
-        keep = p.scores >= threshold
-        boxes, labels = torch.as_tensor(p.boxes[keep]).float(), p.labels[keep].tolist()
-        anns = gt_by_image[p.image_id]
-        actual = [class_names[a["category_id"] - 1] for a in anns]
+    for im in images:
+        found = [d for d in im.result.detections if d.score >= threshold]
+        anns = gt_by_image[im.image_id]
+        actual = [label_name(class_names, a["category_id"]) for a in anns]
         match: dict[int, int] = {}  # ground-truth index -> detection index
-        if anns and labels:
+        if anns and found:
             gt_boxes = torch.tensor([xywh_to_xyxy(a["bbox"]) for a in anns], dtype=torch.float32)
-            iou = box_iou(gt_boxes, boxes)
+            iou = box_iou(gt_boxes, torch.tensor([d.box for d in found], dtype=torch.float32))
             for flat in torch.argsort(iou.flatten(), descending=True).tolist():
-                g, d = divmod(flat, len(labels))
-                if iou[g, d] < MATCH_IOU:
+                g, k = divmod(flat, len(found))
+                if iou[g, k] < MATCH_IOU:
                     break
-                if g not in match and d not in match.values():
-                    match[g] = d
+                if g not in match and k not in match.values():
+                    match[g] = k
         for g, name in enumerate(actual):
-            pairs.append((name, class_names[labels[match[g]] - 1] if g in match else BACKGROUND))
+            pairs.append((name, found[match[g]].label if g in match else BACKGROUND))
         matched = set(match.values())
-        pairs.extend((BACKGROUND, class_names[labels[d] - 1]) for d in range(len(labels)) if d not in matched)
+        pairs.extend((BACKGROUND, d.label) for k, d in enumerate(found) if k not in matched)
     return pairs
 
 
-def draw_grid(dataset: CocoDetection, predictions: list[ImagePrediction], class_names: list[str], threshold: float, count: int, path: Path) -> None:
+def draw_grid(dataset: CocoDetection, images: list[InspectedImage], threshold: float, count: int, path: Path) -> None:
     tiles = []
-    for info, p in list(zip(dataset.images, predictions, strict=True))[:count]:
-        img = cv2.cvtColor(read_rgb(dataset.data_dir / "images" / info["file_name"]), cv2.COLOR_RGB2BGR)
+    for info, im in list(zip(dataset.images, images, strict=True))[:count]:
+        img = cv2.cvtColor(read_rgb(dataset.data_dir / IMAGES_DIR / info["file_name"]), cv2.COLOR_RGB2BGR)
         for a in dataset.annotations[info["id"]]:
             x0, y0, x1, y1 = (int(v) for v in xywh_to_xyxy(a["bbox"]))
             cv2.rectangle(img, (x0, y0), (x1, y1), (0, 200, 0), 1)  # ground truth in green
-        for box, score, label in zip(p.boxes, p.scores, p.labels, strict=True):
-            if score < threshold:
+        for d in im.result.detections:
+            if d.score < threshold:
                 continue
-            x0, y0, x1, y1 = (int(v) for v in box)
+            x0, y0, x1, y1 = (int(v) for v in d.box)
             cv2.rectangle(img, (x0, y0), (x1, y1), (0, 0, 255), 2)  # predictions in red
-            cv2.putText(img, f"{class_names[label - 1]} {score:.2f}", (x0, max(10, y0 - 3)), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 255), 1)
+            cv2.putText(img, f"{d.label} {d.score:.2f}", (x0, max(10, y0 - 3)), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 255), 1)
+        if im.result.quality_issue:
+            cv2.putText(img, im.result.quality_issue, (4, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 165, 255), 1)
         tiles.append(cv2.resize(img, (320, 320)))
     if not tiles:
         return
@@ -112,34 +196,63 @@ def evaluate(model_path: Path, splits: Path, data: Path, out: Path, params, taxo
     model, class_names, _ = load_trained(model_path)
     if class_names != taxonomy.class_names:
         raise SystemExit(f"the model's classes {class_names} differ from configs/classes.yaml {taxonomy.class_names}")
+    detect = torch_detect_fn(ImageInDetectionsOut(model).eval(), class_names)
+    spec = InspectionSpec.from_params(params.verdict)
+    # The verdict score does not depend on the threshold; the threshold is
+    # applied afterwards through the same `judge` the service calls.
+    scoring = FractionPolicy.from_mapping(taxonomy.fractions, params.verdict.threshold)
+
+    val = inspect_split(CocoDetection(splits / "val.json", data), detect, scoring, spec, class_names)
+    usable = with_verdict(val)
+    choice = choose_threshold(params.verdict, [im.contaminated for im in usable], [im.result.score for im in usable])
+    policy = FractionPolicy.from_mapping(taxonomy.fractions, choice.threshold)
+    val = served(val, policy)
+
     dataset = CocoDetection(splits / "test.json", data)
-    predictions = predict(model, dataset)
-    detection = coco_detection_metrics(dataset.coco, to_coco_results(predictions))
-    policy = FractionPolicy.from_mapping(taxonomy.fractions, params.verdict.threshold)
-    rows = image_verdicts(dataset.coco, predictions, class_names, policy)
-    verdict = verdict_metrics([r[0] for r in rows], [r[1] for r in rows])
+    test = served(inspect_split(dataset, detect, scoring, spec, class_names), policy)
+    detection = coco_detection_metrics(dataset.coco, coco_results(test, class_names))
+    on_val, on_test = verdict_report(val), verdict_report(test)
     metrics = {
-        "test_images": len(dataset),
+        "test_images": len(test),
         "map": detection["map"],
         "map_50": detection["map_50"],
         "per_class": detection["per_class"],
-        "verdict": {"threshold": params.verdict.threshold, **verdict},
+        "verdict": {
+            "threshold": choice.threshold,
+            "threshold_mode": choice.mode,
+            "target_precision": choice.target_precision,
+            "target_reached": choice.target_reached,
+            "threshold_basis": choice.basis,
+            "val_precision": on_val["precision"],
+            "val_recall": on_val["recall"],
+            "val_images_with_verdict": on_val["images_with_verdict"],
+            **on_test,
+            "measured_on": MEASURED_ON,
+        },
+        "gated": gated_report(test),
+        "val_gated": gated_report(val),
     }
     plots = out / "plots"
     plots.mkdir(parents=True, exist_ok=True)
     (out / "metrics.json").write_text(json.dumps(metrics, indent=1) + "\n")
-    (plots / "verdict_pr.json").write_text(json.dumps(precision_recall_curve([r[0] for r in rows], [r[2] for r in rows]), indent=1) + "\n")
+    kept = with_verdict(test)
+    curve = precision_recall_curve([im.contaminated for im in kept], [im.result.score for im in kept])
+    (plots / "verdict_pr.json").write_text(json.dumps(curve, indent=1) + "\n")
     with open(plots / "confusion.csv", "w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(["actual", "predicted"])
-        writer.writerows(confusion_pairs(dataset.coco, predictions, class_names, params.verdict.threshold))
-    draw_grid(dataset, predictions, class_names, params.verdict.threshold, params.evaluate.grid_images, plots / "predictions.png")
+        writer.writerows(confusion_pairs(dataset.coco, test, class_names, choice.threshold))
+    draw_grid(dataset, test, choice.threshold, params.evaluate.grid_images, plots / "predictions.png")
 
     run_id = read_run_id(model_path.parent / "run.json")
     if run_id:
         mlflow = configure()
+        numbers = {k: v for k, v in metrics["verdict"].items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
         with mlflow.start_run(run_id=run_id):
-            mlflow.log_metrics({"test_map": metrics["map"], "test_map_50": metrics["map_50"], **{f"test_verdict_{k}": v for k, v in verdict.items()}})
+            mlflow.log_metrics({
+                "test_map": metrics["map"], "test_map_50": metrics["map_50"], "test_gated_share": metrics["gated"]["share"],
+                **{f"test_verdict_{k}": v for k, v in numbers.items()},
+            })
             for name, ap in detection["per_class"].items():
                 if ap["ap"] is not None:
                     mlflow.log_metric(f"test_ap_{name}", ap["ap"])
@@ -156,8 +269,11 @@ def main(argv: list[str] | None = None) -> None:
     add_config_arguments(parser)
     args = parser.parse_args(argv)
     m = evaluate(args.model, args.splits, args.data, args.out, load_params(args.params), load_taxonomy(args.classes))
-    v = m["verdict"]
-    print(f"test: mAP {m['map']:.3f}  mAP@.5 {m['map_50']:.3f}  verdict P {v['precision']:.3f} R {v['recall']:.3f} F1 {v['f1']:.3f}")
+    v, g = m["verdict"], m["gated"]
+    print(f"test: mAP {m['map']:.3f}  mAP@.5 {m['map_50']:.3f}")
+    print(f"verdict threshold {v['threshold']:.3f} ({v['threshold_basis']}); validation P {v['val_precision']:.3f} R {v['val_recall']:.3f}")
+    print(f"test verdict P {v['precision']:.3f} R {v['recall']:.3f} F1 {v['f1']:.3f} on {v['images_with_verdict']} images; "
+          f"{g['count']} of {m['test_images']} set aside by the quality gate {g['by_issue']}")
     for name, ap in m["per_class"].items():
         print(f"  {name:16s} AP {ap['ap'] if ap['ap'] is None else round(ap['ap'], 3)}  AP@.5 {ap['ap_50'] if ap['ap_50'] is None else round(ap['ap_50'], 3)}")
 

@@ -6,10 +6,13 @@
 and returns `boxes` (float32 [N, 4], xyxy pixels of that image), `labels`
 (int64 [N], 1..K) and `scores` (float32 [N]). Resizing and normalisation live
 inside the graph, so a caller (the service, a truck's computer) only decodes.
-Class names, input size, thresholds, the fraction policy, version, git commit
-and dataset hash are stored in the model's metadata and in
-`models/model_card.json`. The stage fails unless ONNX Runtime reproduces
-PyTorch's detections on validation images.
+Class names, input size, thresholds, the fraction policy, the inference size
+and quality gate (`inspection`), version, git commit and dataset hash are
+stored in the model's metadata and in `models/model_card.json`: the service
+reads them there, so it serves the verdict the evaluation measured, at the
+verdict threshold the evaluation chose (`thresholds.verdict`, from
+metrics.json). The stage fails unless ONNX Runtime reproduces PyTorch's
+detections on validation images.
 """
 
 from __future__ import annotations
@@ -30,7 +33,8 @@ import yaml
 from pipeline.coco import write_json_atomic
 from pipeline.config import add_config_arguments, load_params, load_taxonomy
 from pipeline.dataset import CocoDetection, read_rgb
-from pipeline.evaluate import load_trained
+from pipeline.evaluate import ImageInDetectionsOut, load_trained
+from pipeline.inspection import CARD_KEY, InspectionSpec
 from pipeline.tracking import configure, read_run_id
 
 INPUT_NAME = "image"
@@ -39,19 +43,6 @@ OUTPUT_NAMES = ("boxes", "labels", "scores")
 
 class ParityError(RuntimeError):
     pass
-
-
-class ImageInDetectionsOut(torch.nn.Module):
-    """uint8 HWC RGB in; boxes, labels, scores out: the contract of model.onnx."""
-
-    def __init__(self, detector: torch.nn.Module):
-        super().__init__()
-        self.detector = detector
-
-    def forward(self, image: torch.Tensor):
-        x = image.permute(2, 0, 1).to(torch.float32) / 255.0
-        out = self.detector([x])[0]
-        return out["boxes"], out["labels"], out["scores"]
 
 
 def export_onnx(module: torch.nn.Module, path: Path, opset: int, example: torch.Tensor) -> None:
@@ -72,18 +63,40 @@ def export_onnx(module: torch.nn.Module, path: Path, opset: int, example: torch.
 
 
 def compare(torch_out, onnx_out, rtol: float) -> str | None:
-    """None when both agree: same detections, same labels, boxes within rtol relative."""
-    (tb, tl, ts), (ob, ol, os_) = [np.asarray(t) for t in torch_out], onnx_out
+    """None when both agree: the same detections (label, score and box within rtol relative), in any order.
+
+    Order is not compared because detections whose scores tie come out in
+    either order: the two runtimes' sorts need not break ties alike.
+    """
+    (tb, tl, ts), (ob, ol, os_) = [np.asarray(t) for t in torch_out], [np.asarray(t) for t in onnx_out]
     if tb.shape != ob.shape:
         return f"{len(tb)} detections in PyTorch, {len(ob)} in ONNX Runtime"
-    if not np.array_equal(tl, ol):
-        return f"labels differ: {tl.tolist()} vs {ol.tolist()}"
-    box_error = np.abs(tb - ob) / np.maximum(np.abs(tb), 1.0)
-    if box_error.size and box_error.max() > rtol:
-        return f"box coordinates differ by up to {box_error.max():.2e} relative (allowed {rtol:.0e})"
-    if ts.size and np.abs(ts - os_).max() > rtol:
-        return f"scores differ by up to {np.abs(ts - os_).max():.2e}"
+
+    def same(i: int, j: int) -> bool:
+        return tl[i] == ol[j] and abs(float(ts[i]) - float(os_[j])) <= rtol and _box_error(tb[i], ob[j]) <= rtol
+
+    free = list(range(len(ob)))
+    for i in range(len(tb)):
+        j = next((j for j in sorted(free, key=lambda j: abs(j - i)) if same(i, j)), None)  # the same position first
+        if j is None:
+            return _difference(i, (tb, tl, ts), (ob, ol, os_), rtol)
+        free.remove(j)
     return None
+
+
+def _box_error(a: np.ndarray, b: np.ndarray) -> float:
+    return float((np.abs(a - b) / np.maximum(np.abs(a), 1.0)).max())
+
+
+def _difference(i: int, torch_out, onnx_out, rtol: float) -> str:
+    """What differs at detection i, which has no counterpart in the other runtime."""
+    (tb, tl, ts), (ob, ol, os_) = torch_out, onnx_out
+    if tl[i] != ol[i]:
+        return f"labels differ at detection {i}: {tl.tolist()} vs {ol.tolist()}"
+    error = _box_error(tb[i], ob[i])
+    if error > rtol:
+        return f"box coordinates differ by up to {error:.2e} relative at detection {i} (allowed {rtol:.0e})"
+    return f"scores differ at detection {i}: {float(ts[i]):.6f} vs {float(os_[i]):.6f}"
 
 
 def parity_check(module: torch.nn.Module, session: ort.InferenceSession, images: list[np.ndarray], rtol: float) -> int:
@@ -118,8 +131,29 @@ def dataset_hash(dvc_file: Path) -> str:
         return "unknown"
 
 
+def verdict_threshold(params, metrics: dict | None) -> float:
+    """The verdict threshold for the card: the evaluation's choice, or verdict.threshold in fixed mode."""
+    mode = params.verdict.threshold_mode
+    if metrics is None:
+        if mode == "fixed":
+            return params.verdict.threshold
+        raise SystemExit(
+            "verdict.threshold_mode is target_precision: the threshold is chosen by the evaluate stage; "
+            "pass its metrics with --metrics reports/metrics.json"
+        )
+    verdict = metrics.get("verdict", {})
+    if verdict.get("threshold_mode") != mode or "threshold" not in verdict:
+        raise SystemExit(
+            f"the metrics file was written under threshold_mode {verdict.get('threshold_mode')!r}, the params say {mode!r}: "
+            "run the evaluate stage again"
+        )
+    return float(verdict["threshold"])
+
+
 def export(model_path: Path, splits: Path, data: Path, out: Path, dvc_file: Path, metrics: Path | None, params, taxonomy) -> dict:
     torch.set_num_threads(params.train.threads)
+    evaluation = json.loads(metrics.read_text()) if metrics is not None and metrics.exists() else None
+    threshold = verdict_threshold(params, evaluation)
     detector, class_names, model_cfg = load_trained(model_path)
     module = ImageInDetectionsOut(detector).eval()
     val = CocoDetection(splits / "val.json", data)
@@ -137,16 +171,17 @@ def export(model_path: Path, splits: Path, data: Path, out: Path, dvc_file: Path
         "architecture": f"{model_cfg.architecture}/{model_cfg.backbone}",
         "class_names": class_names,
         "input": {"name": INPUT_NAME, "format": "RGB uint8 [height, width, 3]", "min_size": model_cfg.min_size, "max_size": model_cfg.max_size},
-        "outputs": {"boxes": "float32 [N, 4] xyxy pixels", "labels": "int64 [N] 1..K (class_names[label - 1])", "scores": "float32 [N]"},
-        "thresholds": {"box_score": model_cfg.box_score_thresh, "nms_iou": model_cfg.box_nms_thresh, "verdict": params.verdict.threshold},
+        "outputs": {"boxes": "float32 [N, 4] xyxy pixels", "labels": "int64 [N] 1..K (class_names[label - 1]); 0 is background, to be dropped", "scores": "float32 [N]"},
+        "thresholds": {"box_score": model_cfg.box_score_thresh, "nms_iou": model_cfg.box_nms_thresh, "verdict": threshold},
         "fractions": taxonomy.fractions,
+        CARD_KEY: InspectionSpec.from_params(params.verdict).to_card(),
         "git_commit": git_commit(),
         "dataset_md5": dataset_hash(dvc_file),
         "opset": params.export.opset,
     }
-    if metrics is not None and metrics.exists():
-        m = json.loads(metrics.read_text())
-        card["evaluation"] = {"split": "test", "map": m["map"], "map_50": m["map_50"], "verdict": m["verdict"]}
+    if evaluation is not None:
+        m = evaluation
+        card["evaluation"] = {"split": "test", "map": m["map"], "map_50": m["map_50"], "verdict": m["verdict"], "gated": m["gated"]}
 
     model_proto = onnx.load(str(tmp))
     onnx.checker.check_model(model_proto)

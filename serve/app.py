@@ -25,17 +25,18 @@ from fastapi.security import APIKeyHeader
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from sqlalchemy import func, select
 
+from pipeline.inspection import DetectFn, InspectionSpec, downscale, inspect
 from serve import auth
 from serve.db import Inspection, make_engine, make_sessionmaker
 from serve.detector import Detection, Detector, ModelMissingError
 from serve.errors import ERROR_RESPONSES, ApiError, install_handlers
 from serve.evidence import draw_evidence
 from serve.forms import capture_form_openapi, read_capture_form, read_upload
-from serve.imaging import ImageRejected, decode_image, downscale
+from serve.imaging import ImageRejected, decode_image
 from serve.limits import BodySizeLimit
 from serve.observability import Metrics, RequestTimer
 from serve.migrate import upgrade
-from serve.quality import quality_issue
+from serve.quality import effective_spec
 from serve.schemas import DetectionOut, DetectResponse, Health, InspectionOut, InspectionPage, Verdict
 from serve.settings import ServeSettings
 from serve.storage import InspectionStore
@@ -65,7 +66,10 @@ def create_app(settings: ServeSettings | None = None, detector: Detector | None 
                 app.state.detector = Detector(settings.model_dir, settings.inference_threads, settings.inference_workers)
             except ModelMissingError as err:
                 app.state.model_error = str(err)
+        app.state.spec = None
         if app.state.detector is not None:
+            # The card's inference size and quality gate (what the evaluation measured), unless overridden.
+            app.state.spec = effective_spec(app.state.detector.spec, settings)
             await run_in_threadpool(app.state.detector.warm_up)
         yield
         engine.dispose()
@@ -103,17 +107,17 @@ def create_app(settings: ServeSettings | None = None, detector: Detector | None 
             status = {"image_too_large": 413, "unsupported_image_format": 415}.get(err.code, 422)
             raise ApiError(status, err.code, str(err), "image") from None
 
-    def run_detector(found: Detector, rgb) -> list[Detection]:
-        small, scale = downscale(rgb, settings.inference_max_side)
-        started = time.perf_counter()
-        detections = found.detect(small, scale)
-        metrics.inference.observe(time.perf_counter() - started)
-        return detections
+    def timed(found: Detector) -> DetectFn:
+        def detect(small, scale: float) -> list[Detection]:
+            started = time.perf_counter()
+            detections = found.detect(small, scale)
+            metrics.inference.observe(time.perf_counter() - started)
+            return detections
 
-    def detection_out(found: Detector, detections: list[Detection], fraction: str | None) -> list[DetectionOut]:
-        flagged: set[int] = set()
-        if fraction is not None:
-            flagged = set(found.policy.judge(fraction, [d.label for d in detections], [d.score for d in detections]).contaminant_indices)
+        return detect
+
+    def detection_out(detections: list[Detection], contaminant_indices: tuple[int, ...]) -> list[DetectionOut]:
+        flagged = set(contaminant_indices)
         return [
             DetectionOut(label=d.label, score=d.score, box=d.box, contaminant=i in flagged)
             for i, d in enumerate(detections)
@@ -143,19 +147,18 @@ def create_app(settings: ServeSettings | None = None, detector: Detector | None 
             # Any other retry is caught by the unique constraint when its row is
             # inserted; no database lookup is spent on every upload for it.
             rgb, fmt = decode_or_reject(data)
-            issue = quality_issue(rgb, settings)
             extension = "jpg" if fmt == "JPEG" else "png"
             inspection_id = str(uuid.uuid4())
-            pending = store.begin_image(inspection_id, data, extension)
+            pending = store.begin_image(inspection_id, data, extension)  # written while the model runs
             try:
-                detections = run_detector(found, rgb)
-                judged = found.policy.judge(meta.fraction, [d.label for d in detections], [d.score for d in detections])
-                verdict: Verdict = "inconclusive" if issue else ("contaminated" if judged.contaminated else "clean")
+                # The one verdict path (pipeline/inspection.py): the evaluation measures this very code.
+                spec: InspectionSpec = request.app.state.spec
+                result = inspect(rgb, meta.fraction, timed(found), found.policy, spec.gate, spec.max_side)
                 row = Inspection(
                     id=inspection_id, truck_id=meta.truck_id, capture_id=meta.capture_id, bin_id=meta.bin_id,
                     fraction=meta.fraction, captured_at=meta.captured_at, received_at=now, latitude=meta.latitude,
-                    longitude=meta.longitude, verdict=verdict, contamination_score=judged.score, quality_issue=issue,
-                    detections=[d.model_dump() for d in detection_out(found, detections, meta.fraction)],
+                    longitude=meta.longitude, verdict=result.verdict, contamination_score=result.score, quality_issue=result.quality_issue,
+                    detections=[d.model_dump() for d in detection_out(result.detections, result.contaminant_indices)],
                     model_version=found.version, image_width=rgb.shape[1], image_height=rgb.shape[0],
                 )
             except BaseException:
@@ -171,6 +174,7 @@ def create_app(settings: ServeSettings | None = None, detector: Detector | None 
 
     @app.post("/v1/detect", response_model=DetectResponse, tags=["models"], **v1, summary="Detections only; nothing is stored.")
     async def detect(
+        request: Request,
         image: Annotated[UploadFile, File(description="JPEG or PNG photo")],
         fraction: Annotated[str | None, Form(description="Optional: mark contaminants under this fraction's policy")] = None,
         found: Detector = Depends(require_detector),
@@ -181,11 +185,15 @@ def create_app(settings: ServeSettings | None = None, detector: Detector | None 
 
         def decode_and_detect():
             rgb, _ = decode_or_reject(data)
-            return rgb, run_detector(found, rgb)
+            small, scale = downscale(rgb, request.app.state.spec.max_side)
+            return rgb, timed(found)(small, scale)
 
         rgb, detections = await run_in_threadpool(decode_and_detect)
+        flagged: tuple[int, ...] = ()
+        if fraction is not None:
+            flagged = found.policy.judge(fraction, [d.label for d in detections], [d.score for d in detections]).contaminant_indices
         return DetectResponse(
-            detections=detection_out(found, detections, fraction), model_version=found.version, width=rgb.shape[1], height=rgb.shape[0]
+            detections=detection_out(detections, flagged), model_version=found.version, width=rgb.shape[1], height=rgb.shape[0]
         )
 
     @app.get("/v1/inspections", response_model=InspectionPage, tags=["inspections"], **v1)

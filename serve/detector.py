@@ -1,8 +1,9 @@
 """The exported model on onnxruntime: loaded once, warmed up, shared by all requests.
 
-Reads everything it needs (class names, thresholds, fraction policy, version)
-from the model's card, so the service cannot pair a model with the wrong class
-list. Imports no torch.
+Reads everything it needs (class names, thresholds, fraction policy, inference
+size and quality gate, version) from the model's card, so the service cannot
+pair a model with the wrong class list, nor serve a verdict other than the one
+the evaluation measured. Imports no torch.
 """
 
 from __future__ import annotations
@@ -11,27 +12,22 @@ import json
 import os
 import queue
 import threading
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
 
+from pipeline.inspection import CardError, Detection, InspectionSpec, to_detections
 from pipeline.policy import FractionPolicy
+
+__all__ = ["Detection", "Detector", "ModelMissingError"]
 
 MODEL_FILE = "model.onnx"
 CARD_FILE = "model_card.json"
 
 
 class ModelMissingError(RuntimeError):
-    pass
-
-
-@dataclass(frozen=True)
-class Detection:
-    label: str
-    score: float
-    box: tuple[float, float, float, float]  # x0, y0, x1, y1 in pixels of the uploaded image
+    """No usable model: the files are missing or the card lacks what the service needs."""
 
 
 class Detector:
@@ -47,6 +43,10 @@ class Detector:
         self.class_names: list[str] = self.card["class_names"]
         self.version: str = self.card["version"]
         self.policy = FractionPolicy.from_mapping(self.card["fractions"], self.card["thresholds"]["verdict"])
+        try:
+            self.spec = InspectionSpec.from_card(self.card)
+        except CardError as err:
+            raise ModelMissingError(f"{card_path}: {err}") from None
         # Two ways to spend the cores. Alone, a request gets one session that
         # spreads each inference over all cores (lowest latency). Under load,
         # requests get single-threaded sessions side by side: no thread
@@ -112,10 +112,4 @@ class Detector:
         """Detections at or above min_score (default: the card's box threshold), boxes scaled by `scale`."""
         boxes, labels, scores = self._run(rgb)
         threshold = self.card["thresholds"]["box_score"] if min_score is None else min_score
-        keep = scores >= threshold
-        # Filtered and scaled in numpy, converted to Python numbers in one go: per-box
-        # Python arithmetic on numpy scalars cost a tenth of a millisecond per image.
-        return [
-            Detection(self.class_names[label - 1], score, tuple(box))
-            for box, label, score in zip((boxes[keep].astype(np.float64) * scale).tolist(), labels[keep].tolist(), scores[keep].tolist(), strict=True)
-        ]
+        return to_detections(boxes, labels, scores, self.class_names, scale, threshold)

@@ -1,10 +1,15 @@
-"""The evidence picture: the stored photo with the detections drawn on it."""
+"""The evidence picture: the stored photo with the detections drawn on it.
+
+The stored upload keeps its bytes, EXIF orientation tag included; the boxes
+are in pixels of the upright photo (the service rotates by that tag before
+detecting), so the drawing is made on the upright photo too.
+"""
 
 from __future__ import annotations
 
 import io
 
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageOps
 
 CONTAMINANT = (230, 30, 30)
 OTHER = (240, 200, 0)
@@ -12,7 +17,7 @@ OTHER = (240, 200, 0)
 
 def draw_evidence(image_bytes: bytes, detections: list[dict]) -> bytes:
     with Image.open(io.BytesIO(image_bytes)) as im:
-        canvas = im.convert("RGB")
+        canvas = ImageOps.exif_transpose(im).convert("RGB")
     draw = ImageDraw.Draw(canvas)
     width = max(2, round(max(canvas.size) / 300))
     for d in detections:
@@ -21,5 +26,7 @@ def draw_evidence(image_bytes: bytes, detections: list[dict]) -> bytes:
         draw.rectangle([x0, y0, x1, y1], outline=colour, width=width)
         draw.text((x0 + width, max(0, y0 - 12)), f"{d['label']} {d['score']:.2f}", fill=colour)
     out = io.BytesIO()
-    canvas.save(out, "JPEG", quality=90)
+    # Full-resolution colour (no 4:2:0 chroma subsampling): the boxes are thin
+    # coloured lines, which subsampling smears into the pixels beside them.
+    canvas.save(out, "JPEG", quality=90, subsampling=0)
     return out.getvalue()

@@ -3,7 +3,10 @@
 The service decodes bytes from the internet, so it checks the format by its
 magic bytes (not the client's word), refuses decompression bombs before any
 pixel is decoded, and decodes fully so that a truncated JPEG is caught here
-rather than half-stored.
+rather than half-stored. The photo is rotated upright by its EXIF
+orientation, as pipeline/imageio.py reads the training data. What becomes of
+the pixels next (downscale, quality gate, verdict) is pipeline/inspection.py,
+shared with the evaluation.
 """
 
 from __future__ import annotations
@@ -69,13 +72,3 @@ def decode_image(data: bytes, max_pixels: int) -> tuple[np.ndarray, str]:
         raise ImageRejected(code, f"the {fmt} image cannot be decoded: {err}") from None
     return rgb, fmt
 
-
-def downscale(rgb: np.ndarray, max_side: int) -> tuple[np.ndarray, float]:
-    """The image with its longer side at most max_side, and the factor to map boxes back."""
-    h, w = rgb.shape[:2]
-    scale = max(h, w) / max_side
-    if scale <= 1:
-        return rgb, 1.0
-    size = (max(1, round(w / scale)), max(1, round(h / scale)))
-    small = np.asarray(Image.fromarray(rgb).resize(size, Image.Resampling.BILINEAR, reducing_gap=2.0))
-    return small, w / size[0]

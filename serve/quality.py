@@ -1,38 +1,36 @@
-"""Is the picture usable? An unusable one gets the verdict `inconclusive`, never `clean`.
+"""The inference size and quality gate the service applies: the model card's, unless overridden.
 
-Cheap global statistics on a small grey copy: night (too dark), sun into the
-bin (blown out), lens covered (no contrast at all), motion or mud (no sharp
-edges). Thresholds are settings, to be tuned on a city's own cameras.
+The gate itself is `pipeline.inspection.quality_issue`, the code the
+evaluation measures. Its thresholds live in configs/params.yaml
+(`verdict.quality.*`), and export copies them into the model card, so the
+service gates with the numbers the reported precision and recall were
+measured with. A BINSIGHT_QUALITY_* setting (or BINSIGHT_INFERENCE_MAX_SIDE)
+replaces the card's value, e.g. for one city's cameras; the model's measured
+figures no longer strictly hold then, which is why overriding is explicit.
 """
 
 from __future__ import annotations
 
-import cv2
-import numpy as np
+from pydantic import ValidationError
 
+from pipeline.config import QualityConfig
+from pipeline.inspection import InspectionSpec
 from serve.settings import ServeSettings
 
-ANALYSIS_SIDE = 160
+
+def overrides(settings: ServeSettings) -> dict[str, float]:
+    """The gate thresholds the settings replace, by QualityConfig key."""
+    found = {key: getattr(settings, f"quality_{key}") for key in QualityConfig.model_fields}
+    return {key: value for key, value in found.items() if value is not None}
 
 
-def quality_issue(rgb: np.ndarray, settings: ServeSettings) -> str | None:
-    """None when usable, else one of: too_dark, overexposed, covered, blurred."""
-    # OpenCV rather than Pillow + numpy: this runs on every upload, and its
-    # fused kernels take a third of the time.
-    grey = cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2GRAY)
-    # An integer box reduction to 160-319 px: the statistics need no exact size.
-    factor = max(1, max(grey.shape) // ANALYSIS_SIDE)
-    if factor > 1:
-        grey = cv2.resize(grey, (grey.shape[1] // factor, grey.shape[0] // factor), interpolation=cv2.INTER_AREA)
-    mean, std = (float(v[0, 0]) for v in cv2.meanStdDev(grey))
-    if mean < settings.quality_min_brightness:
-        return "too_dark"
-    if mean > settings.quality_max_brightness or np.count_nonzero(grey >= 250) / grey.size > settings.quality_max_saturated:
-        return "overexposed"
-    if std < settings.quality_min_contrast:
-        return "covered"
-    # Variance of the Laplacian (4-neighbour kernel, inner pixels): edges make it large, blur flattens it.
-    laplacian = cv2.Laplacian(grey.astype(np.float32), cv2.CV_32F, ksize=1)[1:-1, 1:-1]
-    if float(cv2.meanStdDev(laplacian)[1][0, 0]) ** 2 < settings.quality_min_sharpness:
-        return "blurred"
-    return None
+def effective_spec(card_spec: InspectionSpec, settings: ServeSettings) -> InspectionSpec:
+    """The card's inference size and gate with the settings' overrides applied (validated like params)."""
+    replaced = overrides(settings)
+    try:
+        gate = QualityConfig.model_validate({**card_spec.gate.model_dump(), **replaced}) if replaced else card_spec.gate
+    except ValidationError as err:
+        names = ", ".join(f"BINSIGHT_QUALITY_{key.upper()}" for key in replaced)
+        raise ValueError(f"invalid quality gate override ({names}): {err}") from None
+    max_side = card_spec.max_side if settings.inference_max_side is None else settings.inference_max_side
+    return InspectionSpec(max_side, gate)

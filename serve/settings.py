@@ -12,8 +12,13 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
+def _override(key: str, meaning: str) -> str:
+    return f"Override of the model card's verdict.quality.{key} ({meaning}); unset: the card's value, the one the evaluation measured."
+
+
 class ServeSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="BINSIGHT_", env_file=".env", extra="ignore", frozen=True)
+    # env_ignore_empty: `BINSIGHT_QUALITY_MIN_CONTRAST=` leaves an override unset.
+    model_config = SettingsConfigDict(env_prefix="BINSIGHT_", env_file=".env", extra="ignore", frozen=True, env_ignore_empty=True)
 
     host: str = Field("127.0.0.1", description="Interface the HTTP server listens on.")
     port: int = Field(8000, ge=1, le=65535, description="TCP port of the HTTP server.")
@@ -26,8 +31,12 @@ class ServeSettings(BaseSettings):
     max_upload_bytes: int = Field(15_000_000, gt=0, description="Largest accepted request body, bytes.")
     max_image_pixels: int = Field(40_000_000, gt=0, description="Largest accepted image, width x height (decompression bombs).")
     max_clock_skew_s: int = Field(600, ge=0, description="How far in the future a capture time may lie, seconds (truck clocks drift).")
-    inference_max_side: int = Field(
-        640, ge=64, description="Images are downscaled so their longer side is at most this before inference, pixels."
+    inference_max_side: int | None = Field(
+        None, ge=64,
+        description=(
+            "Override of the model card's inference size (verdict.inference_max_side: images are downscaled so their "
+            "longer side is at most this before inference, pixels); unset: the card's, the one the evaluation measured."
+        ),
     )
     inference_threads: int = Field(
         0, ge=0, description="onnxruntime threads of the session a lone request uses; 0 lets onnxruntime choose (all cores)."
@@ -45,19 +54,26 @@ class ServeSettings(BaseSettings):
         0.3, ge=0, le=1, description="Detections below this score are not reported or stored (the verdict uses the model card's threshold)."
     )
     retention_days_clean: int = Field(30, ge=0, description="Days images of clean bins are kept before the retention command deletes them.")
-    quality_min_brightness: float = Field(35.0, description="Mean luminance (0-255) below which an image is too dark.")
-    quality_max_brightness: float = Field(215.0, description="Mean luminance (0-255) above which an image is overexposed.")
-    quality_max_saturated: float = Field(0.35, description="Share of blown-out pixels (>= 250) above which an image is overexposed.")
-    quality_min_sharpness: float = Field(
-        10.0, description="Variance of the Laplacian (160-319 px grey copy) below which an image is too blurred; sharp bin photos give hundreds."
-    )
-    quality_min_contrast: float = Field(8.0, description="Luminance standard deviation below which the lens is covered.")
+    # The quality gate's thresholds come from the model card (verdict.quality.* in
+    # configs/params.yaml, measured by the evaluation); these only override them,
+    # e.g. for one city's cameras. serve/quality.py applies them.
+    quality_min_brightness: float | None = Field(None, description=_override("min_brightness", "mean luminance 0-255 below which an image is too dark"))
+    quality_max_brightness: float | None = Field(None, description=_override("max_brightness", "mean luminance 0-255 above which an image is overexposed"))
+    quality_max_saturated: float | None = Field(None, description=_override("max_saturated", "share of blown-out pixels above which an image is overexposed"))
+    quality_min_contrast: float | None = Field(None, description=_override("min_contrast", "luminance standard deviation below which the lens is covered"))
+    quality_min_sharpness: float | None = Field(None, description=_override("min_sharpness", "Laplacian variance below which an image is blurred"))
+    quality_fog_min_veil: float | None = Field(None, description=_override("fog_min_veil", "median dark channel 0-255 from which a veil of fog or steam is considered"))
+    quality_fog_max_detail: float | None = Field(None, description=_override("fog_max_detail", "local contrast at or below which a veiled image is foggy"))
+    quality_fog_max_sharpness: float | None = Field(None, description=_override("fog_max_sharpness", "Laplacian variance at or below which a veiled image is foggy"))
 
 
 def env_example() -> str:
     """The text of `.env.example`: every setting with its description and default."""
     lines = ["# binsight service settings (copy to .env or export them). Every key is declared in serve/settings.py."]
     for name, field in ServeSettings.model_fields.items():
+        if field.default is None:  # an override: commented out, so the model card's value holds
+            lines += ["", f"# {field.description}", f"# BINSIGHT_{name.upper()}="]
+            continue
         default = str(field.default).lower() if isinstance(field.default, bool) else field.default
         lines += ["", f"# {field.description}", f"BINSIGHT_{name.upper()}={default}"]
     return "\n".join(lines) + "\n"

@@ -18,7 +18,7 @@ def test_evaluation_writes_metrics_and_plots(exported):
     _, _, reports = exported
     m = json.loads((reports / "metrics.json").read_text())
     assert 0.0 <= m["map"] <= m["map_50"] <= 1.0
-    assert set(m["verdict"]) >= {"precision", "recall", "f1", "threshold"}
+    assert set(m["verdict"]) >= {"precision", "recall", "f1", "threshold", "val_precision", "val_recall", "threshold_mode", "threshold_basis"}
     assert set(m["per_class"]) == {"plastic_bag", "plastic_bottle", "can", "glass", "cardboard"}
     assert (reports / "plots" / "confusion.csv").read_text().startswith("actual,predicted")
     assert (reports / "plots" / "predictions.png").stat().st_size > 0
@@ -33,6 +33,32 @@ def test_onnx_loads_and_metadata_lists_classes(exported, taxonomy):
     assert meta["version"] == card["version"] and "git_commit" in meta and "dataset_md5" in meta
     assert json.loads((out / "model_card.json").read_text())["class_names"] == taxonomy.class_names
     assert card["parity"]["images"] == 2
+
+
+def test_card_carries_the_measured_threshold_and_gate(exported, tiny_params):
+    from pipeline.inspection import InspectionSpec
+
+    out, card, reports = exported
+    metrics = json.loads((reports / "metrics.json").read_text())
+    assert card["thresholds"]["verdict"] == metrics["verdict"]["threshold"]
+    assert card["evaluation"]["verdict"]["threshold"] == metrics["verdict"]["threshold"] and card["evaluation"]["gated"] == metrics["gated"]
+    assert InspectionSpec.from_card(card) == InspectionSpec.from_params(tiny_params[0].verdict)
+    session = ort.InferenceSession(str(out / "model.onnx"), providers=["CPUExecutionProvider"])
+    assert json.loads(session.get_modelmeta().custom_metadata_map["inspection"]) == card["inspection"]
+
+
+def test_export_takes_the_threshold_from_the_evaluation(tiny_params):
+    from pipeline.export import verdict_threshold
+
+    params = tiny_params[0]
+    chosen = {"verdict": {"threshold": 0.73, "threshold_mode": "target_precision"}}
+    assert verdict_threshold(params, chosen) == 0.73
+    with pytest.raises(SystemExit, match="pass its metrics with --metrics"):
+        verdict_threshold(params, None)
+    fixed = params.model_copy(update={"verdict": params.verdict.model_copy(update={"threshold_mode": "fixed", "threshold": 0.4})})
+    assert verdict_threshold(fixed, None) == 0.4
+    with pytest.raises(SystemExit, match="run the evaluate stage again"):
+        verdict_threshold(fixed, chosen)
 
 
 def test_onnx_takes_any_image_size(exported):
@@ -52,6 +78,15 @@ def test_parity_comparison_catches_differences():
     assert "box coordinates differ" in compare(ref, (boxes * 1.01, ref[1], ref[2]), rtol=1e-3)
     assert "labels differ" in compare(ref, (boxes, np.array([2]), ref[2]), rtol=1e-3)
     assert "detections" in compare(ref, (boxes[:0], ref[1][:0], ref[2][:0]), rtol=1e-3)
+    assert "scores differ" in compare(ref, (boxes, ref[1], np.array([0.8], np.float32)), rtol=1e-3)
+
+
+def test_parity_comparison_accepts_ties_in_either_order():
+    # Two detections with the same score: the runtimes may sort them either way.
+    boxes = np.array([[10.0, 20.0, 50.0, 60.0], [70.0, 80.0, 90.0, 99.0]], np.float32)
+    ref = (boxes, np.array([5, 3]), np.array([0.31, 0.31], np.float32))
+    assert compare(ref, (boxes[::-1], ref[1][::-1], ref[2][::-1]), rtol=1e-3) is None
+    assert "labels differ" in compare(ref, (boxes[::-1], np.array([3, 3]), ref[2]), rtol=1e-3)
 
 
 def test_mlflow_run_holds_params_epoch_metrics_evaluation_and_model(exported, tiny_trained, mlflow_store, tiny_params):

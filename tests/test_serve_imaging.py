@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from serve.imaging import ImageRejected, decode_image, downscale
+from serve.imaging import ImageRejected, decode_image
 
 
 def encoded(fmt: str, size=(64, 48), mode="RGB") -> bytes:
@@ -50,9 +50,3 @@ def test_exif_orientation_is_applied():
     rgb, _ = decode_image(buf.getvalue(), 10_000)
     assert rgb.shape == (60, 30, 3)
 
-
-def test_downscale_keeps_aspect_and_reports_the_factor():
-    small, scale = downscale(np.zeros((960, 1280, 3), np.uint8), 640)
-    assert small.shape == (480, 640, 3) and scale == pytest.approx(2.0)
-    same, one = downscale(np.zeros((100, 50, 3), np.uint8), 640)
-    assert same.shape == (100, 50, 3) and one == 1.0
