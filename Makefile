@@ -82,7 +82,7 @@ bench-serve: $(INSTALLED)
 BENCH_VENV := .venv-bench
 BENCH_INSTALLED := $(BENCH_VENV)/.installed
 # Default epochs: what fits about 40 minutes on 2 CPU cores (BENCHMARKS.md); on a GPU pass EPOCHS=50 or more.
-EPOCHS ?= 3
+EPOCHS ?= 2
 
 $(BENCH_INSTALLED): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), f"binsight needs Python 3.11, found {sys.version.split()[0]}"'

@@ -1,6 +1,6 @@
 """`make bench-realdata`: binsight against Ultralytics YOLO on real photos, same data, same evaluation.
 
-    python -m bench.realdata --epochs 3 --models yolo11n,yolo26n,binsight,binsight-imagenet \\
+    python -m bench.realdata --epochs 2 --models yolo11n,yolo26n,binsight,binsight-imagenet \\
         --out build/bench-realdata [--limit K]
 
 1. TrashNet++ (../shared/data/trashnetpp) is split once (bench/realdata_data.py):
@@ -44,7 +44,7 @@ import torch  # noqa: E402
 from bench.onnx_detectors import BinsightOnnx, OnnxDetector, YoloOnnx, latencies  # noqa: E402
 from bench.realdata_data import DEFAULT_SOURCE, class_names, make_splits, read_source, write_coco_view, write_yolo_view  # noqa: E402
 from bench.realdata_score import score  # noqa: E402
-from bench.realdata_train import DEFAULT_BACKBONE_WEIGHTS, MODELS, YOLO_MODELS, coco_view, model_dir, yolo_view  # noqa: E402
+from bench.realdata_train import DEFAULT_BACKBONE_WEIGHTS, DEFAULT_BINSIGHT_PARAMS, MODELS, YOLO_MODELS, coco_view, model_dir, yolo_view  # noqa: E402
 from pipeline.coco import load_coco  # noqa: E402
 from pipeline.config import load_params  # noqa: E402
 from pipeline.imageio import read_rgb  # noqa: E402
@@ -90,9 +90,10 @@ def prepare_views(source: Path, out: Path, seed: int, limit: int | None) -> dict
     }
 
 
-def train(name: str, out: Path, epochs: int, seed: int, backbone_weights: Path) -> dict:
+def train(name: str, out: Path, epochs: int, seed: int, args: argparse.Namespace) -> dict:
     cmd = [sys.executable, "-m", "bench.realdata_train", name, "--root", str(out), "--epochs", str(epochs),
-           "--seed", str(seed), "--backbone-weights", str(backbone_weights)]  # fmt: skip
+           "--seed", str(seed), "--backbone-weights", str(args.backbone_weights), "--params", str(args.params),
+           *(f"--set={s}" for s in args.set)]  # fmt: skip
     print(f"\n=== {name}: training {epochs} epochs ===", flush=True)
     started = time.monotonic()
     rc = subprocess.run(cmd).returncode
@@ -164,13 +165,16 @@ def goal(results: dict) -> str | None:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--epochs", type=int, default=3, help="epochs for every contender (default 3: ~40 min on 2 CPU cores)")
+    parser.add_argument("--epochs", type=int, default=2, help="epochs for every contender (default 2: ~40 min on 2 CPU cores)")
     parser.add_argument("--models", default=",".join(MODELS), help=f"comma-separated, from {', '.join(MODELS)}")
     parser.add_argument("--out", type=Path, default=Path("build/bench-realdata"))
     parser.add_argument("--limit", type=int, default=None, help="keep K images per split (smoke runs only)")
     parser.add_argument("--source", type=Path, default=DEFAULT_SOURCE, help="TrashNet++ folder (train/ and valid/)")
     parser.add_argument("--backbone-weights", type=Path, default=DEFAULT_BACKBONE_WEIGHTS, help="ImageNet MobileNetV2 state_dict")
     parser.add_argument("--seed", type=int, default=1, help="training seed of every contender")
+    parser.add_argument("--params", type=Path, default=DEFAULT_BINSIGHT_PARAMS, help="binsight's parameter file (its recipe)")
+    parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                        help="override a binsight parameter (tuning experiments), e.g. --set train.lr=0.004; repeatable")
     parser.add_argument("--score-only", action="store_true", help="re-score the ONNX models of the last run, no training")
     args = parser.parse_args(argv)
 
@@ -194,6 +198,8 @@ def main(argv: list[str] | None = None) -> None:
         "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
         "machine": machine(),
         "epochs": args.epochs,
+        "binsight_params": str(args.params),
+        "binsight_overrides": args.set,
         "latency": (
             f"onnxruntime CPU, batch 1, intra_op_num_threads={LATENCY_THREADS}, one test image; p50 of "
             f"{LATENCY_ROUNDS} x {LATENCY_RUNS} runs per model, models in turn, after {LATENCY_WARMUP} warm-up runs"
@@ -206,14 +212,14 @@ def main(argv: list[str] | None = None) -> None:
         report["data"] = prepare_views(args.source, out, SPLIT_SEED, args.limit)
         print(f"splits: {report['data']['images']} images, {report['data']['boxes']} boxes", flush=True)
     num_classes = len(report["data"]["classes"])
-    deploy_confidence = load_params().model.box_score_thresh
+    deploy_confidence = load_params(args.params).model.box_score_thresh
 
     trained = {}
     for name in models:
         if args.score_only:
             trained[name] = json.loads((model_dir(out, name) / "trained.json").read_text())
         else:
-            trained[name] = train(name, out, args.epochs, args.seed, args.backbone_weights)
+            trained[name] = train(name, out, args.epochs, args.seed, args)
 
     val, test = load_coco(coco_view(out) / "splits" / "val.json"), load_coco(coco_view(out) / "splits" / "test.json")
     images = coco_view(out) / "images"

@@ -1,6 +1,6 @@
 """Train and export one contender of `make bench-realdata`, in a process of its own.
 
-    python -m bench.realdata_train binsight --root build/bench-realdata --epochs 3 --seed 1
+    python -m bench.realdata_train binsight --root build/bench-realdata --epochs 2 --seed 1
 
 bench/realdata.py runs this once per contender, after it has written the
 dataset views under --root: a process each keeps one trainer's global state
@@ -23,6 +23,10 @@ YOLO_MODELS = ("yolo11n", "yolo26n")
 BINSIGHT_MODELS = ("binsight", "binsight-imagenet")
 MODELS = YOLO_MODELS + BINSIGHT_MODELS
 IMAGE_SIZE = 320
+# binsight's recipe for TrashNet++ where the project has one (its model, augmentation and training
+# settings are the default recipe's), else the default parameters.
+RECIPE_PARAMS = Path("configs/recipes/trashnetpp/params.yaml")
+DEFAULT_BINSIGHT_PARAMS = RECIPE_PARAMS if RECIPE_PARAMS.is_file() else Path("configs/params.yaml")
 DEFAULT_BACKBONE_WEIGHTS = Path("../shared/weights/mobilenet_v2_imagenet.pth")
 YOLO_BATCH = 16
 
@@ -45,7 +49,7 @@ def auto_device() -> str:
     return "0" if torch.cuda.is_available() else "cpu"
 
 
-def train_one(name: str, root: Path, epochs: int, seed: int, backbone_weights: Path) -> dict:
+def train_one(name: str, root: Path, epochs: int, seed: int, backbone_weights: Path, params_file: Path, overrides: tuple[str, ...]) -> dict:
     out = model_dir(root, name)
     if name in YOLO_MODELS:
         from bench.yolo_contender import train_and_export
@@ -56,7 +60,7 @@ def train_one(name: str, root: Path, epochs: int, seed: int, backbone_weights: P
     from bench.binsight_contender import contender_params, train_and_export
     from bench.realdata_data import class_names
 
-    params = contender_params(name, epochs, seed, backbone_weights)
+    params = contender_params(name, epochs, seed, backbone_weights, params_file, overrides)
     return train_and_export(name, params, class_names(), coco_view(root) / "splits", coco_view(root), out)
 
 
@@ -67,13 +71,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--epochs", type=int, required=True)
     parser.add_argument("--seed", type=int, required=True)
     parser.add_argument("--backbone-weights", type=Path, required=True)
+    parser.add_argument("--params", type=Path, required=True, help="binsight's parameter file")
+    parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", help="binsight parameter override")
     args = parser.parse_args(argv)
     quiet_update_checks()  # before train_one imports albumentations and MLflow
     forbid_network()
     # binsight's trainer logs to MLflow: into the bench's own store, not the project's mlflow.db.
     os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{(args.root / 'mlflow.db').resolve()}"
     os.environ["MLFLOW_EXPERIMENT_NAME"] = "bench-realdata"
-    result = train_one(args.model, args.root, args.epochs, args.seed, args.backbone_weights)
+    result = train_one(args.model, args.root, args.epochs, args.seed, args.backbone_weights, args.params, tuple(args.set))
     result.update(epochs=args.epochs, seed=args.seed, network_attempts=list(ATTEMPTS))
     (model_dir(args.root, args.model) / "trained.json").write_text(json.dumps(result, indent=1) + "\n")
 
