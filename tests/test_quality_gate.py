@@ -101,18 +101,20 @@ def issue_shares(images) -> Counter:
 
 def test_real_photos_pass_and_are_rarely_mistaken_for_fog(real_photos):
     # Measured on all 515 validation photos: 97.1 % pass, 1.7 % foggy (white
-    # floors under small, pale objects), 1.0 % too dark; train photos: 98.2 % pass.
+    # floors under small, pale objects), 1.0 % too dark; train photos: 98.2 %
+    # pass. These 129: 96.9 % pass, 0.8 % foggy, 2.3 % too dark.
     shares = issue_shares(real_photos)
     assert shares[None] >= 0.95, shares
     assert shares["foggy"] <= 0.03, shares
 
 
 def test_strong_random_fog_on_real_photos_is_foggy(real_photos):
-    # Measured on all 515 validation photos: 98.6 % foggy, 0.2 % overexposed, 1.2 % pass.
+    # Measured on all 515 validation photos: 98.3 % foggy, 0.2 % overexposed, 1.6 % pass;
+    # on these 129 with fog seeds 0-4: 95.3-99.2 % foggy, the rest pass.
     fog = strong_fog(seed=0)
     shares = issue_shares([fog(image=rgb)["image"] for rgb in real_photos])
-    assert shares["foggy"] >= 0.93, shares
-    assert shares[None] <= 0.05, shares
+    assert shares["foggy"] >= 0.90, shares
+    assert shares[None] <= 0.08, shares
 
 
 @pytest.mark.parametrize("amount", [0.6, 0.7])
