@@ -64,6 +64,24 @@ def test_evaluation_reports_what_the_gate_sets_aside(tiny_reports, tiny_splits, 
     assert "quality gate" in v["measured_on"] and v["threshold_mode"] == "target_precision"
 
 
+def test_gated_images_are_counted_and_left_out_of_precision_and_recall(taxonomy):
+    from pipeline.evaluate import InspectedImage, gated_report, served, verdict_report
+    from pipeline.inspection import judge
+
+    policy = FractionPolicy.from_mapping(taxonomy.fractions, 0.5)
+
+    def image(i, truth, score, issue=None):
+        return InspectedImage(i, "paper", truth, judge("paper", [Detection("can", score, (0, 0, 1, 1))], issue, policy))
+
+    images = [image(1, True, 0.9), image(2, False, 0.2), image(3, True, 0.3),
+              image(4, False, 0.95, "foggy"), image(5, True, 0.1, "too_dark"), image(6, False, 0.8, "foggy")]
+    report = verdict_report(images)
+    assert (report["tp"], report["fp"], report["fn"], report["tn"], report["images_with_verdict"]) == (1, 0, 1, 1, 3)
+    assert gated_report(images) == {"count": 3, "share": 0.5, "by_issue": {"foggy": 2, "too_dark": 1}}
+    lower = verdict_report(served(images, FractionPolicy.from_mapping(taxonomy.fractions, 0.25)))
+    assert (lower["tp"], lower["fp"], lower["fn"], lower["tn"]) == (2, 0, 0, 1)  # the gated false alarms stay out
+
+
 def test_service_serves_the_verdict_the_evaluation_measured(tmp_path, tiny_trained, tiny_model_dir, tiny_splits, tiny_dataset, tiny_params, taxonomy):
     from pipeline.dataset import CocoDetection
     from pipeline.evaluate import ImageInDetectionsOut, inspect_split, load_trained, torch_detect_fn
