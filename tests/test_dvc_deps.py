@@ -23,18 +23,7 @@ def covered(path: str, deps: list[str]) -> bool:
     return any(path == d or path.startswith(d.rstrip("/") + "/") for d in deps)
 
 
-# Stages owned elsewhere whose deps lacked files when this test was written; remove a mark once they pass.
-KNOWN_GAPS = {
-    "prepare": "dvc.yaml's prepare deps lack pipeline files it imports (coordinator)",
-    "evaluate": "dvc.yaml's evaluate deps lack pipeline files it imports (coordinator)",
-    "export": "dvc.yaml's export deps lack pipeline files it imports (coordinator)",
-}
-
-
-@pytest.mark.parametrize(
-    "name",
-    [pytest.param(n, marks=pytest.mark.xfail(reason=KNOWN_GAPS[n], strict=False)) if n in KNOWN_GAPS else n for n in stages()],
-)
+@pytest.mark.parametrize("name", list(stages()))
 def test_stage_deps_list_every_pipeline_file_it_runs(name):
     stage = stages()[name]
     deps = [str(d) for d in stage["deps"]]
