@@ -57,6 +57,9 @@ ifeq ($(RECIPE),default)
 else
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/dvc exp run -S recipe.params=$(RECIPE_DIR)/params.yaml \
 	  -S recipe.classes=$(RECIPE_DIR)/classes.yaml -S recipe.data=$(DATA)
+	@# The experiment is recorded (dvc exp show / apply); params.yaml goes back to the
+	@# default recipe, so that a plain `make run` or `dvc repro` never runs this one unasked.
+	git checkout -- params.yaml
 endif
 	$(BIN)/dvc metrics show
 

@@ -35,54 +35,21 @@ import torch
 from torchvision.ops import box_iou
 
 from pipeline.coco import IMAGES_DIR
-from pipeline.config import ModelConfig, add_config_arguments, load_params, load_taxonomy
+from pipeline.config import add_config_arguments, load_params, load_taxonomy
 from pipeline.dataset import CocoDetection, read_rgb, xywh_to_xyxy
-from pipeline.inspection import DetectFn, Detection, InspectionResult, InspectionSpec, inspect, judge, to_detections
+from pipeline.inspection import DetectFn, InspectionResult, InspectionSpec, inspect, judge
 from pipeline.labels import label_name
 from pipeline.metrics import coco_detection_metrics, precision_recall_curve, verdict_metrics
-from pipeline.model import build_model
 from pipeline.policy import FractionPolicy
 from pipeline.threshold import choose_threshold
 from pipeline.tracking import configure, read_run_id
+from pipeline.trained import ImageInDetectionsOut, load_trained, torch_detect_fn
 
 MATCH_IOU = 0.5
 BACKGROUND = "background"
 MEASURED_ON = (
     "test images the quality gate let through; the service answers `inconclusive` for the others, counted under `gated`"
 )
-
-
-class ImageInDetectionsOut(torch.nn.Module):
-    """uint8 HWC RGB in; boxes, labels, scores out: the contract of model.onnx, and what the evaluation runs."""
-
-    def __init__(self, detector: torch.nn.Module):
-        super().__init__()
-        self.detector = detector
-
-    def forward(self, image: torch.Tensor):
-        x = image.permute(2, 0, 1).to(torch.float32) / 255.0
-        out = self.detector([x])[0]
-        return out["boxes"], out["labels"], out["scores"]
-
-
-def load_trained(path: Path) -> tuple[torch.nn.Module, list[str], ModelConfig]:
-    bundle = torch.load(path, map_location="cpu", weights_only=False)
-    cfg = ModelConfig.model_validate(bundle["model_config"])
-    model = build_model(cfg.model_copy(update={"backbone_weights": None}), len(bundle["class_names"]))
-    model.load_state_dict(bundle["state_dict"])
-    return model.eval(), bundle["class_names"], cfg
-
-
-def torch_detect_fn(module: ImageInDetectionsOut, class_names: list[str]) -> DetectFn:
-    """The exported module as the inspection path's detector (the service passes ONNX Runtime instead)."""
-
-    def detect(small: np.ndarray, scale: float) -> list[Detection]:
-        with torch.inference_mode():
-            # A writable copy: downscaled images are read-only views, which torch refuses.
-            boxes, labels, scores = module(torch.from_numpy(np.array(small)))
-        return to_detections(boxes.numpy(), labels.numpy(), scores.numpy(), class_names, scale)
-
-    return detect
 
 
 @dataclass(frozen=True)

@@ -7,8 +7,9 @@ and returns `boxes` (float32 [N, 4], xyxy pixels of that image), `labels`
 (int64 [N], 1..K) and `scores` (float32 [N]). Resizing and normalisation live
 inside the graph, so a caller (the service, a truck's computer) only decodes.
 Class names, input size, thresholds, the fraction policy, the inference size
-and quality gate (`inspection`), version, git commit and dataset hash are
-stored in the model's metadata and in `models/model_card.json`: the service
+and quality gate (`inspection`), version and dataset hash are stored in the
+model's metadata and in `models/model_card.json` (the git commit and the
+MLflow run in `models/provenance.json`, outside DVC): the service
 reads them there, so it serves the verdict the evaluation measured, at the
 verdict threshold the evaluation chose (`thresholds.verdict`, from
 metrics.json). The stage fails unless ONNX Runtime reproduces PyTorch's
@@ -33,12 +34,14 @@ import yaml
 from pipeline.coco import write_json_atomic
 from pipeline.config import add_config_arguments, load_params, load_taxonomy
 from pipeline.dataset import CocoDetection, read_rgb
-from pipeline.evaluate import ImageInDetectionsOut, load_trained
+from pipeline.trained import ImageInDetectionsOut, load_trained
 from pipeline.inspection import CARD_KEY, InspectionSpec
 from pipeline.tracking import configure, read_run_id
 
 INPUT_NAME = "image"
 OUTPUT_NAMES = ("boxes", "labels", "scores")
+PROVENANCE_FILE = "provenance.json"
+"""Beside the card, outside DVC: the git commit and the MLflow run and model of the export."""
 
 
 class ParityError(RuntimeError):
@@ -175,7 +178,6 @@ def export(model_path: Path, splits: Path, data: Path, out: Path, dvc_file: Path
         "thresholds": {"box_score": model_cfg.box_score_thresh, "nms_iou": model_cfg.box_nms_thresh, "verdict": threshold},
         "fractions": taxonomy.fractions,
         CARD_KEY: InspectionSpec.from_params(params.verdict).to_card(),
-        "git_commit": git_commit(),
         "dataset_md5": dataset_hash(dvc_file),
         "opset": params.export.opset,
     }
@@ -200,14 +202,20 @@ def export(model_path: Path, splits: Path, data: Path, out: Path, dvc_file: Path
     tmp.replace(out / "model.onnx")
     write_json_atomic(out / "model_card.json", card)
 
+    # Where the model came from (commit, MLflow run) goes beside the card, not
+    # into it: model.onnx and the card are DVC outputs whose hashes dvc.lock
+    # records, and the same commit must give the same hashes. A commit id or a
+    # run id inside them would differ on every run (and the commit that holds
+    # dvc.lock can never be the one the lock's outputs name).
+    provenance = {"git_commit": git_commit()}
     run_id = read_run_id(model_path.parent / "run.json")
     if run_id:
-        card["mlflow"] = _log_to_mlflow(run_id, model_proto, card)
-        write_json_atomic(out / "model_card.json", card)
+        provenance["mlflow"] = _log_to_mlflow(run_id, model_proto, card, provenance["git_commit"])
+    write_json_atomic(out / PROVENANCE_FILE, provenance)
     return card
 
 
-def _log_to_mlflow(run_id: str, model_proto: onnx.ModelProto, card: dict) -> dict:
+def _log_to_mlflow(run_id: str, model_proto: onnx.ModelProto, card: dict, commit: str) -> dict:
     mlflow = configure()
     from mlflow.models import ModelSignature
     from mlflow.types import Schema, TensorSpec
@@ -225,6 +233,7 @@ def _log_to_mlflow(run_id: str, model_proto: onnx.ModelProto, card: dict) -> dic
     with mlflow.start_run(run_id=run_id):
         info = mlflow.onnx.log_model(model_proto, name="model", signature=signature)
         mlflow.log_dict(card, "model_card.json")
+        mlflow.set_tag("git_commit", commit)
     return {"run_id": run_id, "model_uri": info.model_uri}
 
 

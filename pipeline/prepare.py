@@ -97,7 +97,11 @@ def bin_groups(images: list[dict]) -> dict[int, str]:
 
     Imported third-party photos carry no bin RFID; each is its own group.
     """
-    return {im["id"]: str(im["capture"].get("bin_id") or f"image:{im['id']}") for im in images}
+    def group(im: dict) -> str:
+        bin_id = im["capture"].get("bin_id")
+        return f"image:{im['id']}" if bin_id is None or bin_id == "" else str(bin_id)
+
+    return {im["id"]: group(im) for im in images}
 
 
 def assign_splits(images: list[dict], labels: dict[int, list[str]], cfg: PrepareConfig) -> dict:

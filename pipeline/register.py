@@ -13,6 +13,7 @@ import argparse
 import json
 from pathlib import Path
 
+from pipeline.export import PROVENANCE_FILE
 from pipeline.tracking import REGISTERED_MODEL, configure
 
 
@@ -21,16 +22,22 @@ def register(card_path: Path, alias: str, name: str = REGISTERED_MODEL) -> str:
         card = json.loads(card_path.read_text())
     except FileNotFoundError:
         raise SystemExit(f"{card_path} not found: run `make run` (dvc repro) to export a model first") from None
-    logged = card.get("mlflow")
+    provenance_path = card_path.parent / PROVENANCE_FILE
+    try:
+        provenance = json.loads(provenance_path.read_text())
+    except FileNotFoundError:
+        raise SystemExit(f"{provenance_path} not found: export the model again (`dvc repro`) to log it to MLflow") from None
+    logged = provenance.get("mlflow")
     if not logged:
-        raise SystemExit(f"{card_path} names no MLflow run: the export stage did not log the model")
+        raise SystemExit(f"{provenance_path} names no MLflow run: the export stage did not log the model")
     mlflow = configure()
     from mlflow import MlflowClient
 
     version = mlflow.register_model(logged["model_uri"], name)
     client = MlflowClient()
-    for key in ("version", "git_commit", "dataset_md5", "architecture"):
+    for key in ("version", "dataset_md5", "architecture"):
         client.set_model_version_tag(name, version.version, key, str(card.get(key)))
+    client.set_model_version_tag(name, version.version, "git_commit", str(provenance.get("git_commit")))
     if "evaluation" in card:
         client.set_model_version_tag(name, version.version, "test_map_50", str(card["evaluation"]["map_50"]))
     client.set_registered_model_alias(name, alias, version.version)

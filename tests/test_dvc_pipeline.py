@@ -50,6 +50,13 @@ def test_repro_then_status_clean_then_nothing_to_run(tmp_path, tiny_dataset):
     second = sh(dvc + ["repro"], work, env)
     assert "Running stage" not in second, second
 
+    # Every stage run again from scratch writes the same bytes: dvc.lock repeats (no run ids,
+    # commits or times in any output; training seeded and deterministic on one machine).
+    lock = (work / "dvc.lock").read_text()
+    (work / "build" / "train" / "checkpoint.pt").unlink()  # else training would resume its finished run
+    sh(dvc + ["repro", "--force"], work, env)
+    assert (work / "dvc.lock").read_text() == lock
+
     # A change to a training parameter re-runs training and what follows it, not prepare.
     params = tiny_params_dict()
     params["train"]["lr"] = 0.001

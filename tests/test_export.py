@@ -30,7 +30,11 @@ def test_onnx_loads_and_metadata_lists_classes(exported, taxonomy):
     meta = session.get_modelmeta().custom_metadata_map
     assert json.loads(meta["class_names"]) == taxonomy.class_names
     assert json.loads(meta["thresholds"])["verdict"] == card["thresholds"]["verdict"]
-    assert meta["version"] == card["version"] and "git_commit" in meta and "dataset_md5" in meta
+    assert meta["version"] == card["version"] and "dataset_md5" in meta
+    # Nothing that differs from run to run goes into a DVC output (dvc.lock must repeat): the commit
+    # and the MLflow run are in provenance.json beside it.
+    assert "git_commit" not in meta and "git_commit" not in card and "mlflow" not in card
+    assert json.loads((out / "provenance.json").read_text())["git_commit"]
     assert json.loads((out / "model_card.json").read_text())["class_names"] == taxonomy.class_names
     assert card["parity"]["images"] == 2
 
@@ -99,10 +103,11 @@ def test_mlflow_run_holds_params_epoch_metrics_evaluation_and_model(exported, ti
     history = client.get_metric_history(run.info.run_id, "train_loss")
     assert [m.step for m in history] == [1]
     assert "test_map_50" in run.data.metrics and "test_verdict_f1" in run.data.metrics
-    assert card["mlflow"]["run_id"] == run.info.run_id
+    provenance = json.loads((exported[0] / "provenance.json").read_text())
+    assert provenance["mlflow"]["run_id"] == run.info.run_id and run.data.tags["git_commit"] == provenance["git_commit"]
     import mlflow
 
-    model = mlflow.models.get_model_info(card["mlflow"]["model_uri"])
+    model = mlflow.models.get_model_info(provenance["mlflow"]["model_uri"])
     assert model.signature.inputs.to_dict()[0]["tensor-spec"]["dtype"] == "uint8"
 
 

@@ -27,9 +27,14 @@ def test_recipe_files_load_and_name_only_known_classes(recipe: Path):
 def test_recipe_differs_from_the_default_only_on_lines_marked_recipe(recipe: Path):
     default = yaml.safe_load((REPO / "configs/params.yaml").read_text())
     own = yaml.safe_load((recipe / "params.yaml").read_text())
-    marked = {line.split(":")[0].strip() for line in (recipe / "params.yaml").read_text().splitlines() if "# recipe:" in line}
+    marked, section = set(), None
+    for line in (recipe / "params.yaml").read_text().splitlines():
+        if line and not line[0].isspace() and not line.startswith("#"):
+            section = line.split(":")[0]
+        elif "# recipe:" in line:
+            marked.add(f"{section}.{line.split(':')[0].strip()}")
     differing = {
-        key for section in default for key in default[section] if own[section].get(key) != default[section][key]
+        f"{section}.{key}" for section in default for key in default[section] if own[section].get(key) != default[section][key]
     }
     assert differing <= marked, f"{recipe.name} differs from configs/params.yaml in unmarked keys {differing - marked}"
     assert set(own) == set(default) and all(set(own[s]) == set(default[s]) for s in default)

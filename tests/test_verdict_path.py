@@ -84,7 +84,8 @@ def test_gated_images_are_counted_and_left_out_of_precision_and_recall(taxonomy)
 
 def test_service_serves_the_verdict_the_evaluation_measured(tmp_path, tiny_trained, tiny_model_dir, tiny_splits, tiny_dataset, tiny_params, taxonomy):
     from pipeline.dataset import CocoDetection
-    from pipeline.evaluate import ImageInDetectionsOut, inspect_split, load_trained, torch_detect_fn
+    from pipeline.evaluate import inspect_split
+    from pipeline.trained import ImageInDetectionsOut, load_trained, torch_detect_fn
 
     spec = InspectionSpec.from_params(tiny_params[0].verdict)
     model, class_names, _ = load_trained(tiny_trained / "model.pt")
