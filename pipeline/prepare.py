@@ -73,6 +73,10 @@ def prepare(data_dir: Path, out_dir: Path, report_path: Path, cfg: PrepareConfig
     splits = assign_splits(coco["images"], labels, cfg)
     report["split_rule"] = splits.pop("rule")
 
+    empty = [split for split in SPLITS if not splits[split]]
+    if empty:
+        # Training selects on val and evaluation scores test: an empty one would fail an epoch later, less clearly.
+        raise SystemExit(f"the {' and '.join(empty)} split(s) would be empty ({len(coco['images'])} images in all); add images or change prepare's shares")
     report["splits"] = {}
     for split in SPLITS:
         part = subset(coco, splits[split])
@@ -116,6 +120,11 @@ def assign_splits(images: list[dict], labels: dict[int, list[str]], cfg: Prepare
     """
     groups = bin_groups(images)
     roles = {im["id"]: SOURCE_SPLIT_ROLES.get(str((im.get("source") or {}).get("split", "")).lower()) for im in images}
+    unknown = sorted({str((im.get("source") or {}).get("split")) for im in images if roles[im["id"]] is None and (im.get("source") or {}).get("split")})
+    if cfg.respect_source_splits and unknown:
+        print(f"warning: source splits {unknown} are not train/val/valid/validation/test; splitting all images by shares", file=sys.stderr)
+    elif cfg.respect_source_splits and None in roles.values() and any(roles.values()):
+        print("warning: only some images carry a source split; splitting all images by shares", file=sys.stderr)
     if not cfg.respect_source_splits or not images or None in roles.values():
         shares = {"train": 1 - cfg.val_share - cfg.test_share, "val": cfg.val_share, "test": cfg.test_share}
         return {**group_split(groups, labels, shares, cfg.seed), "rule": "bins split by shares (prepare.val_share, prepare.test_share)"}

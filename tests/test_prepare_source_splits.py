@@ -77,3 +77,18 @@ def test_mixed_sources_without_split_everywhere_fall_back_to_bin_shares(tmp_path
     (data / "annotations.json").write_text(json.dumps(coco))
     report = prepare(data, tmp_path / "splits", tmp_path / "report.json", tiny_params[0].prepare, taxonomy)
     assert "shares" in report["split_rule"]
+
+
+def test_unknown_source_split_names_fall_back_to_shares_with_a_warning(tmp_path, tiny_dataset, tiny_params, taxonomy, capsys):
+    data, _ = imported_copy(tiny_dataset, tmp_path, lambda i: "train2017" if i % 4 else "val2017")
+    report = prepare(data, tmp_path / "splits", tmp_path / "report.json", tiny_params[0].prepare, taxonomy)
+    assert "shares" in report["split_rule"] and "train2017" in capsys.readouterr().err
+
+
+def test_an_empty_split_is_refused_in_one_line(tmp_path, tiny_dataset, tiny_params, taxonomy):
+    # One training photo cannot be carved into train and val.
+    data, coco = imported_copy(tiny_dataset, tmp_path, lambda i: "valid")
+    coco["images"][0]["source"]["split"] = "train"
+    (data / "annotations.json").write_text(json.dumps(coco))
+    with pytest.raises(SystemExit, match=r"the (train|val) split\(s\) would be empty"):
+        prepare(data, tmp_path / "splits", tmp_path / "report.json", tiny_params[0].prepare, taxonomy)
