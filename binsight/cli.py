@@ -43,6 +43,7 @@ leaves DATA as it was. Version the result with `dvc add DATA`."""
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="binsight", description="binsight: contaminant detection in waste-bin photos.")
+    parser.add_argument("--debug", action="store_true", help="show the full traceback of an error instead of one line")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     importing = sub.add_parser("import", help="import a labelled dataset (YOLO, COCO) into the canonical data/ folder",
@@ -98,10 +99,12 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         return serve_cli.run(args)
     except SystemExit as err:
-        if not isinstance(err.code, str):  # an exit status, not a message
+        if not isinstance(err.code, str) or args.debug:  # an exit status, not a message
             raise
         return _fail(err.code)
     except (ValueError, OSError) as err:  # our messages name the file; pydantic's ValidationError is a ValueError
+        if args.debug:  # a message that does not explain itself may be a bug: --debug shows where
+            raise
         return _fail(_one_line(err))
 
 

@@ -119,3 +119,8 @@ def test_installed_console_script(tmp_path):
     assert missing.returncode == 2 and missing.stderr == f"binsight: error: COCO file {tmp_path / 'none.json'} not found\n"
     module = subprocess.run([sys.executable, "-m", "binsight", "--help"], cwd=REPO, capture_output=True, text=True)
     assert module.returncode == 0 and "import" in module.stdout
+
+
+def test_debug_shows_the_traceback_instead_of_one_line(tmp_path):
+    with pytest.raises(FileNotFoundError):
+        main(["--debug", "import", "coco", str(tmp_path / "none.json"), str(tmp_path)])
