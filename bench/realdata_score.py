@@ -5,7 +5,8 @@ TrashNet++ classes are contaminants in biowaste, configs/recipes/trashnetpp/),
 and its contamination score is its best detection's score. The verdict
 threshold is chosen on the val split (the lowest score at which precision
 reaches `min_precision`, i.e. the most recall at that precision) and then
-applied unchanged to the test split.
+applied unchanged to the test split; the rule is the evaluate stage's own
+(pipeline/threshold.py).
 """
 
 from __future__ import annotations
@@ -16,8 +17,9 @@ import numpy as np
 
 from bench.onnx_detectors import OnnxDetector
 from pipeline.imageio import read_rgb
-from pipeline.metrics import coco_detection_metrics, precision_recall_curve, verdict_metrics
+from pipeline.metrics import coco_detection_metrics, verdict_metrics
 from pipeline.predict import ImagePrediction, to_coco_results
+from pipeline.threshold import lowest_threshold_for_precision
 
 
 def predict_split(detector: OnnxDetector, coco: dict, images_dir: Path) -> list[ImagePrediction]:
@@ -36,20 +38,13 @@ def image_truth_and_scores(coco: dict, predictions: list[ImagePrediction]) -> tu
 
 
 def choose_threshold(truth: list[bool], scores: list[float], min_precision: float) -> tuple[float, bool]:
-    """(threshold, reached): the lowest threshold whose precision is >= min_precision.
+    """(threshold, reached) by the project's rule (pipeline/threshold.py), as the evaluate stage chooses it.
 
-    When no threshold reaches it, the most precise one (ties: the lowest) is
-    returned with reached=False, so the table can say so instead of hiding it.
+    Without any basis (no contaminated val image, or no detection at all)
+    the threshold is 1.0, which flags almost nothing, and reached is False.
     """
-    # A threshold must be above 0 (verdict.threshold's rule): at 0 an image without any detection would count too.
-    curve = [p for p in precision_recall_curve(truth, scores) if p["threshold"] > 0]  # highest threshold first
-    if not curve:
-        return 1.0, False
-    meeting = [p for p in curve if p["precision"] >= min_precision]
-    if meeting:
-        return meeting[-1]["threshold"], True
-    best = max(p["precision"] for p in curve)
-    return [p for p in curve if p["precision"] == best][-1]["threshold"], False
+    found = lowest_threshold_for_precision(truth, scores, min_precision)
+    return found if found is not None else (1.0, False)
 
 
 def score(detector: OnnxDetector, val: dict, test: dict, images_dir: Path, min_precision: float) -> dict:
