@@ -7,6 +7,7 @@ it writes, and the verdict threshold choice.
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,7 +17,7 @@ from bench.onnx_detectors import Letterbox, decode_end2end, decode_raw, letterbo
 from bench.realdata_data import Box, Sample, coco_document, make_splits, parse_yolo_row, read_source, write_coco_view, write_yolo_view
 from bench.realdata_score import choose_threshold
 
-from conftest import REPO
+REPO = Path(__file__).resolve().parents[1]
 
 
 def raw_output(rows: list[list[float]], num_classes: int) -> np.ndarray:
