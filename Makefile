@@ -6,6 +6,10 @@
 #   make bench-serve  measure the service; prints a table
 #   make bench-realdata [EPOCHS=n]  binsight vs Ultralytics YOLO on TrashNet++ (own venv .venv-bench); prints a table
 SHELL := /bin/bash
+# Nothing but the package registries is reached: albumentations would ask
+# PyPI for its newest version on import, MLflow would send telemetry.
+export NO_ALBUMENTATIONS_UPDATE := 1
+export MLFLOW_DISABLE_TELEMETRY := true
 .SHELLFLAGS := -eu -o pipefail -c
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
