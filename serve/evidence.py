@@ -9,15 +9,16 @@ from __future__ import annotations
 
 import io
 
-from PIL import Image, ImageDraw, ImageOps
+from PIL import ImageDraw
+
+from pipeline.imageio import open_upright
 
 CONTAMINANT = (230, 30, 30)
 OTHER = (240, 200, 0)
 
 
 def draw_evidence(image_bytes: bytes, detections: list[dict]) -> bytes:
-    with Image.open(io.BytesIO(image_bytes)) as im:
-        canvas = ImageOps.exif_transpose(im).convert("RGB")
+    canvas = open_upright(io.BytesIO(image_bytes))
     draw = ImageDraw.Draw(canvas)
     width = max(2, round(max(canvas.size) / 300))
     for d in detections:
