@@ -3,18 +3,21 @@
     python -m bench.realdata --epochs 2 --models yolo11n,yolo26n,binsight,binsight-imagenet \\
         --out build/bench-realdata [--limit K]
 
-1. TrashNet++ (../shared/data/trashnetpp) is split once (bench/realdata_data.py):
-   test = its `valid` split, val = 15 % of its `train` by a fixed seed, train =
-   the rest; written as a YOLO view for Ultralytics and as COCO files for binsight.
+1. TrashNet++ (../shared/data/trashnetpp) is imported and split as the
+   trashnetpp recipe does it, by the same code (bench/realdata_data.py:
+   importer, prepare stage): test = its `valid` split, val = 15 % of its
+   `train` by the recipe's seed, train = the rest; plus a YOLO view of those
+   splits for Ultralytics.
 2. Each contender trains on the same train images for the same epochs at
    320 px, selects its weights on the same val images, and is exported to ONNX,
    each in its own process (bench/realdata_train.py): yolo11n and yolo26n from
    their model YAMLs (no hub weights offline), binsight's default recipe from
    scratch, and binsight with the local ImageNet MobileNetV2 backbone.
 3. Every ONNX model is run through one adapter interface
-   (bench/onnx_detectors.py) and scored by the same code (bench/realdata_score.py)
-   on the test split: COCO mAP (pycocotools), the verdict at a threshold chosen
-   on val, ONNX Runtime CPU latency (batch 1, 2 threads), parameters, file size.
+   (bench/onnx_detectors.py) and scored by the evaluate stage's own code
+   (bench/realdata_score.py) on the test split: COCO mAP (pycocotools), the
+   service's verdict path (quality gate, policy, threshold chosen on val),
+   ONNX Runtime CPU latency (batch 1, 2 threads), parameters, file size.
 
 Prints one markdown table and writes <out>/results.json. The device is CUDA
 when there is one (for Ultralytics; binsight's trainer runs on the CPU).
@@ -42,15 +45,13 @@ import onnxruntime as ort  # noqa: E402
 import torch  # noqa: E402
 
 from bench.onnx_detectors import BinsightOnnx, OnnxDetector, YoloOnnx, latencies  # noqa: E402
-from bench.realdata_data import DEFAULT_SOURCE, class_names, make_splits, read_source, write_coco_view, write_yolo_view  # noqa: E402
+from bench.realdata_data import DEFAULT_SOURCE, build_dataset, data_dir, recipe_taxonomy, splits_dir  # noqa: E402
 from bench.realdata_score import score  # noqa: E402
-from bench.realdata_train import DEFAULT_BACKBONE_WEIGHTS, DEFAULT_BINSIGHT_PARAMS, MODELS, YOLO_MODELS, coco_view, model_dir, yolo_view  # noqa: E402
-from pipeline.coco import load_coco  # noqa: E402
+from bench.realdata_train import DEFAULT_BACKBONE_WEIGHTS, DEFAULT_BINSIGHT_PARAMS, MODELS, YOLO_MODELS, model_dir  # noqa: E402
+from pipeline.coco import IMAGES_DIR, load_coco  # noqa: E402
 from pipeline.config import load_params  # noqa: E402
 from pipeline.imageio import read_rgb  # noqa: E402
 
-VAL_SHARE = 0.15
-SPLIT_SEED = 20251126
 LATENCY_THREADS = 2
 MAP_CONFIDENCE = 0.001  # YOLO adapters' lowest score kept for mAP, as Ultralytics' validation
 # Latency rounds: every model in turn, so that load from other work on the machine falls on all alike.
@@ -68,25 +69,6 @@ def machine() -> str:
         pass
     gpu = f", GPU {torch.cuda.get_device_name(0)}" if torch.cuda.is_available() else ", no GPU"
     return f"{os.cpu_count()} x {cpu}{gpu}; torch {torch.__version__}, onnxruntime {ort.__version__}"
-
-
-def prepare_views(source: Path, out: Path, seed: int, limit: int | None) -> dict:
-    names = class_names()
-    samples, dropped = read_source(source, len(names))
-    splits = make_splits(samples, VAL_SHARE, seed, limit)
-    write_yolo_view(splits, names, yolo_view(out))
-    write_coco_view(splits, names, coco_view(out))
-    return {
-        "source": str(source),
-        "seed": seed,
-        "val_share": VAL_SHARE,
-        "limit": limit,
-        "images": {k: len(v) for k, v in splits.items()},
-        "images_without_boxes": {k: sum(not s.boxes for s in v) for k, v in splits.items()},
-        "boxes": {k: sum(len(s.boxes) for s in v) for k, v in splits.items()},
-        "degenerate_boxes_dropped": dropped,
-        "classes": names,
-    }
 
 
 def train(name: str, out: Path, epochs: int, seed: int, args: argparse.Namespace) -> dict:
@@ -127,7 +109,9 @@ def fmt_row(name: str, r: dict) -> str:
     if "error" in r:
         return f"| {name} | {r['error']} |" + " |" * 7
     v, lat = r["verdict"], r["latency"]
-    verdict = f"{v['precision']:.3f} / {v['recall']:.3f} @ {v['threshold']:.3f}" + ("" if v["reached_on_val"] else f" (P >= {v['min_precision']} not reached on val)")
+    verdict = f"{v['precision']:.3f} / {v['recall']:.3f} @ {v['threshold']:.3f}, {r['gated']['count']} gated" + (
+        "" if v["target_reached"] else f" (P >= {v['target_precision']} not reached on val)"
+    )
     return (
         f"| {name} | {r['map_50']:.3f} | {r['map']:.3f} | {verdict} | {r['train_seconds'] / 60:.1f} min "
         f"(best epoch {r['best_epoch']}) | {lat['session_run_p50_ms']:.1f} ms | {lat['predict_p50_ms']:.1f} ms | "
@@ -137,7 +121,7 @@ def fmt_row(name: str, r: dict) -> str:
 
 def table(results: dict, epochs: int) -> str:
     lines = [
-        f"| model ({epochs} epochs) | mAP@.5 | mAP@[.5:.95] | verdict P / R @ threshold | training (wall) | "
+        f"| model ({epochs} epochs) | mAP@.5 | mAP@[.5:.95] | verdict P / R @ threshold, gated | training (wall) | "
         "ONNX CPU p50 (session.run) | p50 with pre/post | parameters | ONNX size |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
@@ -208,7 +192,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.score_only:
         report["data"] = json.loads((out / "results.json").read_text())["data"]
     else:
-        report["data"] = prepare_views(args.source, out, SPLIT_SEED, args.limit)
+        report["data"] = build_dataset(args.source, out, args.limit)
         print(f"splits: {report['data']['images']} images, {report['data']['boxes']} boxes", flush=True)
     num_classes = len(report["data"]["classes"])
     params = load_params(args.params)
@@ -221,8 +205,7 @@ def main(argv: list[str] | None = None) -> None:
         else:
             trained[name] = train(name, out, args.epochs, args.seed, args)
 
-    val, test = load_coco(coco_view(out) / "splits" / "val.json"), load_coco(coco_view(out) / "splits" / "test.json")
-    images = coco_view(out) / "images"
+    taxonomy = recipe_taxonomy()
     timed: dict[str, OnnxDetector] = {}
     for name in models:
         if "error" in trained[name]:
@@ -232,13 +215,14 @@ def main(argv: list[str] | None = None) -> None:
         for row, (scored, timed_onnx) in table_rows(name, trained[name]).items():
             print(f"scoring {row} ...", flush=True)
             result = {**trained[name], "contender": name, "onnx_scored": str(scored), "onnx_timed": str(timed_onnx)}
-            result.update(score(detector(yolo, scored, num_classes, MAP_CONFIDENCE), val, test, images, params.verdict.target_precision))
+            result.update(score(detector(yolo, scored, num_classes, MAP_CONFIDENCE), splits_dir(out), data_dir(out), params, taxonomy))
             result["onnx_bytes"] = timed_onnx.stat().st_size
             report["rows"][row] = result
             timed[row] = detector(yolo, timed_onnx, num_classes, deploy_confidence)
             (out / "results.json").write_text(json.dumps(report, indent=1) + "\n")
     print("timing ...", flush=True)
-    sample = read_rgb(images / test["images"][0]["file_name"])
+    first = load_coco(splits_dir(out) / "test.json")["images"][0]
+    sample = read_rgb(data_dir(out) / IMAGES_DIR / first["file_name"])
     for row, figures in latencies(timed, sample, LATENCY_WARMUP, LATENCY_ROUNDS, LATENCY_RUNS).items():
         report["rows"][row]["latency"] = {**figures, "score_threshold": deploy_confidence}
     report["network_refused_while_scoring"] = list(ATTEMPTS)

@@ -1,189 +1,132 @@
-"""TrashNet++ as `make bench-realdata` sees it: one split, a YOLO view for Ultralytics, COCO files for binsight.
+"""TrashNet++ as `make bench-realdata` sees it: the recipe's dataset and splits, plus a YOLO view for Ultralytics.
 
-The source's `valid` split is the test split: no contender trains or selects
-a model on it. A validation split for model selection is carved out of
-`train` by a fixed seed, so every contender trains on the same images,
-selects on the same images and is scored on the same images. `make_splits`
-is the one place that decides this, so that it can later give way to the
-importer and the prepare stage.
+The data takes the road a data scientist's takes with `make run
+RECIPE=trashnetpp`, through the same code:
 
-Both views are built from the same parsed boxes (a polygon row becomes its
-bounding box, as Ultralytics would make it; boxes under 1 px are dropped and
-counted), and both link to the source images instead of copying them: the
-shared data must never be copied into the repository or the build folder.
+1. `binsight import yolo` (pipeline/importers) with the recipe's class list
+   and class map, into <out>/data: polygons become boxes, problems are
+   reported (<out>/import_report.json), duplicates are imported once;
+2. the prepare stage (pipeline/prepare.py) with the recipe's parameters, into
+   <out>/splits: the source's `valid` split is the test split, val is carved
+   out of `train` by `prepare.seed`, invalid images are left out and reported
+   (<out>/data_report.json).
+
+So every contender trains, selects and is scored on exactly the images the
+recipe would use. Ultralytics gets a view of those same splits: links to the
+imported images and label files written from the same COCO boxes.
 """
 
 from __future__ import annotations
 
-import json
 import shutil
-from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import yaml
-from PIL import Image
 
-from pipeline.coco import categories_for
-from pipeline.imageio import upright_size
+from pipeline.coco import IMAGES_DIR, load_coco, subset, write_json_atomic
+from pipeline.config import Params, Taxonomy, load_params, load_taxonomy
+from pipeline.importers import import_yolo, load_mapping
+from pipeline.prepare import SPLITS, prepare
 
 DEFAULT_SOURCE = Path("../shared/data/trashnetpp")
-RECIPE_CLASSES = Path("configs/recipes/trashnetpp/classes.yaml")
-# TrashNet++'s data.yaml names (Cable, E-waste, Glass, Medical Waste, Metal,
-# Plastics, can) as binsight class ids, in the same order (YOLO class 0 is label 1).
-CLASS_NAMES = ("cable", "e_waste", "glass", "medical_waste", "metal", "plastics", "can")
-SOURCE_SPLITS = ("train", "valid")
-MIN_BOX_SIDE = 1.0  # pixels; narrower boxes are degenerate (torchvision's detectors refuse them)
+RECIPE = Path("configs/recipes/trashnetpp")
 
 
 class SourceMissingError(SystemExit):
     pass
 
 
-@dataclass(frozen=True)
-class Box:
-    class_index: int  # 0-based, the YOLO class
-    xyxy: tuple[float, float, float, float]  # pixels of the upright image
+def recipe_params() -> Params:
+    return load_params(RECIPE / "params.yaml")
 
 
-@dataclass
-class Sample:
-    image: Path  # the source image (absolute)
-    width: int
-    height: int
-    boxes: list[Box] = field(default_factory=list)
+def recipe_taxonomy() -> Taxonomy:
+    return load_taxonomy(RECIPE / "classes.yaml")
 
 
 def class_names() -> list[str]:
-    """The recipe's class list when the project has one for TrashNet++, else the bench's own."""
-    if RECIPE_CLASSES.is_file():
-        from pipeline.config import load_taxonomy
-
-        names = load_taxonomy(RECIPE_CLASSES).class_names
-        if len(names) != len(CLASS_NAMES):
-            raise SystemExit(f"{RECIPE_CLASSES} lists {len(names)} classes; TrashNet++ has {len(CLASS_NAMES)}")
-        return names
-    return list(CLASS_NAMES)
+    return recipe_taxonomy().class_names
 
 
-def parse_yolo_row(line: str, width: int, height: int) -> Box:
-    """`class cx cy w h` (normalised) or `class x1 y1 x2 y2 ...` (a polygon) as a pixel box."""
-    values = line.split()
-    cls, coords = int(values[0]), np.asarray(values[1:], dtype=np.float64)
-    if len(coords) == 4:
-        cx, cy, w, h = coords
-        x0, y0, x1, y1 = cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2
-    elif len(coords) >= 6 and len(coords) % 2 == 0:
-        xs, ys = coords[0::2], coords[1::2]
-        x0, y0, x1, y1 = xs.min(), ys.min(), xs.max(), ys.max()
-    else:
-        raise ValueError(f"not a YOLO box or polygon row: {line!r}")
-    x0, x1 = (float(np.clip(v * width, 0, width)) for v in (x0, x1))
-    y0, y1 = (float(np.clip(v * height, 0, height)) for v in (y0, y1))
-    return Box(cls, (x0, y0, x1, y1))
+def data_dir(out: Path) -> Path:
+    return out / "data"
 
 
-def read_source(root: Path, num_classes: int) -> tuple[dict[str, list[Sample]], int]:
-    """The source splits as samples, and how many degenerate boxes were dropped."""
-    missing = [str(root / s / d) for s in SOURCE_SPLITS for d in ("images", "labels") if not (root / s / d).is_dir()]
-    if missing:
+def splits_dir(out: Path) -> Path:
+    return out / "splits"
+
+
+def yolo_dir(out: Path) -> Path:
+    return out / "yolo"
+
+
+def build_dataset(source: Path, out: Path, limit: int | None = None) -> dict:
+    """Import and prepare as the recipe does; `limit` keeps the first K images of each split (smoke runs only).
+
+    Returns the figures the benchmark report quotes.
+    """
+    if not (source / "data.yaml").is_file():
         raise SourceMissingError(
-            f"TrashNet++ not found: {', '.join(missing)} missing. The benchmark reads the shared data set "
+            f"TrashNet++ not found: {source / 'data.yaml'} missing. The benchmark reads the shared data set "
             f"(../shared/data/trashnetpp next to the checkout); pass --source to point at another copy."
         )
-    dropped = 0
-    out: dict[str, list[Sample]] = {}
-    for split in SOURCE_SPLITS:
-        samples = []
-        for image in sorted((root / split / "images").glob("*.jpg")):
-            with Image.open(image) as im:
-                width, height = upright_size(im)
-            sample = Sample(image.resolve(), width, height)
-            label = root / split / "labels" / f"{image.stem}.txt"
-            for line in label.read_text().splitlines() if label.exists() else []:
-                if not line.strip():
-                    continue
-                box = parse_yolo_row(line, width, height)
-                if not 0 <= box.class_index < num_classes:
-                    raise SystemExit(f"{label}: class {box.class_index} outside 0..{num_classes - 1}")
-                x0, y0, x1, y1 = box.xyxy
-                if x1 - x0 < MIN_BOX_SIDE or y1 - y0 < MIN_BOX_SIDE:
-                    dropped += 1
-                    continue
-                sample.boxes.append(box)
-            samples.append(sample)
-        if not samples:
-            raise SourceMissingError(f"no images in {root / split / 'images'}")
-        out[split] = samples
-    return out, dropped
-
-
-def make_splits(source: dict[str, list[Sample]], val_share: float, seed: int, limit: int | None = None) -> dict[str, list[Sample]]:
-    """train / val carved from the source's train by `seed`; test = the source's valid.
-
-    `limit` keeps the first K images of each split (smoke runs only).
-    """
-    order = np.random.default_rng(seed).permutation(len(source["train"]))
-    n_val = round(val_share * len(order))
-    shuffled = [source["train"][i] for i in order]
-    splits = {"train": shuffled[n_val:], "val": shuffled[:n_val], "test": list(source["valid"])}
+    taxonomy = recipe_taxonomy()
+    for stale in (data_dir(out), splits_dir(out)):
+        shutil.rmtree(stale, ignore_errors=True)  # a rerun must not merge into the last run's import
+    imported = import_yolo(source, data_dir(out), taxonomy, load_mapping(RECIPE / "import.yaml"))
+    write_json_atomic(out / "import_report.json", imported.as_dict())
+    prepared = prepare(data_dir(out), splits_dir(out), out / "data_report.json", recipe_params().prepare, taxonomy)
+    splits = {split: load_coco(splits_dir(out) / f"{split}.json") for split in SPLITS}
     if limit is not None:
-        splits = {name: samples[:limit] for name, samples in splits.items()}
-    return splits
+        splits = {split: subset(coco, {im["id"] for im in coco["images"][:limit]}) for split, coco in splits.items()}
+        for split, coco in splits.items():
+            write_json_atomic(splits_dir(out) / f"{split}.json", coco)
+    write_yolo_view(splits, data_dir(out), taxonomy.class_names, yolo_dir(out))
+    return {
+        "source": str(source),
+        "import": {k: imported.as_dict()[k] for k in ("images_found", "images_added", "already_present", "boxes_added", "skipped")},
+        "dropped_by_prepare": len(prepared["dropped_images"]),
+        "split_rule": prepared["split_rule"],
+        "limit": limit,
+        "images": {split: len(coco["images"]) for split, coco in splits.items()},
+        "images_without_boxes": {split: len(coco["images"]) - len({a["image_id"] for a in coco["annotations"]}) for split, coco in splits.items()},
+        "boxes": {split: len(coco["annotations"]) for split, coco in splits.items()},
+        "classes": taxonomy.class_names,
+    }
 
 
-def _link(target: Path, link: Path) -> None:
-    link.parent.mkdir(parents=True, exist_ok=True)
-    link.symlink_to(target)
+def yolo_rows(image: dict, annotations: list[dict]) -> str:
+    """The image's COCO boxes as YOLO rows (`class cx cy w h`, normalised; class = category id - 1)."""
+    w, h = image["width"], image["height"]
+    rows = []
+    for a in annotations:
+        x, y, bw, bh = a["bbox"]
+        rows.append(f"{a['category_id'] - 1} {(x + bw / 2) / w:.6f} {(y + bh / 2) / h:.6f} {bw / w:.6f} {bh / h:.6f}\n")
+    return "".join(rows)
 
 
-def write_yolo_view(splits: dict[str, list[Sample]], names: list[str], out: Path) -> Path:
-    """images/<split>/ (links) and labels/<split>/ (normalised boxes) plus data.yaml; returns data.yaml."""
+def write_yolo_view(splits: dict[str, dict], data: Path, names: list[str], out: Path) -> Path:
+    """images/<split>/ (links to the imported images) and labels/<split>/ plus data.yaml; returns data.yaml.
+
+    Category ids are the canonical 1..K of the class list (prepare wrote them
+    so), hence YOLO class = id - 1 and `names` in the same order.
+    """
     shutil.rmtree(out, ignore_errors=True)  # stale links or Ultralytics' label caches of another split
-    for split, samples in splits.items():
-        for s in samples:
-            _link(s.image, out / "images" / split / s.image.name)
-            rows = []
-            for b in s.boxes:
-                x0, y0, x1, y1 = b.xyxy
-                cx, cy, w, h = (x0 + x1) / 2 / s.width, (y0 + y1) / 2 / s.height, (x1 - x0) / s.width, (y1 - y0) / s.height
-                rows.append(f"{b.class_index} {cx:.6f} {cy:.6f} {w:.6f} {h:.6f}\n")
-            label = out / "labels" / split / f"{s.image.stem}.txt"
+    for split, coco in splits.items():
+        by_image: dict[int, list[dict]] = {}
+        for a in coco["annotations"]:
+            by_image.setdefault(a["image_id"], []).append(a)
+        for image in coco["images"]:
+            # Unique and flat: the imported name may repeat across source splits (data/images/<split>/<name>).
+            stem = f"{image['id']:06d}"
+            source = (data / IMAGES_DIR / image["file_name"]).resolve()
+            link = out / "images" / split / f"{stem}{source.suffix}"
+            link.parent.mkdir(parents=True, exist_ok=True)
+            link.symlink_to(source)
+            label = out / "labels" / split / f"{stem}.txt"
             label.parent.mkdir(parents=True, exist_ok=True)
-            label.write_text("".join(rows))
+            label.write_text(yolo_rows(image, by_image.get(image["id"], [])))
     data_yaml = out / "data.yaml"
     spec = {"path": str(out.resolve()), **{split: f"images/{split}" for split in splits}, "names": dict(enumerate(names))}
     data_yaml.write_text(yaml.safe_dump(spec, sort_keys=False))
     return data_yaml
-
-
-def coco_document(samples: list[Sample], names: list[str]) -> dict:
-    """COCO with category ids 1..K and image/annotation ids from 1 (pycocotools treats id 0 as no match)."""
-    images, annotations = [], []
-    for image_id, s in enumerate(samples, start=1):
-        images.append({"id": image_id, "file_name": s.image.name, "width": s.width, "height": s.height})
-        for b in s.boxes:
-            x0, y0, x1, y1 = b.xyxy
-            annotations.append(
-                {
-                    "id": len(annotations) + 1,
-                    "image_id": image_id,
-                    "category_id": b.class_index + 1,
-                    "bbox": [x0, y0, x1 - x0, y1 - y0],
-                    "area": (x1 - x0) * (y1 - y0),
-                    "iscrowd": 0,
-                }
-            )
-    return {"images": images, "annotations": annotations, "categories": categories_for(names)}
-
-
-def write_coco_view(splits: dict[str, list[Sample]], names: list[str], out: Path) -> tuple[Path, Path]:
-    """out/images/ (links) and out/splits/{train,val,test}.json; returns (splits dir, data dir)."""
-    shutil.rmtree(out, ignore_errors=True)
-    for samples in splits.values():
-        for s in samples:
-            _link(s.image, out / "images" / s.image.name)
-    (out / "splits").mkdir(parents=True)
-    for split, samples in splits.items():
-        (out / "splits" / f"{split}.json").write_text(json.dumps(coco_document(samples, names)) + "\n")
-    return out / "splits", out

@@ -18,6 +18,7 @@ import os
 from pathlib import Path
 
 from bench.no_network import ATTEMPTS, forbid_network, quiet_update_checks
+from bench.realdata_data import class_names, data_dir, splits_dir, yolo_dir
 
 YOLO_MODELS = ("yolo11n", "yolo26n")
 BINSIGHT_MODELS = ("binsight", "binsight-imagenet")
@@ -29,14 +30,6 @@ RECIPE_PARAMS = Path("configs/recipes/trashnetpp/params.yaml")
 DEFAULT_BINSIGHT_PARAMS = RECIPE_PARAMS if RECIPE_PARAMS.is_file() else Path("configs/params.yaml")
 DEFAULT_BACKBONE_WEIGHTS = Path("../shared/weights/mobilenet_v2_imagenet.pth")
 YOLO_BATCH = 16
-
-
-def coco_view(root: Path) -> Path:
-    return root / "coco"
-
-
-def yolo_view(root: Path) -> Path:
-    return root / "yolo"
 
 
 def model_dir(root: Path, name: str) -> Path:
@@ -54,14 +47,12 @@ def train_one(name: str, root: Path, epochs: int, seed: int, backbone_weights: P
     if name in YOLO_MODELS:
         from bench.yolo_contender import train_and_export
 
-        data_yaml = yolo_view(root) / "data.yaml"
+        data_yaml = yolo_dir(root) / "data.yaml"
         return train_and_export(name, data_yaml, out, epochs, IMAGE_SIZE, YOLO_BATCH, seed, auto_device())
 
     from bench.binsight_contender import contender_params, train_and_export
-    from bench.realdata_data import class_names
-
     params = contender_params(name, epochs, seed, backbone_weights, params_file, overrides)
-    return train_and_export(name, params, class_names(), coco_view(root) / "splits", coco_view(root), out)
+    return train_and_export(name, params, class_names(), splits_dir(root), data_dir(root), out)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -158,26 +158,35 @@ def draw_grid(dataset: CocoDetection, images: list[InspectedImage], threshold: f
     cv2.imwrite(str(path), grid)
 
 
-def evaluate(model_path: Path, splits: Path, data: Path, out: Path, params, taxonomy) -> dict:
-    torch.set_num_threads(params.train.threads)
-    model, class_names, _ = load_trained(model_path)
-    if class_names != taxonomy.class_names:
-        raise SystemExit(f"the model's classes {class_names} differ from configs/classes.yaml {taxonomy.class_names}")
-    detect = torch_detect_fn(ImageInDetectionsOut(model).eval(), class_names)
+@dataclass(frozen=True)
+class Measurement:
+    metrics: dict
+    """What metrics.json holds: mAP on the test split, the verdict at the threshold chosen on val, gated counts."""
+    test: list[InspectedImage]
+    """The test images with the verdicts the service would give."""
+    threshold: float
+
+
+def measure(detect: DetectFn, val_set: CocoDetection, test_set: CocoDetection, params, taxonomy) -> Measurement:
+    """Any detector through the service's verdict path: threshold chosen on val, everything reported on test.
+
+    The evaluate stage passes the trained torch model, `make bench-realdata`
+    every contender's ONNX model: one definition of what is measured.
+    """
+    class_names = taxonomy.class_names
     spec = InspectionSpec.from_params(params.verdict)
     # The verdict score does not depend on the threshold; the threshold is
     # applied afterwards through the same `judge` the service calls.
     scoring = FractionPolicy.from_mapping(taxonomy.fractions, params.verdict.threshold)
 
-    val = inspect_split(CocoDetection(splits / "val.json", data), detect, scoring, spec, class_names)
+    val = inspect_split(val_set, detect, scoring, spec, class_names)
     usable = with_verdict(val)
     choice = choose_threshold(params.verdict, [im.contaminated for im in usable], [im.result.score for im in usable])
     policy = FractionPolicy.from_mapping(taxonomy.fractions, choice.threshold)
     val = served(val, policy)
 
-    dataset = CocoDetection(splits / "test.json", data)
-    test = served(inspect_split(dataset, detect, scoring, spec, class_names), policy)
-    detection = coco_detection_metrics(dataset.coco, coco_results(test, class_names))
+    test = served(inspect_split(test_set, detect, scoring, spec, class_names), policy)
+    detection = coco_detection_metrics(test_set.coco, coco_results(test, class_names))
     on_val, on_test = verdict_report(val), verdict_report(test)
     metrics = {
         "test_images": len(test),
@@ -199,6 +208,18 @@ def evaluate(model_path: Path, splits: Path, data: Path, out: Path, params, taxo
         "gated": gated_report(test),
         "val_gated": gated_report(val),
     }
+    return Measurement(metrics, test, choice.threshold)
+
+
+def evaluate(model_path: Path, splits: Path, data: Path, out: Path, params, taxonomy) -> dict:
+    torch.set_num_threads(params.train.threads)
+    model, class_names, _ = load_trained(model_path)
+    if class_names != taxonomy.class_names:
+        raise SystemExit(f"the model's classes {class_names} differ from configs/classes.yaml {taxonomy.class_names}")
+    detect = torch_detect_fn(ImageInDetectionsOut(model).eval(), class_names)
+    dataset = CocoDetection(splits / "test.json", data)
+    measured = measure(detect, CocoDetection(splits / "val.json", data), dataset, params, taxonomy)
+    metrics, test, threshold = measured.metrics, measured.test, measured.threshold
     plots = out / "plots"
     plots.mkdir(parents=True, exist_ok=True)
     (out / "metrics.json").write_text(json.dumps(metrics, indent=1) + "\n")
@@ -208,8 +229,8 @@ def evaluate(model_path: Path, splits: Path, data: Path, out: Path, params, taxo
     with open(plots / "confusion.csv", "w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(["actual", "predicted"])
-        writer.writerows(confusion_pairs(dataset.coco, test, class_names, choice.threshold))
-    draw_grid(dataset, test, choice.threshold, params.evaluate.grid_images, plots / "predictions.png")
+        writer.writerows(confusion_pairs(dataset.coco, test, class_names, threshold))
+    draw_grid(dataset, test, threshold, params.evaluate.grid_images, plots / "predictions.png")
 
     run_id = read_run_id(model_path.parent / "run.json")
     if run_id:
@@ -220,7 +241,7 @@ def evaluate(model_path: Path, splits: Path, data: Path, out: Path, params, taxo
                 "test_map": metrics["map"], "test_map_50": metrics["map_50"], "test_gated_share": metrics["gated"]["share"],
                 **{f"test_verdict_{k}": v for k, v in numbers.items()},
             })
-            for name, ap in detection["per_class"].items():
+            for name, ap in metrics["per_class"].items():
                 if ap["ap"] is not None:
                     mlflow.log_metric(f"test_ap_{name}", ap["ap"])
             mlflow.log_artifacts(str(plots), artifact_path="evaluation")

@@ -1,7 +1,8 @@
 """The real-data benchmark's own logic, without Ultralytics (AGPL: never a test dependency).
 
-YOLO output decoding and letterbox maths, the split and the two dataset views
-it writes, and the verdict threshold choice.
+YOLO output decoding and letterbox maths, the dataset and splits it builds
+through the importer and the prepare stage, the YOLO view of them, and the
+scoring through the evaluate stage's verdict path.
 """
 
 import json
@@ -13,9 +14,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from bench.onnx_detectors import Letterbox, decode_end2end, decode_raw, letterbox, unletterbox
-from bench.realdata_data import Box, Sample, coco_document, make_splits, parse_yolo_row, read_source, write_coco_view, write_yolo_view
-from bench.realdata_score import choose_threshold
+from bench.onnx_detectors import Detections, Letterbox, OnnxDetector, decode_end2end, decode_raw, letterbox, unletterbox
+from bench.realdata_data import build_dataset, recipe_params, recipe_taxonomy
+from bench.realdata_score import score
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -88,83 +89,97 @@ def test_decode_end2end_reads_corner_boxes_score_and_class():
     assert len(decode_end2end(out, conf=0.001, max_det=1)[0]) == 1
 
 
-def test_parse_yolo_row_box_polygon_and_clipping():
-    assert parse_yolo_row("2 0.5 0.5 0.25 0.5", 320, 160) == Box(2, (120.0, 40.0, 200.0, 120.0))
-    # A polygon row becomes its bounding box, as Ultralytics makes it.
-    assert parse_yolo_row("0 0.1 0.2 0.3 0.1 0.2 0.4", 100, 100) == Box(0, (10.0, 10.0, 30.0, 40.0))
-    assert parse_yolo_row("1 0.05 0.5 0.2 0.2", 100, 100).xyxy == pytest.approx((0.0, 40.0, 15.0, 60.0))  # clipped at 0
-    with pytest.raises(ValueError, match="not a YOLO box or polygon"):
-        parse_yolo_row("1 0.5 0.5 0.2", 100, 100)
+TRASHNET_NAMES = ["Cable", "E-waste", "Glass", "Medical Waste", "Metal", "Plastics", "can"]
 
 
 def fake_source(root, counts: dict[str, int]):
+    """A small TrashNet++ look-alike: its data.yaml names, textured images (the quality gate passes them), one box each but the first."""
+    rng = np.random.default_rng(0)
+    (root).mkdir(parents=True, exist_ok=True)
+    (root / "data.yaml").write_text(json.dumps({"nc": 7, "names": TRASHNET_NAMES}))
     for split, n in counts.items():
         (root / split / "images").mkdir(parents=True)
         (root / split / "labels").mkdir(parents=True)
         for i in range(n):
-            Image.new("RGB", (64, 48)).save(root / split / "images" / f"{split}_{i:04d}.jpg")
-            label = "" if i == 0 else f"{i % 7} 0.5 0.5 0.5 0.5\n3 0.5 0.5 0.001 0.5"  # second box degenerate
+            # A size of its own per image: the oracle detector below recognises images by it.
+            pixels = rng.integers(0, 256, (48 if split == "train" else 60, 64 + i, 3), dtype=np.uint8)
+            Image.fromarray(pixels).save(root / split / "images" / f"{split}_{i:04d}.png")
+            label = "" if i == 0 else f"{i % 7} 0.5 0.5 0.5 0.5\n"
             (root / split / "labels" / f"{split}_{i:04d}.txt").write_text(label)
 
 
 def test_source_missing_is_one_clear_error(tmp_path):
-    with pytest.raises(SystemExit, match="TrashNet\\+\\+ not found: .*train/images"):
-        read_source(tmp_path / "nowhere", 7)
+    with pytest.raises(SystemExit, match="TrashNet\\+\\+ not found: .*nowhere/data.yaml"):
+        build_dataset(tmp_path / "nowhere", tmp_path / "out")
 
 
-def test_splits_are_disjoint_seeded_and_test_is_the_source_valid_split(tmp_path):
-    fake_source(tmp_path, {"train": 40, "valid": 9})
-    source, dropped = read_source(tmp_path, 7)
-    assert dropped == 39 + 8  # the 1 px-narrow boxes
-    splits = make_splits(source, 0.15, seed=3)
-    names = {k: [s.image.name for s in v] for k, v in splits.items()}
-    assert len(names["val"]) == 6 and len(names["train"]) == 34
-    assert names["test"] == [f"valid_{i:04d}.jpg" for i in range(9)]
-    assert not set(names["train"]) & set(names["val"])
-    assert names == {k: [s.image.name for s in v] for k, v in make_splits(source, 0.15, seed=3).items()}
-    assert names["val"] != [s.image.name for s in make_splits(source, 0.15, seed=4)["val"]]
-    assert {k: len(v) for k, v in make_splits(source, 0.15, seed=3, limit=5).items()} == {"train": 5, "val": 5, "test": 5}
+def test_the_bench_splits_as_the_recipe_does_and_test_is_the_source_valid_split(tmp_path):
+    fake_source(tmp_path / "src", {"train": 40, "valid": 9})
+    report = build_dataset(tmp_path / "src", tmp_path / "out")
+    assert report["import"]["images_added"] == 49 and report["import"]["boxes_added"] == 39 + 8
+    assert report["images"]["test"] == 9 and report["images"]["val"] + report["images"]["train"] == 40
+    assert 4 <= report["images"]["val"] <= 8  # about prepare.val_share (0.15) of the 40, stratified by class
+    splits = {s: json.loads((tmp_path / "out/splits" / f"{s}.json").read_text()) for s in ("train", "val", "test")}
+    names = {s: {im["source"]["path"] for im in c["images"]} for s, c in splits.items()}
+    assert names["test"] == {f"valid/images/valid_{i:04d}.png" for i in range(9)}
+    assert not names["train"] & names["val"]
+    # The same seed gives the same split: a rerun replaces the last one and splits alike.
+    again = build_dataset(tmp_path / "src", tmp_path / "out")
+    assert again["images"] == report["images"]
+    assert {im["source"]["path"] for im in json.loads((tmp_path / "out/splits/val.json").read_text())["images"]} == names["val"]
+    limited = build_dataset(tmp_path / "src", tmp_path / "lim", limit=3)
+    assert limited["images"] == {"train": 3, "val": 3, "test": 3}
 
 
-def test_views_link_images_and_agree_on_boxes(tmp_path):
+def test_the_yolo_view_links_the_imported_images_and_agrees_on_boxes(tmp_path):
     fake_source(tmp_path / "src", {"train": 12, "valid": 3})
-    source, _ = read_source(tmp_path / "src", 7)
-    splits = make_splits(source, 0.25, seed=0)
-    names = [f"c{i}" for i in range(7)]
-    data_yaml = write_yolo_view(splits, names, tmp_path / "yolo")
-    splits_dir, data_dir = write_coco_view(splits, names, tmp_path / "coco")
-
-    spec = __import__("yaml").safe_load(data_yaml.read_text())
-    assert spec["val"] == "images/val" and spec["names"][6] == "c6"
-    sample = splits["test"][1]
-    assert (tmp_path / "yolo/images/test" / sample.image.name).resolve() == sample.image
-    assert (data_dir / "images" / sample.image.name).is_symlink()
-    label = (tmp_path / "yolo/labels/test" / f"{sample.image.stem}.txt").read_text().split()
-    assert label == ["1", "0.500000", "0.500000", "0.500000", "0.500000"]
-
-    test = json.loads((splits_dir / "test.json").read_text())
-    assert [im["id"] for im in test["images"]] == [1, 2, 3]
-    assert [a["id"] for a in test["annotations"]] == [1, 2]  # ids from 1: pycocotools ignores id 0
-    assert test["annotations"][0] == {"id": 1, "image_id": 2, "category_id": 2, "bbox": [16.0, 12.0, 32.0, 24.0], "area": 768.0, "iscrowd": 0}
-    assert [c["id"] for c in test["categories"]] == list(range(1, 8))
+    build_dataset(tmp_path / "src", tmp_path / "out")
+    spec = __import__("yaml").safe_load((tmp_path / "out/yolo/data.yaml").read_text())
+    assert spec["val"] == "images/val" and spec["names"][0] == "cable" and spec["names"][6] == "can"
+    test = json.loads((tmp_path / "out/splits/test.json").read_text())
+    image = next(im for im in test["images"] if im["source"]["path"].endswith("valid_0002.png"))
+    link = tmp_path / f"out/yolo/images/test/{image['id']:06d}.png"
+    assert link.is_symlink() and link.resolve() == (tmp_path / "out/data/images" / image["file_name"]).resolve()
+    label = (tmp_path / f"out/yolo/labels/test/{image['id']:06d}.txt").read_text().split()
+    # valid_0002 holds one box of source class 2 (Glass) -> binsight "glass", category 3, YOLO class 2 again.
+    assert label == ["2", "0.500000", "0.500000", "0.500000", "0.500000"]
+    first = next(im for im in test["images"] if im["source"]["path"].endswith("valid_0000.png"))
+    assert (tmp_path / f"out/yolo/labels/test/{first['id']:06d}.txt").read_text() == ""  # background image
 
 
-def test_coco_document_without_boxes():
-    doc = coco_document([Sample(REPO / "x.jpg", 10, 10)], ["a"])
-    assert doc["images"] == [{"id": 1, "file_name": "x.jpg", "width": 10, "height": 10}] and doc["annotations"] == []
+class OracleOnnx(OnnxDetector):
+    """Answers each image's true boxes at 0.9 and one false box at 0.3 (recognised by size): no ONNX file involved."""
+
+    def __init__(self, truth_by_size: dict):
+        self.truth_by_size = truth_by_size
+
+    def predict(self, rgb):
+        boxes, labels = self.truth_by_size[rgb.shape[:2]]
+        boxes, labels = [*boxes, [0.0, 0.0, 5.0, 5.0]], [*labels, 1]
+        scores = [0.9] * (len(boxes) - 1) + [0.3]
+        return Detections(np.array(boxes, np.float32).reshape(-1, 4), np.array(labels, np.int64), np.array(scores, np.float32))
 
 
-def test_threshold_is_the_lowest_reaching_the_precision():
-    truth = [True, True, False, True, False]
-    scores = [0.9, 0.8, 0.7, 0.6, 0.1]
-    assert choose_threshold(truth, scores, 0.95) == (0.8, True)  # at 0.6 precision is 3/4
-    assert choose_threshold(truth, scores, 0.7) == (0.6, True)
+def test_every_contender_is_scored_by_the_evaluate_stage_verdict_path(tmp_path):
+    fake_source(tmp_path / "src", {"train": 30, "valid": 8})
+    build_dataset(tmp_path / "src", tmp_path / "out")
+    truth = {}
+    for split in ("val", "test"):
+        coco = json.loads((tmp_path / f"out/splits/{split}.json").read_text())
+        for im in coco["images"]:
+            anns = [a for a in coco["annotations"] if a["image_id"] == im["id"]]
+            truth[(im["height"], im["width"])] = ([[x, y, x + w, y + h] for x, y, w, h in (a["bbox"] for a in anns)], [a["category_id"] for a in anns])
+    result = score(OracleOnnx(truth), tmp_path / "out/splits", tmp_path / "out/data", recipe_params(), recipe_taxonomy())
+    assert set(result) == {"map_50", "map", "per_class", "verdict", "gated", "val_gated"}
+    assert result["map_50"] == pytest.approx(1.0)  # the false boxes rank below every true one
+    assert result["gated"]["count"] == 0  # textured, bright enough: the gate lets them through
+    v = result["verdict"]
+    # The threshold comes from val (above the false boxes' 0.3), so the background test image is judged clean.
+    assert v["threshold_mode"] == "target_precision" and v["threshold"] == pytest.approx(0.9)
+    assert (v["tp"], v["fp"], v["fn"], v["tn"]) == (7, 0, 0, 1) and v["images_with_verdict"] == 8
 
-
-def test_threshold_falls_back_to_the_most_precise_and_says_so():
-    assert choose_threshold([False, True, False], [0.9, 0.5, 0.2], 0.95) == (0.5, False)
-    # An image without any detection (score 0) never sets the threshold to 0.
-    assert choose_threshold([True, True], [0.0, 0.0], 0.95) == (1.0, False)
+    shifted = {size: ([[b[0] + 20, b[1] + 20, b[2] + 20, b[3] + 20] for b in boxes], labels) for size, (boxes, labels) in truth.items()}
+    assert score(OracleOnnx(shifted), tmp_path / "out/splits", tmp_path / "out/data", recipe_params(), recipe_taxonomy())["map_50"] < 0.5
 
 
 def test_the_benchmark_imports_no_ultralytics():
