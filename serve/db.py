@@ -3,18 +3,36 @@
 An inspection is identified to the outside by a UUID, and to trucks by
 (truck_id, capture_id): the unique constraint on that pair is what makes a
 retried upload return the first inspection instead of creating a second.
+
+People (reviewers, admins) are `users` with argon2 password hashes and
+server-side `web_sessions`; trucks are `api_keys`. A review is a claim
+(`review_claims`, one per inspection, expiring) and decisions appended to
+`review_events`, the audit trail, which is never updated, only added to;
+the inspection row carries the resulting state and corrected boxes.
 """
 
 from __future__ import annotations
 
+import secrets
 import uuid
 from datetime import datetime
-
 from pathlib import Path
 
-from sqlalchemy import JSON, Boolean, DateTime, Float, Index, String, UniqueConstraint, create_engine, event
+from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint, create_engine, event
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, sessionmaker
+
+
+ROLES = ("reviewer", "admin")
+REVIEW_STATES = ("confirmed", "rejected", "unusable")
+"""An inspection's final review state: the model's verdict confirmed or rejected, or the photo unusable."""
+QC_DRAW_RANGE = 10_000
+"""Every inspection draws a number below this when stored; a clean one is sampled for quality control
+when its draw is below rate x range, so the sample is random, fixed, and needs no scheduled job."""
+
+
+def _qc_draw() -> int:
+    return secrets.randbelow(QC_DRAW_RANGE)
 
 
 class Base(DeclarativeBase):
@@ -48,6 +66,12 @@ class Inspection(Base):
     image_width: Mapped[int] = mapped_column()
     image_height: Mapped[int] = mapped_column()
     image_deleted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    qc_draw: Mapped[int | None] = mapped_column(Integer, nullable=True, default=_qc_draw)
+    review_state: Mapped[str | None] = mapped_column(String(16), nullable=True, index=True)  # None: not reviewed
+    reviewed_detections: Mapped[list | None] = mapped_column(JSON, nullable=True)
+    """The boxes as the reviewer left them: the truth for training (`binsight export-reviewed`)."""
+    reviewed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    reviewed_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
 
 class ApiKey(Base):
@@ -58,6 +82,59 @@ class ApiKey(Base):
     key_hash: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     revoked: Mapped[bool] = mapped_column(Boolean, default=False)
+    truck_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    """The one truck this key may post as and read back; None with `fleet` for a fleet-wide key."""
+    fleet: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class User(Base):
+    __tablename__ = "users"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=lambda: str(uuid.uuid4()))
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    role: Mapped[str] = mapped_column(String(16))  # one of ROLES
+    password_hash: Mapped[str] = mapped_column(String(255))
+    disabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    password_changed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    failed_logins: Mapped[int] = mapped_column(Integer, default=0)
+    """Consecutive failed logins since the last successful one."""
+    locked_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    last_login_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class WebSession(Base):
+    __tablename__ = "web_sessions"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)  # SHA-256 of the cookie's token
+    user_id: Mapped[str] = mapped_column(String(36), ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    csrf_token: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class ReviewClaim(Base):
+    __tablename__ = "review_claims"
+
+    inspection_id: Mapped[str] = mapped_column(String(36), ForeignKey("inspections.id", ondelete="CASCADE"), primary_key=True)
+    user_id: Mapped[str] = mapped_column(String(36), ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class ReviewEvent(Base):
+    __tablename__ = "review_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    inspection_id: Mapped[str] = mapped_column(String(36), index=True)  # no foreign key: the trail outlives a deleted inspection
+    user_name: Mapped[str] = mapped_column(String(64))
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    decision: Mapped[str] = mapped_column(String(16))  # one of REVIEW_STATES
+    state_before: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    detections_before: Mapped[list] = mapped_column(JSON)
+    detections_after: Mapped[list] = mapped_column(JSON)
+    changes: Mapped[list] = mapped_column(JSON)
+    """What the reviewer changed, one entry per box: relabelled, deleted, added, moved."""
+    note: Mapped[str | None] = mapped_column(Text, nullable=True)
 
 
 def make_engine(url: str) -> Engine:

@@ -139,7 +139,8 @@ def database_url(request, tmp_path):
     from sqlalchemy import create_engine, text
 
     engine = create_engine(url)
-    with engine.begin() as c:  # each test starts from an empty schema
-        c.execute(text("DROP TABLE IF EXISTS inspections, api_keys, alembic_version"))
+    with engine.begin() as c:  # each test starts from an empty schema, whatever tables the migrations made
+        c.execute(text("DROP SCHEMA public CASCADE"))
+        c.execute(text("CREATE SCHEMA public"))
     engine.dispose()
     return url
