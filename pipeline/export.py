@@ -30,12 +30,15 @@ import onnx
 import onnxruntime as ort
 import torch
 import yaml
+from pydantic import ValidationError
 
+from pipeline.atomic import write_bytes_atomic
 from pipeline.coco import write_json_atomic
 from pipeline.config import add_config_arguments, load_params, load_taxonomy
 from pipeline.dataset import CocoDetection, read_rgb
 from pipeline.trained import ImageInDetectionsOut, load_trained
-from pipeline.inspection import CARD_KEY, InspectionSpec
+from pipeline.inspection import InspectionSpec
+from pipeline.model_card import CARD_FILE, Evaluation, InputSpec, InspectionSection, ModelCard, Parity, Thresholds, describe
 from pipeline.tracking import configure, read_run_id
 
 INPUT_NAME = "image"
@@ -168,28 +171,30 @@ def export(model_path: Path, splits: Path, data: Path, out: Path, dvc_file: Path
     export_onnx(module, tmp, params.export.opset, torch.from_numpy(images[0]))
 
     weights_digest = hashlib.sha256(b"".join(t.numpy().tobytes() for t in detector.state_dict().values())).hexdigest()
-    card = {
-        "name": "binsight-detector",
-        "version": weights_digest[:12],
-        "architecture": f"{model_cfg.architecture}/{model_cfg.backbone}",
-        "class_names": class_names,
-        "input": {"name": INPUT_NAME, "format": "RGB uint8 [height, width, 3]", "min_size": model_cfg.min_size, "max_size": model_cfg.max_size},
-        "outputs": {"boxes": "float32 [N, 4] xyxy pixels", "labels": "int64 [N] 1..K (class_names[label - 1]); 0 is background, to be dropped", "scores": "float32 [N]"},
-        "thresholds": {"box_score": model_cfg.box_score_thresh, "nms_iou": model_cfg.box_nms_thresh, "verdict": threshold},
-        "fractions": taxonomy.fractions,
-        CARD_KEY: InspectionSpec.from_params(params.verdict).to_card(),
-        "dataset_md5": dataset_hash(dvc_file),
-        "opset": params.export.opset,
-    }
-    if evaluation is not None:
-        m = evaluation
-        card["evaluation"] = {"split": "test", "map": m["map"], "map_50": m["map_50"], "verdict": m["verdict"], "gated": m["gated"]}
+    try:
+        card = ModelCard(
+            version=weights_digest[:12],
+            architecture=f"{model_cfg.architecture}/{model_cfg.backbone}",
+            class_names=class_names,
+            input=InputSpec(name=INPUT_NAME, min_size=model_cfg.min_size, max_size=model_cfg.max_size),
+            thresholds=Thresholds(box_score=model_cfg.box_score_thresh, nms_iou=model_cfg.box_nms_thresh, verdict=threshold),
+            fractions=taxonomy.fractions,
+            inspection=InspectionSection.from_spec(InspectionSpec.from_params(params.verdict)),
+            dataset_md5=dataset_hash(dvc_file),
+            opset=params.export.opset,
+            evaluation=None if evaluation is None else Evaluation(
+                map=evaluation["map"], map_50=evaluation["map_50"], verdict=evaluation["verdict"], gated=evaluation["gated"]
+            ),
+        )
+    except ValidationError as err:  # e.g. a class list whose fractions name classes the model was not trained on
+        tmp.unlink(missing_ok=True)
+        raise SystemExit(f"cannot write the model card: {describe(err)}") from None
 
     model_proto = onnx.load(str(tmp))
     onnx.checker.check_model(model_proto)
-    for key, value in card.items():
+    for key, value in card.onnx_metadata().items():
         entry = model_proto.metadata_props.add()
-        entry.key, entry.value = key, value if isinstance(value, str) else json.dumps(value)
+        entry.key, entry.value = key, value
     onnx.save(model_proto, str(tmp))
 
     session = ort.InferenceSession(str(tmp), providers=["CPUExecutionProvider"])
@@ -198,21 +203,22 @@ def export(model_path: Path, splits: Path, data: Path, out: Path, dvc_file: Path
     except ParityError as err:
         tmp.unlink(missing_ok=True)
         raise SystemExit(f"export failed the parity check: {err}") from None
-    card["parity"] = {"images": checked, "rtol": params.export.parity_rtol, "result": "identical detections"}
+    card = card.model_copy(update={"parity": Parity(images=checked, rtol=params.export.parity_rtol)})
     tmp.replace(out / "model.onnx")
-    write_json_atomic(out / "model_card.json", card)
+    write_bytes_atomic(out / CARD_FILE, card.to_json().encode("utf-8"))
 
     # Where the model came from (commit, MLflow run) goes beside the card, not
     # into it: model.onnx and the card are DVC outputs whose hashes dvc.lock
     # records, and the same commit must give the same hashes. A commit id or a
     # run id inside them would differ on every run (and the commit that holds
     # dvc.lock can never be the one the lock's outputs name).
+    written = json.loads(card.to_json())
     provenance = {"git_commit": git_commit()}
     run_id = read_run_id(model_path.parent / "run.json")
     if run_id:
-        provenance["mlflow"] = _log_to_mlflow(run_id, model_proto, card, provenance["git_commit"])
+        provenance["mlflow"] = _log_to_mlflow(run_id, model_proto, written, provenance["git_commit"])
     write_json_atomic(out / PROVENANCE_FILE, provenance)
-    return card
+    return written
 
 
 def _log_to_mlflow(run_id: str, model_proto: onnx.ModelProto, card: dict, commit: str) -> dict:

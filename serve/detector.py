@@ -1,14 +1,15 @@
 """The exported model on onnxruntime: loaded once, warmed up, shared by all requests.
 
 Reads everything it needs (class names, thresholds, fraction policy, inference
-size and quality gate, version) from the model's card, so the service cannot
-pair a model with the wrong class list, nor serve a verdict other than the one
-the evaluation measured. Imports no torch.
+size and quality gate, version) from the model's card (`pipeline.model_card.ModelCard`,
+the definition export writes), so the service cannot pair a model with the
+wrong class list, nor serve a verdict other than the one the evaluation
+measured. A missing or invalid card stops it with a message naming the file
+and the field. Imports no torch.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import queue
 import threading
@@ -17,17 +18,17 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-from pipeline.inspection import CardError, Detection, InspectionSpec, to_detections
+from pipeline.inspection import Detection, to_detections
+from pipeline.model_card import CARD_FILE, ModelCard, ModelCardError, read_card
 from pipeline.policy import FractionPolicy
 
-__all__ = ["Detection", "Detector", "ModelMissingError"]
+__all__ = ["CARD_FILE", "MODEL_FILE", "Detection", "Detector", "ModelMissingError"]
 
 MODEL_FILE = "model.onnx"
-CARD_FILE = "model_card.json"
 
 
 class ModelMissingError(RuntimeError):
-    """No usable model: the files are missing or the card lacks what the service needs."""
+    """No usable model: the files are missing, or the card is not a valid model card (the message names file and field)."""
 
 
 class Detector:
@@ -39,14 +40,14 @@ class Detector:
                 "Train and export one with `make run`, or set BINSIGHT_MODEL_DIR to a folder holding them."
             )
         self.model_path = model_path
-        self.card = json.loads(card_path.read_text())
-        self.class_names: list[str] = self.card["class_names"]
-        self.version: str = self.card["version"]
-        self.policy = FractionPolicy.from_mapping(self.card["fractions"], self.card["thresholds"]["verdict"])
         try:
-            self.spec = InspectionSpec.from_card(self.card)
-        except CardError as err:
-            raise ModelMissingError(f"{card_path}: {err}") from None
+            self.card: ModelCard = read_card(card_path)
+        except ModelCardError as err:
+            raise ModelMissingError(str(err)) from None
+        self.class_names: list[str] = self.card.class_names
+        self.version: str = self.card.version
+        self.policy = FractionPolicy.from_mapping(self.card.fractions, self.card.thresholds.verdict)
+        self.spec = self.card.inspection.to_spec()
         # Two ways to spend the cores. Alone, a request gets one session that
         # spreads each inference over all cores (lowest latency). Under load,
         # requests get single-threaded sessions side by side: no thread
@@ -95,7 +96,7 @@ class Detector:
                 self._in_flight -= 1
 
     def warm_up(self) -> None:
-        side = int(self.card["input"]["min_size"])
+        side = self.card.input.min_size
         blank = np.zeros((side, side, 3), np.uint8)
         self._latency_session.run(None, {self.input_name: blank})
         workers = [self._workers.get() for _ in range(self._workers.qsize())]
@@ -111,5 +112,5 @@ class Detector:
     def detect(self, rgb: np.ndarray, scale: float = 1.0, min_score: float | None = None) -> list[Detection]:
         """Detections at or above min_score (default: the card's box threshold), boxes scaled by `scale`."""
         boxes, labels, scores = self._run(rgb)
-        threshold = self.card["thresholds"]["box_score"] if min_score is None else min_score
+        threshold = self.card.thresholds.box_score if min_score is None else min_score
         return to_detections(boxes, labels, scores, self.class_names, scale, threshold)

@@ -51,6 +51,24 @@ def test_card_carries_the_measured_threshold_and_gate(exported, tiny_params):
     assert json.loads(session.get_modelmeta().custom_metadata_map["inspection"]) == card["inspection"]
 
 
+def test_the_service_reads_the_card_export_wrote(exported, tiny_params, taxonomy):
+    """Round trip export -> card -> service: one typed card in the file, the same in the ONNX metadata, read by the Detector."""
+    from pipeline.inspection import InspectionSpec
+    from pipeline.model_card import ModelCard, read_card
+    from serve.detector import Detector
+
+    out, returned, _ = exported
+    card = read_card(out / "model_card.json")
+    assert card.model_dump(mode="json", exclude_none=True) == returned and card.parity.images == 2
+    session = ort.InferenceSession(str(out / "model.onnx"), providers=["CPUExecutionProvider"])
+    assert ModelCard.from_onnx_metadata(session.get_modelmeta().custom_metadata_map) == card.model_copy(update={"parity": None})
+    detector = Detector(out, threads=1, workers=1)
+    assert detector.card == card and detector.version == card.version and detector.class_names == taxonomy.class_names
+    assert detector.spec == InspectionSpec.from_params(tiny_params[0].verdict)
+    assert detector.policy.threshold == card.thresholds.verdict
+    assert detector.policy.contaminants_by_fraction == {f: frozenset(c) for f, c in taxonomy.fractions.items()}
+
+
 def test_export_takes_the_threshold_from_the_evaluation(tiny_params):
     from pipeline.export import verdict_threshold
 
