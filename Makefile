@@ -2,6 +2,7 @@
 #   make run    install, build the embedded default dataset, dvc repro -> models/model.onnx
 #   make run RECIPE=trashnetpp  the same on a real-photo recipe (configs/recipes/NAME/), as a DVC experiment
 #   make test   install, run the test suite
+#   make check-serve-install  the service alone (`pip install .`, no training stack) in build/venv-serve: starts, judges a photo
 #   make serve  start the inference service (needs models/model.onnx from make run)
 #   make bench-serve  measure the service; prints a table
 #   make bench-realdata [EPOCHS=n]  binsight vs Ultralytics YOLO on TrashNet++ (own venv .venv-bench); prints a table
@@ -16,16 +17,18 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: run test install data repro register serve bench-serve bench-realdata clean-data help
+.PHONY: run test install data repro register serve bench-serve bench-realdata check-serve-install clean-data help
 
 help:
 	@grep -E '^#   make' Makefile | sed 's/^#   //'
 
+# .venv: the pipeline and the tests (extras `train` and `test`). The service
+# alone needs only the base dependencies (`pip install .`; pyproject.toml).
 $(INSTALLED): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), f"binsight needs Python 3.11, found {sys.version.split()[0]}"'
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test]'
+	$(BIN)/pip install --quiet -e '.[train,test]'
 	touch $@
 
 install: $(INSTALLED)
@@ -72,6 +75,23 @@ run: repro
 test: $(INSTALLED)
 	$(BIN)/python -m pytest -q
 
+# The install a service host or a truck's computer gets: a fresh venv with
+# `pip install .` (a wheel, no extras, no -e: its package data is what runs).
+# The training stack must not be importable there, and `binsight migrate`,
+# `create-key` and `serve` must work: the service starts with a tiny model
+# (exported by .venv), reports ready and judges one photo. About half a minute.
+SERVE_VENV := build/venv-serve
+SERVE_CHECK := build/serve-check
+
+check-serve-install: $(INSTALLED)
+	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), f"binsight needs Python 3.11, found {sys.version.split()[0]}"'
+	rm -rf $(SERVE_VENV) $(SERVE_CHECK) build/lib build/bdist.*  # setuptools' build folders: no stale module may enter the wheel
+	$(BIN)/python tests/tiny_model.py $(SERVE_CHECK)/model
+	$(PYTHON) -m venv $(SERVE_VENV)
+	$(SERVE_VENV)/bin/pip install --quiet --upgrade pip
+	$(SERVE_VENV)/bin/pip install --quiet .
+	$(SERVE_VENV)/bin/python tests/serve_install_check.py --venv $(SERVE_VENV) --model $(SERVE_CHECK)/model --work $(SERVE_CHECK)/run
+
 # Register the exported model in the MLflow registry and point an alias at it.
 register: $(INSTALLED)
 	$(BIN)/python -m pipeline.register --card models/model_card.json --alias champion
@@ -95,7 +115,7 @@ $(BENCH_INSTALLED): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), f"binsight needs Python 3.11, found {sys.version.split()[0]}"'
 	$(PYTHON) -m venv $(BENCH_VENV)
 	$(BENCH_VENV)/bin/pip install --quiet --upgrade pip
-	$(BENCH_VENV)/bin/pip install --quiet -e '.[bench]'
+	$(BENCH_VENV)/bin/pip install --quiet -e '.[train,bench]'
 	$(BENCH_VENV)/bin/pip uninstall --quiet -y opencv-python opencv-python-headless
 	$(BENCH_VENV)/bin/pip install --quiet --no-deps "$$(grep -o 'opencv-python-headless==[0-9.]*' pyproject.toml)"
 	touch $@
