@@ -93,6 +93,8 @@ class SourceItem:
     height: int
     boxes: list[tuple[str, list[float]]] = field(default_factory=list)  # (binsight class, COCO [x, y, w, h] pixels)
     dropped: Counter = field(default_factory=Counter)  # source class -> boxes dropped by the mapping
+    capture: dict = field(default_factory=dict)  # capture metadata the source knows (bin_id, truck_id, ...), beside the fraction
+    fraction: str | None = None  # the item's own waste fraction; None: the import's
 
 
 @dataclass

@@ -155,7 +155,7 @@ def _append(doc: dict[str, Any], new: list[SourceItem], fmt: str, fraction: str)
         source = {"format": fmt, "split": item.split, "path": item.rel, "sha256": item.sha256}
         doc["images"].append({
             "id": image_id, "file_name": item.name, "width": item.width, "height": item.height,
-            "capture": {"fraction": fraction},
+            "capture": {**item.capture, "fraction": item.fraction or fraction},
             "source": {k: v for k, v in source.items() if v is not None},
         })
         for name, bbox in item.boxes:

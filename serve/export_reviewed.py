@@ -1,0 +1,117 @@
+"""Reviewed inspections back into the canonical dataset: the loop from the review pages to `dvc repro`.
+
+    binsight export-reviewed --out data
+
+What the reviewers decided becomes training data:
+- `confirmed`: the photo with its boxes as the reviewer left them (corrected
+  classes, deleted, drawn and moved boxes);
+- `rejected`: the photo with those boxes minus every contaminant of its
+  fraction: the reviewer said the model's finding was wrong, so whatever the
+  model took for a contaminant is background there, which is exactly what
+  the next model must learn;
+- `unusable`: left out, as are photos retention already deleted (counted).
+
+Each image carries its capture metadata (fraction, bin, truck, time, GPS), so
+the prepare stage keeps all photos of one bin in one split. Writing goes
+through the importers' merge (pipeline/importers/merge.py): no image twice
+(content hash), nothing overwritten, all or nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import select
+from sqlalchemy.orm import sessionmaker
+
+from pipeline.config import Taxonomy
+from pipeline.importers.common import Scan, SourceItem, box_problem, clip_box, read_image
+from pipeline.importers.merge import import_scan
+from pipeline.importers.result import ImportResult
+from pipeline.validate import Problem
+from serve.db import Inspection
+
+FORMAT = "binsight-review"
+EXPORTED_STATES = ("confirmed", "rejected")
+
+
+@dataclass(frozen=True)
+class ExportOutcome:
+    result: ImportResult
+    unusable: int
+    image_gone: int  # reviewed, but retention had deleted the photo
+
+
+def truth_boxes(inspection: Inspection, taxonomy: Taxonomy) -> list[dict]:
+    """The boxes a reviewed inspection teaches (module docstring)."""
+    boxes = inspection.reviewed_detections or []
+    if inspection.review_state == "rejected":
+        contaminants = taxonomy.fractions.get(inspection.fraction, [])
+        boxes = [b for b in boxes if b["label"] not in contaminants]
+    return boxes
+
+
+def capture_of(inspection: Inspection) -> dict:
+    capture = {"bin_id": inspection.bin_id, "truck_id": inspection.truck_id, "captured_at": _iso(inspection.captured_at)}
+    if inspection.latitude is not None and inspection.longitude is not None:
+        capture["gps"] = {"lat": inspection.latitude, "lon": inspection.longitude}
+    return capture
+
+
+def _iso(value) -> str:
+    return value.isoformat() if value.tzinfo else value.isoformat() + "+00:00"
+
+
+def scan_reviewed(sessions: sessionmaker, image_dir: Path, taxonomy: Taxonomy) -> tuple[Scan, int, int]:
+    """The reviewed inspections as an import scan; also how many were unusable and how many had lost their photo."""
+    scan = Scan(format=FORMAT, source=Path("review"))
+    unusable = gone = 0
+    with sessions() as s:
+        rows: Sequence[Inspection] = s.scalars(
+            select(Inspection).where(Inspection.review_state.is_not(None)).order_by(Inspection.reviewed_at, Inspection.id)
+        ).all()
+    for row in rows:
+        if row.review_state not in EXPORTED_STATES:
+            unusable += 1
+            continue
+        path = image_dir / row.image_path if row.image_path else None
+        if path is None or not path.is_file():
+            gone += 1
+            continue
+        scan.images_found += 1
+        rel = f"inspections/{row.id}"
+        found = read_image(path, rel)
+        if isinstance(found, Problem):
+            scan.problems.append(found)
+            scan.skipped += 1
+            continue
+        item = SourceItem(path=path, rel=rel, name=f"reviewed/{row.id}{path.suffix.lower()}", split=None, sha256=found.sha256,
+                          width=found.width, height=found.height, capture=capture_of(row), fraction=row.fraction)  # fmt: skip
+        for i, b in enumerate(truth_boxes(row, taxonomy)):
+            x0, y0, x1, y1 = b["box"]
+            bbox = [x0, y0, x1 - x0, y1 - y0]
+            problem = box_problem(bbox, found.width, found.height)
+            if b["label"] not in taxonomy.class_names:
+                problem = ("unknown_category", f"box {i + 1}: class {b['label']!r} is not in the class list")
+            if problem:
+                scan.problems.append(Problem(problem[0], rel, problem[1]))
+                continue
+            item.boxes.append((b["label"], clip_box(bbox, found.width, found.height)))
+        scan.items.append(item)
+    return scan, unusable, gone
+
+
+def export_reviewed(sessions: sessionmaker, image_dir: Path, data_dir: Path, taxonomy: Taxonomy, strict: bool = False) -> ExportOutcome:
+    scan, unusable, gone = scan_reviewed(sessions, image_dir, taxonomy)
+    # The fraction passed here only stands in for items without one; every reviewed item has its own.
+    fallback = next(iter(taxonomy.fractions))
+    return ExportOutcome(import_scan(scan, data_dir, taxonomy, fallback, strict), unusable, gone)
+
+
+def next_steps(data_dir: Path) -> str:
+    return (
+        f"next: `dvc add {data_dir}` to record the new dataset version, then `dvc repro` (or `make run`) to retrain;\n"
+        f"      commit {data_dir}.dvc with the new dvc.lock so the model names the data it learnt from"
+    )
