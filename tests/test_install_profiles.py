@@ -48,7 +48,8 @@ def test_base_dependencies_hold_no_training_stack():
     base = {requirement_name(r) for r in project()["dependencies"]}
     assert not base & set(TRAINING_STACK), f"in the base dependencies: {sorted(base & set(TRAINING_STACK))}"
     assert {"onnxruntime", "fastapi", "uvicorn", "sqlalchemy", "alembic", "psycopg", "numpy", "opencv-python-headless",
-            "pillow", "pydantic", "pydantic-settings", "prometheus-client", "python-multipart", "pyyaml"} <= base
+            "pillow", "pydantic", "pydantic-settings", "prometheus-client", "python-multipart", "pyyaml", "httpx",
+            "argon2-cffi", "jinja2"} <= base
 
 
 def test_the_train_extra_holds_the_training_stack_and_make_install_takes_it():
