@@ -24,12 +24,17 @@ def hash_key(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
-def create_key(sessions: sessionmaker, name: str) -> str:
-    """Create a key named `name` and return it; it is shown once and never stored in clear."""
+def create_key(sessions: sessionmaker, name: str, truck_id: str | None = None) -> str:
+    """Create a key named `name` and return it; it is shown once and never stored in clear.
+
+    With `truck_id` the key may post only as that truck and read back only its
+    inspections; without, it is a fleet key (a depot gateway posting for many trucks).
+    """
     key = KEY_PREFIX + secrets.token_urlsafe(32)
     try:
         with sessions.begin() as s:
-            s.add(ApiKey(name=name, key_hash=hash_key(key), created_at=datetime.now(timezone.utc), revoked=False))
+            s.add(ApiKey(name=name, key_hash=hash_key(key), created_at=datetime.now(timezone.utc), revoked=False,
+                         truck_id=truck_id, fleet=truck_id is None))  # fmt: skip
     except IntegrityError:
         raise ValueError(f"an API key named {name!r} exists already") from None
     return key

@@ -124,19 +124,24 @@ def counts(sessions: sessionmaker, policy: QueuePolicy, flt: QueueFilter = Queue
 
 
 def claim_next(sessions: sessionmaker, reviewer: Account, policy: QueuePolicy, flt: QueueFilter = QueueFilter(),
-               now: datetime | None = None) -> Inspection | None:  # fmt: skip
-    """The reviewer's next item, claimed for `policy.claim_ttl`; their own live claim first; None when nothing waits."""
+               now: datetime | None = None, exclude: Sequence[str] = ()) -> Inspection | None:  # fmt: skip
+    """The reviewer's next item, claimed for `policy.claim_ttl`; their own live claim first; None when nothing waits.
+
+    `exclude`: items the reviewer skipped, offered to others but not again to them.
+    """
     now = now or _now()
+    skipped = [Inspection.id.not_in(list(exclude))] if exclude else []
     with sessions() as s:
         own = s.scalars(
             select(Inspection).join(ReviewClaim, ReviewClaim.inspection_id == Inspection.id)
-            .where(ReviewClaim.user_id == reviewer.id, ReviewClaim.expires_at > now, waiting_condition(policy), *flt.conditions())
+            .where(ReviewClaim.user_id == reviewer.id, ReviewClaim.expires_at > now, waiting_condition(policy), *flt.conditions(), *skipped)
             .order_by(*uncertainty_order(policy)).limit(1)
         ).first()  # fmt: skip
         if own is not None:
             return own
         candidates = s.scalars(
-            select(Inspection.id).where(waiting_condition(policy), *flt.conditions(), Inspection.id.not_in(_live_claims_of_others(reviewer.id, now)))
+            select(Inspection.id)
+            .where(waiting_condition(policy), *flt.conditions(), *skipped, Inspection.id.not_in(_live_claims_of_others(reviewer.id, now)))
             .order_by(*uncertainty_order(policy)).limit(20)
         ).all()  # fmt: skip
     for inspection_id in candidates:  # another reviewer may take any of them between the query and the claim
