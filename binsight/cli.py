@@ -23,6 +23,7 @@ from pydantic import ValidationError
 
 from pipeline.config import DEFAULT_CLASSES, Taxonomy, load_taxonomy
 from serve import cli as serve_cli
+from serve.migrate import SchemaNotCurrent
 
 USER_ERROR = 2
 DEFAULT_REPORT = Path("reports/import_report.json")
@@ -102,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
         if not isinstance(err.code, str) or args.debug:  # an exit status, not a message
             raise
         return _fail(err.code)
-    except (ValueError, OSError) as err:  # our messages name the file; pydantic's ValidationError is a ValueError
+    except (ValueError, OSError, SchemaNotCurrent) as err:  # our messages name the file; pydantic's ValidationError is a ValueError
         if args.debug:  # a message that does not explain itself may be a bug: --debug shows where
             raise
         return _fail(_one_line(err))

@@ -27,6 +27,14 @@ class ServeSettings(BaseSettings):
         "sqlite:///var/binsight.db",
         description="SQLAlchemy URL: sqlite:///path for the embedded default, postgresql+psycopg://... for PostgreSQL.",
     )
+    auto_migrate: bool | None = Field(
+        None,
+        description=(
+            "Apply database migrations at start-up (and before create-key, revoke-key, retention); unset: yes for SQLite "
+            "(one process owns the file), no for other databases, where replicas starting together would race: run "
+            "`binsight migrate` once per release, and the service refuses to start on an older schema."
+        ),
+    )
     image_dir: Path = Field(Path("var/images"), description="Folder where inspection images are stored.")
     max_upload_bytes: int = Field(15_000_000, gt=0, description="Largest accepted request body, bytes.")
     max_image_pixels: int = Field(40_000_000, gt=0, description="Largest accepted image, width x height (decompression bombs).")
@@ -66,12 +74,17 @@ class ServeSettings(BaseSettings):
     quality_fog_max_detail: float | None = Field(None, description=_override("fog_max_detail", "local contrast at or below which a veiled image is foggy"))
     quality_fog_max_sharpness: float | None = Field(None, description=_override("fog_max_sharpness", "Laplacian variance at or below which a veiled image is foggy"))
 
+    @property
+    def migrates_itself(self) -> bool:
+        """Whether this process applies migrations (BINSIGHT_AUTO_MIGRATE, by default only for SQLite)."""
+        return self.database_url.startswith("sqlite") if self.auto_migrate is None else self.auto_migrate
+
 
 def env_example() -> str:
     """The text of `.env.example`: every setting with its description and default."""
     lines = ["# binsight service settings (copy to .env or export them). Every key is declared in serve/settings.py."]
     for name, field in ServeSettings.model_fields.items():
-        if field.default is None:  # an override: commented out, so the model card's value holds
+        if field.default is None:  # commented out, so what unset means holds (the model card's value, ...)
             lines += ["", f"# {field.description}", f"# BINSIGHT_{name.upper()}="]
             continue
         default = str(field.default).lower() if isinstance(field.default, bool) else field.default

@@ -2,9 +2,9 @@
 
 Order of writes: the image goes to a temporary name, is fsynced and renamed
 into place; then the database row is committed. A crash before the commit
-leaves an image file with no row, which `sweep_orphans` (run at start-up)
-deletes; a crash after it leaves both. A reader therefore never sees a row
-whose image is missing.
+leaves an image file with no row, which `sweep_orphans` (run in the
+background after start-up, serve/lifecycle.py) deletes; a crash after it
+leaves both. A reader therefore never sees a row whose image is missing.
 """
 
 from __future__ import annotations
@@ -138,14 +138,23 @@ class InspectionStore:
         self.recent.put(inspection.truck_id, inspection.capture_id, inspection.id)
         return inspection, True
 
+    def close(self) -> None:
+        """Wait for the image writes in flight, then end the writer threads (at shutdown)."""
+        self._writer.shutdown(wait=True)
+
     def image_file(self, inspection: Inspection) -> Path | None:
         if inspection.image_path is None:
             return None
         path = self.image_dir / inspection.image_path
         return path if path.is_file() else None
 
-    def sweep_orphans(self, now: datetime | None = None) -> int:
-        """Delete image files that no inspection refers to (left by a crash before commit)."""
+    def sweep_orphans(self, now: datetime | None = None, stop: threading.Event | None = None) -> int:
+        """Delete image files that no inspection refers to (left by a crash before commit).
+
+        Safe while requests are served: a file they write is younger than
+        ORPHAN_GRACE. `stop` ends the walk early (a shutdown need not wait for
+        millions of files).
+        """
         now = now or datetime.now(timezone.utc)
         if not self.image_dir.exists():
             return 0
@@ -153,6 +162,8 @@ class InspectionStore:
             known = set(s.scalars(select(Inspection.image_path).where(Inspection.image_path.is_not(None))))
         removed = 0
         for path in self.image_dir.rglob("*"):
+            if stop is not None and stop.is_set():
+                break
             if not path.is_file():
                 continue
             rel = path.relative_to(self.image_dir).as_posix()

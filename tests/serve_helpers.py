@@ -20,6 +20,19 @@ def scene_jpeg(dataset: Path, index: int = 0) -> bytes:
     return sorted((dataset / "images").iterdir())[index].read_bytes()
 
 
+def migrated(database_url: str) -> str:
+    """The URL of a database brought to the newest schema, as `binsight migrate` leaves it before a release."""
+    from serve.db import make_engine
+    from serve.migrate import upgrade
+
+    engine = make_engine(database_url)
+    try:
+        upgrade(engine)
+    finally:
+        engine.dispose()
+    return database_url
+
+
 def form(capture_id: str = "cap-1", **overrides) -> dict:
     fields = {
         "bin_id": "E200A1B2C3D4",

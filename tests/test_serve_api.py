@@ -13,12 +13,13 @@ from PIL import Image
 from serve import auth
 from serve.app import create_app
 from serve.settings import ServeSettings
-from tests.serve_helpers import form, jpeg_bytes, scene_jpeg
+from tests.serve_helpers import form, jpeg_bytes, migrated, scene_jpeg
 
 
 @pytest.fixture
 def settings(tmp_path, tiny_model_dir, database_url):
-    return ServeSettings(model_dir=tiny_model_dir, database_url=database_url, image_dir=tmp_path / "images", max_upload_bytes=2_000_000,
+    # PostgreSQL is migrated beforehand, as in production; SQLite migrates itself at start-up.
+    return ServeSettings(model_dir=tiny_model_dir, database_url=migrated(database_url) if "postgresql" in database_url else database_url, image_dir=tmp_path / "images", max_upload_bytes=2_000_000,
                          auth_cache_s=0, _env_file=None)
 
 

@@ -1,0 +1,102 @@
+"""Start-up and shutdown of the service (the app's lifespan).
+
+Start-up: database schema (migrated or checked, serve/migrate.py), image store,
+the model loaded and warmed up; then the orphan sweep starts in the
+background. Everything that blocks (database, disk, onnxruntime) runs in a
+worker thread, never on the event loop.
+
+Shutdown undoes it in reverse: stop the sweep, let image writes in flight
+finish, close the detector the app loaded itself, dispose the engine. Nothing
+the app started keeps running after it.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from contextlib import AsyncExitStack, asynccontextmanager
+from typing import AsyncIterator
+
+from anyio import to_thread
+from fastapi import FastAPI
+
+from serve.auth import KeyVerifier
+from serve.db import make_engine, make_sessionmaker
+from serve.detector import Detector, ModelMissingError
+from serve.migrate import prepare_schema
+from serve.quality import effective_spec
+from serve.settings import ServeSettings
+from serve.storage import InspectionStore
+
+log = logging.getLogger("binsight.serve")
+
+
+class OrphanSweep:
+    """`InspectionStore.sweep_orphans` in a thread of its own, stopped and joined at shutdown.
+
+    In the background because it walks the whole image folder, which at
+    millions of images would hold back readiness for minutes; it is safe
+    beside running requests (see sweep_orphans).
+    """
+
+    def __init__(self, store: InspectionStore):
+        self.store = store
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="binsight-orphan-sweep")
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            removed = self.store.sweep_orphans(stop=self._stop)
+        except Exception:  # housekeeping: a failure is logged, the service keeps serving
+            log.exception("orphan image sweep failed")
+            return
+        if removed:
+            log.info("removed %d orphaned image files", removed)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+async def load_detector(settings: ServeSettings) -> tuple[Detector | None, str | None]:
+    """The model of settings.model_dir, or None and why not (the service then answers 503 and says so)."""
+    try:
+        detector = await to_thread.run_sync(Detector, settings.model_dir, settings.inference_threads, settings.inference_workers)
+    except ModelMissingError as err:
+        return None, str(err)
+    return detector, None
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    settings: ServeSettings = app.state.settings
+    async with AsyncExitStack() as on_shutdown:  # runs its callbacks in reverse, also when start-up fails
+        engine = make_engine(settings.database_url)
+        on_shutdown.push_async_callback(to_thread.run_sync, engine.dispose)
+        await to_thread.run_sync(prepare_schema, engine, settings.migrates_itself)
+        sessions = make_sessionmaker(engine)
+        store = InspectionStore(sessions, settings.image_dir)
+        on_shutdown.push_async_callback(to_thread.run_sync, store.close)
+        app.state.sessions = sessions
+        app.state.keys = KeyVerifier(sessions, settings.auth_cache_s)
+        app.state.store = store
+
+        detector, app.state.model_error = app.state.given_detector, None
+        if detector is None:
+            detector, app.state.model_error = await load_detector(settings)
+            close = getattr(detector, "close", None)  # only what the app loaded is the app's to close
+            if close is not None:
+                on_shutdown.push_async_callback(to_thread.run_sync, close)
+        app.state.detector, app.state.spec = detector, None
+        if detector is not None:
+            # The card's inference size and quality gate (what the evaluation measured), unless overridden.
+            app.state.spec = effective_spec(detector.spec, settings)
+            await to_thread.run_sync(detector.warm_up)
+
+        sweep = OrphanSweep(store)
+        sweep.start()
+        on_shutdown.push_async_callback(to_thread.run_sync, sweep.stop)
+        yield

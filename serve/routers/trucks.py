@@ -1,0 +1,211 @@
+"""What collection trucks call, all behind an API key.
+
+    POST /v1/inspections                 photo + capture metadata -> stored inspection with verdict
+    POST /v1/detect                      photo -> detections, nothing stored
+    GET  /v1/inspections                 filtered, paginated list
+    GET  /v1/inspections/{id}            one inspection
+    GET  /v1/inspections/{id}/image      the photo as uploaded
+    GET  /v1/inspections/{id}/evidence   the photo with boxes drawn
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from datetime import datetime, timedelta, timezone
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, File, Form, Query, Request, Response, UploadFile
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import FileResponse
+from sqlalchemy import func, select
+
+from pipeline.inspection import DetectFn, downscale, inspect
+from serve.db import Inspection
+from serve.dependencies import AppMetrics, ReadyDetector, Sessions, Settings, Spec, Store, require_api_key
+from serve.detector import Detection, Detector
+from serve.errors import ERROR_RESPONSES, ApiError
+from serve.evidence import draw_evidence
+from serve.forms import capture_form_openapi, read_capture_form, read_upload
+from serve.imaging import ImageRejected, decode_image
+from serve.observability import Metrics
+from serve.responses import created, replayed, to_out
+from serve.schemas import DetectionOut, DetectResponse, InspectionOut, InspectionPage, Verdict
+from serve.storage import InspectionStore
+
+router = APIRouter(dependencies=[Depends(require_api_key)])
+
+REPLAY_RESPONSE = {200: {"model": InspectionOut, "description": "A retry: the inspection stored before for this capture id (header Idempotent-Replay: true)"}}
+IMAGE_RESPONSES = {**ERROR_RESPONSES, 200: {"content": {"image/jpeg": {}, "image/png": {}}}, 410: {"description": "Deleted by retention"}}
+
+
+@router.post("/v1/inspections", response_model=InspectionOut, status_code=201, tags=["inspections"],
+             responses={**ERROR_RESPONSES, **REPLAY_RESPONSE}, openapi_extra={"requestBody": capture_form_openapi()},
+             summary="Submit a bin photo; get the verdict. Idempotent on (truck_id, capture_id).")
+async def create_inspection(request: Request, detector: ReadyDetector, spec: Spec, store: Store, settings: Settings, metrics: AppMetrics) -> Response:
+    meta, data = await read_capture_form(request)
+    require_known_fraction(detector, meta.fraction)
+    now = datetime.now(timezone.utc)
+    if meta.captured_at > now + timedelta(seconds=settings.max_clock_skew_s):
+        raise ApiError(422, "capture_time_in_future", f"captured_at {meta.captured_at.isoformat()} lies in the future (server time {now.isoformat()})", "captured_at")
+
+    def inspect_and_store():
+        # One trip to the thread pool for all blocking work: each hop costs
+        # more than the cheap steps themselves.
+        existing = store.find_recent(meta.truck_id, meta.capture_id)
+        if existing is not None:  # a retry: answered before any decoding or inference
+            return existing, False
+        # Any other retry is caught by the unique constraint when its row is
+        # inserted; no database lookup is spent on every upload for it.
+        rgb, fmt = decode_or_reject(data, settings.max_image_pixels)
+        extension = "jpg" if fmt == "JPEG" else "png"
+        inspection_id = str(uuid.uuid4())
+        pending = store.begin_image(inspection_id, data, extension)  # written while the model runs
+        try:
+            # The one verdict path (pipeline/inspection.py): the evaluation measures this very code.
+            result = inspect(rgb, meta.fraction, timed(detector, metrics), detector.policy, spec.gate, spec.max_side)
+            row = Inspection(
+                id=inspection_id, truck_id=meta.truck_id, capture_id=meta.capture_id, bin_id=meta.bin_id,
+                fraction=meta.fraction, captured_at=meta.captured_at, received_at=now, latitude=meta.latitude,
+                longitude=meta.longitude, verdict=result.verdict, contamination_score=result.score, quality_issue=result.quality_issue,
+                detections=[d.model_dump() for d in reported(result.detections, result.contaminant_indices, settings.min_detection_score)],
+                model_version=detector.version, image_width=rgb.shape[1], image_height=rgb.shape[0],
+            )
+        except BaseException:
+            pending.discard()
+            raise
+        return store.add(row, data, extension, pending)
+
+    stored, is_new = await run_in_threadpool(inspect_and_store)
+    if not is_new:
+        return replayed(stored, data)
+    metrics.verdicts.labels(stored.verdict, stored.fraction).inc()
+    return created(stored)
+
+
+@router.post("/v1/detect", response_model=DetectResponse, tags=["models"], responses=ERROR_RESPONSES, summary="Detections only; nothing is stored.")
+async def detect(
+    image: Annotated[UploadFile, File(description="JPEG or PNG photo")],
+    detector: ReadyDetector,
+    spec: Spec,
+    settings: Settings,
+    metrics: AppMetrics,
+    fraction: Annotated[str | None, Form(description="Optional: mark contaminants under this fraction's policy")] = None,
+) -> DetectResponse:
+    if fraction is not None:
+        require_known_fraction(detector, fraction)
+    data = await read_upload(image)
+
+    def decode_and_detect():
+        rgb, _ = decode_or_reject(data, settings.max_image_pixels)
+        small, scale = downscale(rgb, spec.max_side)
+        return rgb, timed(detector, metrics)(small, scale)
+
+    rgb, detections = await run_in_threadpool(decode_and_detect)
+    flagged: tuple[int, ...] = ()
+    if fraction is not None:
+        flagged = detector.policy.judge(fraction, [d.label for d in detections], [d.score for d in detections]).contaminant_indices
+    return DetectResponse(
+        detections=reported(detections, flagged, settings.min_detection_score), model_version=detector.version,
+        width=rgb.shape[1], height=rgb.shape[0],
+    )
+
+
+@router.get("/v1/inspections", response_model=InspectionPage, tags=["inspections"], responses=ERROR_RESPONSES)
+def list_inspections(
+    sessions: Sessions,
+    bin_id: str | None = None,
+    truck_id: str | None = None,
+    fraction: str | None = None,
+    verdict: Verdict | None = None,
+    captured_from: Annotated[datetime | None, Query(description="Inclusive lower bound of captured_at")] = None,
+    captured_to: Annotated[datetime | None, Query(description="Exclusive upper bound of captured_at")] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
+) -> InspectionPage:
+    conditions = []
+    for column, value in ((Inspection.bin_id, bin_id), (Inspection.truck_id, truck_id), (Inspection.fraction, fraction), (Inspection.verdict, verdict)):
+        if value is not None:
+            conditions.append(column == value)
+    if captured_from is not None:
+        conditions.append(Inspection.captured_at >= aware(captured_from, "captured_from"))
+    if captured_to is not None:
+        conditions.append(Inspection.captured_at < aware(captured_to, "captured_to"))
+    with sessions() as s:
+        total = s.scalar(select(func.count()).select_from(Inspection).where(*conditions))
+        rows = s.scalars(
+            select(Inspection).where(*conditions).order_by(Inspection.captured_at.desc(), Inspection.id).limit(limit).offset(offset)
+        ).all()
+    return InspectionPage(items=[to_out(r) for r in rows], total=total, limit=limit, offset=offset)
+
+
+@router.get("/v1/inspections/{inspection_id}", response_model=InspectionOut, tags=["inspections"], responses=ERROR_RESPONSES)
+def get_inspection(inspection_id: str, store: Store) -> InspectionOut:
+    return to_out(find_or_404(store, inspection_id))
+
+
+@router.get("/v1/inspections/{inspection_id}/image", tags=["inspections"], response_class=Response, responses=IMAGE_RESPONSES)
+def get_image(inspection_id: str, store: Store) -> Response:
+    _, path = stored_image(store, inspection_id)
+    return FileResponse(path, media_type="image/png" if path.suffix == ".png" else "image/jpeg")  # streamed, not read into memory
+
+
+@router.get("/v1/inspections/{inspection_id}/evidence", tags=["inspections"], response_class=Response, responses=IMAGE_RESPONSES,
+            summary="The photo with detections drawn: contaminants in red, other objects in yellow.")
+def get_evidence(inspection_id: str, store: Store) -> Response:
+    row, path = stored_image(store, inspection_id)
+    return Response(draw_evidence(path.read_bytes(), row.detections), media_type="image/jpeg")
+
+
+def require_known_fraction(detector: Detector, fraction: str) -> None:
+    if fraction not in detector.policy.fractions:
+        raise ApiError(422, "unknown_fraction", f"unknown waste fraction {fraction!r}; known: {detector.policy.fractions}", "fraction")
+
+
+def decode_or_reject(data: bytes, max_pixels: int):
+    try:
+        return decode_image(data, max_pixels)
+    except ImageRejected as err:
+        status = {"image_too_large": 413, "unsupported_image_format": 415}.get(err.code, 422)
+        raise ApiError(status, err.code, str(err), "image") from None
+
+
+def timed(detector: Detector, metrics: Metrics) -> DetectFn:
+    def detect(small, scale: float) -> list[Detection]:
+        started = time.perf_counter()
+        detections = detector.detect(small, scale)
+        metrics.inference.observe(time.perf_counter() - started)
+        return detections
+
+    return detect
+
+
+def reported(detections: list[Detection], contaminant_indices: tuple[int, ...], min_score: float) -> list[DetectionOut]:
+    """The detections a client sees: those scoring at least min_score, and every contaminant."""
+    flagged = set(contaminant_indices)
+    return [
+        DetectionOut(label=d.label, score=d.score, box=d.box, contaminant=i in flagged)
+        for i, d in enumerate(detections)
+        if d.score >= min_score or i in flagged
+    ]
+
+
+def aware(value: datetime, field: str) -> datetime:
+    if value.tzinfo is None:
+        raise ApiError(422, "invalid_field", f"{field} needs a time zone", field)
+    return value
+
+
+def find_or_404(store: InspectionStore, inspection_id: str) -> Inspection:
+    row = store.get(inspection_id)
+    if row is None:
+        raise ApiError(404, "not_found", f"no inspection {inspection_id}")
+    return row
+
+
+def stored_image(store: InspectionStore, inspection_id: str):
+    row = find_or_404(store, inspection_id)
+    path = store.image_file(row)
+    if path is None:
+        raise ApiError(410, "image_deleted", f"the image of inspection {inspection_id} was deleted by the retention policy")
+    return row, path
