@@ -18,8 +18,9 @@ command line.
 
 from pipeline.importers.coco import import_coco
 from pipeline.importers.common import load_mapping
+from pipeline.importers.labelstudio import import_labelstudio
 from pipeline.importers.merge import NameCollision
 from pipeline.importers.result import ImportRejected, ImportResult
 from pipeline.importers.yolo import import_yolo
 
-__all__ = ["ImportRejected", "ImportResult", "NameCollision", "import_coco", "import_yolo", "load_mapping"]
+__all__ = ["ImportRejected", "ImportResult", "NameCollision", "import_coco", "import_labelstudio", "import_yolo", "load_mapping"]
