@@ -3,7 +3,9 @@
     binsight import yolo DIR           [--data data] [--classes configs/classes.yaml] [--map FILE]
                                        [--fraction biowaste] [--strict] [--report reports/import_report.json]
     binsight import coco JSON IMAGES   [--split NAME] and the same options
-    binsight serve | create-key NAME | revoke-key NAME | retention [--days N] | migrate | settings [--example]
+    binsight serve | create-key NAME (--truck ID | --fleet) | revoke-key NAME | retention [--days N] | migrate | settings
+    binsight create-user NAME --role reviewer|admin | set-password NAME | disable-user NAME | enable-user NAME | list-users
+    binsight export-reviewed --out DIR  reviewed inspections into a dataset folder, for `dvc add` and `dvc repro`
     binsight config                    every pipeline parameter with its meaning
 
 The service commands are serve/cli.py's (`python -m serve.cli ...` still

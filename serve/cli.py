@@ -1,12 +1,15 @@
 """binsight service commands.
 
     python -m serve.cli serve                 start the HTTP service (BINSIGHT_HOST / BINSIGHT_PORT)
-    python -m serve.cli create-key NAME       create a truck's API key (printed once)
+    python -m serve.cli create-key NAME (--truck ID | --fleet)   create an API key (printed once)
     python -m serve.cli revoke-key NAME
     python -m serve.cli retention [--days N]  delete images of clean bins older than N days
     python -m serve.cli migrate               bring the database to the newest schema (once per release;
                                               with PostgreSQL the service does not migrate by itself)
     python -m serve.cli settings [--example]  list every setting with its description (--example: .env.example)
+    python -m serve.cli create-user NAME --role reviewer|admin [--password-stdin]
+    python -m serve.cli set-password NAME [--password-stdin] | disable-user NAME | enable-user NAME | list-users
+    python -m serve.cli export-reviewed --out DIR   reviewed inspections into a dataset folder for `dvc repro`
 
 The same commands are `binsight serve`, `binsight create-key NAME`, ...
 (binsight/cli.py), which share add_commands() and run() below.
@@ -15,7 +18,10 @@ The same commands are `binsight serve`, `binsight create-key NAME`, ...
 from __future__ import annotations
 
 import argparse
+import getpass
 import sys
+
+from pathlib import Path
 
 from serve.settings import ServeSettings, env_example
 
@@ -59,8 +65,12 @@ def add_commands(sub) -> None:
     """The service's subcommands, on this module's parser and on `binsight` (binsight/cli.py)."""
     settings_note = "Settings come from BINSIGHT_* environment variables or .env (`settings` lists them)."
     sub.add_parser("serve", help="start the HTTP service", description=f"Start the HTTP service on BINSIGHT_HOST:BINSIGHT_PORT. {settings_note}")
-    create = sub.add_parser("create-key", help="create an API key", description=f"Create a truck's API key; it is printed once. {settings_note}")
+    create = sub.add_parser("create-key", help="create an API key for a truck or a fleet",
+                            description=f"Create an API key; it is printed once. {settings_note}")
     create.add_argument("name", help="who the key is for, e.g. truck-17 (unique)")
+    bound = create.add_mutually_exclusive_group(required=True)
+    bound.add_argument("--truck", metavar="ID", help="the one truck_id this key may post as and read back")
+    bound.add_argument("--fleet", action="store_true", help="a fleet key: posts for any truck and reads back all trucks' inspections")
     revoke = sub.add_parser("revoke-key", help="revoke an API key", description=f"Revoke the API key of that name. {settings_note}")
     revoke.add_argument("name", help="the name given to create-key")
     retention = sub.add_parser("retention", help="delete images of clean bins after the retention period",
@@ -73,6 +83,28 @@ def add_commands(sub) -> None:
     listing = sub.add_parser("settings", help="list the settings", description="List every BINSIGHT_* setting with its value and meaning.")
     listing.add_argument("--example", action="store_true", help="print .env.example (defaults) instead of the values in effect")
 
+    password_note = "The password is asked for at a prompt (twice), or read as one line from standard input with --password-stdin; never give it as an argument."
+    user = sub.add_parser("create-user", help="create a reviewer or admin account",
+                          description=f"Create an account for the review pages. {password_note} {settings_note}")
+    user.add_argument("name", help="the login name (letters, digits, '.', '_', '-')")
+    user.add_argument("--role", required=True, choices=["reviewer", "admin"], help="reviewer: the review queue; admin: also manages accounts")
+    user.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
+    reset = sub.add_parser("set-password", help="set a new password for an account (ends its sessions, lifts a lock)",
+                           description=f"Set a new password. {password_note} {settings_note}")
+    reset.add_argument("name")
+    reset.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
+    for command, what in (("disable-user", "disable an account (its sessions end at once)"), ("enable-user", "enable a disabled account")):
+        sub.add_parser(command, help=what, description=f"{what[0].upper()}{what[1:]}. {settings_note}").add_argument("name")
+    sub.add_parser("list-users", help="list the accounts", description=f"List the reviewer and admin accounts. {settings_note}")
+    export = sub.add_parser("export-reviewed", help="write reviewed inspections into a dataset for retraining",
+                            description="Write the reviewed inspections into a canonical dataset folder: confirmed ones with the "
+                            "reviewer's boxes, rejected ones without their contaminant boxes, unusable ones left out. Merges "
+                            "without duplicating images (content hash), all or nothing; then `dvc add DIR` and `dvc repro`. "
+                            f"{settings_note}")
+    export.add_argument("--out", required=True, type=Path, metavar="DIR", help="the dataset folder to create or merge into, e.g. data")
+    export.add_argument("--classes", type=Path, default=Path("configs/classes.yaml"), help="the class list of that dataset (default: configs/classes.yaml)")
+    export.add_argument("--strict", action="store_true", help="fail on any problem and write nothing")
+
 
 def main(argv: list[str] | None = None) -> int:
     from serve.migrate import SchemaNotCurrent
@@ -81,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     add_commands(parser.add_subparsers(dest="command", required=True))
     try:
         return run(parser.parse_args(argv))
-    except SchemaNotCurrent as err:
+    except (SchemaNotCurrent, ValueError) as err:  # ValueError: a user's mistake (AccountError, a bad file), said in one line
         print(err, file=sys.stderr)
         return 2
 
@@ -94,7 +126,8 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if args.command == "settings":
         for name, field in ServeSettings.model_fields.items():
-            print(f"BINSIGHT_{name.upper()}={getattr(settings, name)}\n    {field.description}")
+            value = _masked(settings.database_url) if name == "database_url" else getattr(settings, name)
+            print(f"BINSIGHT_{name.upper()}={value}\n    {field.description}")
         return 0
     if args.command == "serve":
         from serve.detector import MODEL_FILE
@@ -115,14 +148,14 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if args.command == "migrate":
         _migrate(settings)
-        print(f"database at {settings.database_url.split('@')[-1]} is at the newest schema")
+        print(f"database {_masked(settings.database_url)} is at the newest schema")
         return 0
     sessions = _sessions(settings)
     if args.command == "create-key":
         from serve.auth import create_key
 
         try:
-            print(create_key(sessions, args.name))
+            print(create_key(sessions, args.name, truck_id=args.truck))
         except ValueError as err:
             print(err, file=sys.stderr)
             return 1
@@ -134,6 +167,10 @@ def run(args: argparse.Namespace) -> int:
             print(f"no API key named {args.name!r}", file=sys.stderr)
             return 1
         return 0
+    if args.command in PEOPLE_COMMANDS:
+        return _people(args, sessions)
+    if args.command == "export-reviewed":
+        return _export_reviewed(args, settings, sessions)
     if args.command == "retention":
         from serve.retention import delete_clean_images
 
@@ -141,6 +178,62 @@ def run(args: argparse.Namespace) -> int:
         print(f"deleted {delete_clean_images(sessions, settings.image_dir, days)} images of clean bins older than {days} days")
         return 0
     return 1
+
+
+def _masked(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+PEOPLE_COMMANDS = ("create-user", "set-password", "disable-user", "enable-user", "list-users")
+
+
+def _password(args: argparse.Namespace) -> str:
+    if args.password_stdin:
+        return sys.stdin.readline().rstrip("\r\n")
+    first = getpass.getpass(f"password for {args.name}: ")
+    if getpass.getpass("the same again: ") != first:
+        raise ValueError("the two passwords differ; nothing was changed")
+    return first
+
+
+def _people(args: argparse.Namespace, sessions) -> int:
+    """Accounts for the review pages; an AccountError (a ValueError) is the user's mistake, reported in one line."""
+    from serve import accounts
+
+    if args.command == "create-user":
+        created = accounts.create_user(sessions, args.name, args.role, _password(args))
+        print(f"created {created.role} {created.name}")
+    elif args.command == "set-password":
+        accounts.set_password(sessions, args.name, _password(args))
+        print(f"password of {args.name} changed; their sessions ended")
+    elif args.command in ("disable-user", "enable-user"):
+        accounts.set_disabled(sessions, args.name, args.command == "disable-user")
+        print(f"{args.name} {'disabled' if args.command == 'disable-user' else 'enabled'}")
+    else:
+        for u in accounts.list_users(sessions):
+            state = "disabled" if u.disabled else "active"
+            print(f"{u.name}\t{u.role}\t{state}\tlast login {u.last_login_at or 'never'}")
+    return 0
+
+
+def _export_reviewed(args: argparse.Namespace, settings: ServeSettings, sessions) -> int:
+    from pipeline.config import load_taxonomy
+    from pipeline.importers import ImportRejected
+    from serve.export_reviewed import export_reviewed, next_steps
+
+    try:
+        outcome = export_reviewed(sessions, settings.image_dir, args.out, load_taxonomy(args.classes), strict=args.strict)
+    except ImportRejected as err:
+        print(err.result.summary(), file=sys.stderr)
+        raise ValueError(str(err)) from None
+    print(outcome.result.summary())
+    print(f"  unusable (left out):      {outcome.unusable}")
+    print(f"  photo already deleted:    {outcome.image_gone} (retention)")
+    if outcome.result.images_added:
+        print(next_steps(args.out))
+    return 0
 
 
 if __name__ == "__main__":

@@ -61,6 +61,24 @@ class ServeSettings(BaseSettings):
     min_detection_score: float = Field(
         0.3, ge=0, le=1, description="Detections below this score are not reported or stored (the verdict uses the model card's threshold)."
     )
+    review_qc_sample_rate: float = Field(
+        0.02, ge=0, le=1,
+        description="Share of clean inspections drawn at random into the review queue for quality control (0-1); flagged ones always wait.",
+    )
+    review_claim_minutes: float = Field(
+        10.0, gt=0, description="Minutes a reviewer holds an opened inspection before another reviewer may take it."
+    )
+    session_hours: float = Field(12.0, gt=0, description="Hours a reviewer's or admin's login lasts.")
+    login_max_failures: int = Field(5, ge=1, description="Consecutive failed logins after which an account is locked for a while.")
+    login_lock_s: float = Field(60.0, gt=0, description="Seconds of the first lock; each further failure doubles it.")
+    login_max_lock_s: float = Field(3600.0, gt=0, description="Longest lock after repeated failed logins, seconds.")
+    secure_cookies: bool | None = Field(
+        None,
+        description=(
+            "Mark login cookies Secure (sent over https only); unset: when the page was requested over https. Set true "
+            "behind a TLS-terminating proxy that forwards plain http."
+        ),
+    )
     retention_days_clean: int = Field(30, ge=0, description="Days images of clean bins are kept before the retention command deletes them.")
     # The quality gate's thresholds come from the model card (verdict.quality.* in
     # configs/params.yaml, measured by the evaluation); these only override them,

@@ -15,7 +15,8 @@ from tests.conftest import REPO
 from tests.import_helpers import GOOD, jpeg, snapshot, yolo
 
 SUBCOMMANDS = [["import"], ["import", "yolo"], ["import", "coco"], ["serve"], ["create-key"], ["revoke-key"],
-               ["retention"], ["migrate"], ["settings"], ["config"]]
+               ["retention"], ["migrate"], ["settings"], ["config"], ["create-user"], ["set-password"], ["disable-user"],
+               ["enable-user"], ["list-users"], ["export-reviewed"]]
 
 
 def test_every_subcommand_is_listed():
@@ -94,7 +95,7 @@ def test_config_prints_the_parameter_reference(capsys):
 def test_service_commands_share_serve_cli(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("BINSIGHT_DATABASE_URL", f"sqlite:///{tmp_path / 'cli.db'}")
     monkeypatch.setenv("BINSIGHT_IMAGE_DIR", str(tmp_path / "img"))
-    assert main(["create-key", "truck-1"]) == 0
+    assert main(["create-key", "truck-1", "--truck", "truck-1"]) == 0
     assert capsys.readouterr().out.startswith("bsk_")
     assert main(["revoke-key", "truck-1"]) == 0 and main(["revoke-key", "nobody"]) == 1
 
