@@ -6,6 +6,7 @@
 #   make serve  start the inference service (needs models/model.onnx from make run)
 #   make bench-serve  measure the service; prints a table
 #   make bench-realdata [EPOCHS=n]  binsight vs Ultralytics YOLO on TrashNet++ (own venv .venv-bench); prints a table
+#   make test-integration  the Label Studio ML backend and importer against a real Label Studio (own venv .venv-labelstudio)
 SHELL := /bin/bash
 # Nothing but the package registries is reached: albumentations would ask
 # PyPI for its newest version on import, MLflow would send telemetry.
@@ -17,7 +18,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: run test install data repro register serve bench-serve bench-realdata check-serve-install clean-data help
+.PHONY: run test install data repro register serve bench-serve bench-realdata check-serve-install test-integration clean-data help
 
 help:
 	@grep -E '^#   make' Makefile | sed 's/^#   //'
@@ -122,6 +123,25 @@ $(BENCH_INSTALLED): pyproject.toml
 
 bench-realdata: $(BENCH_INSTALLED)
 	$(BENCH_VENV)/bin/python -m bench.realdata --epochs $(EPOCHS) --out build/bench-realdata
+
+# A real Label Studio (Apache-2.0) for tests/integration/, in a venv of its own:
+# its pins (Django, pandas, boto3, ...) never meet binsight's. The tests start
+# it on 127.0.0.1 from a temporary data folder, drive it with label-studio-sdk
+# (the version label-studio 1.23.2 itself requires) and connect binsight's
+# service as its ML backend. Without this venv, `make test` skips them.
+LS_VENV := .venv-labelstudio
+LS_INSTALLED := $(LS_VENV)/.installed
+LABEL_STUDIO := label-studio==1.23.2 label-studio-sdk==2.1.2
+
+$(LS_INSTALLED):
+	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), f"binsight needs Python 3.11, found {sys.version.split()[0]}"'
+	$(PYTHON) -m venv $(LS_VENV)
+	$(LS_VENV)/bin/pip install --quiet --upgrade pip
+	$(LS_VENV)/bin/pip install --quiet $(LABEL_STUDIO)
+	touch $@
+
+test-integration: $(INSTALLED) $(LS_INSTALLED)
+	BINSIGHT_LABELSTUDIO_VENV="$(CURDIR)/$(LS_VENV)" $(BIN)/python -m pytest -q -p no:cacheprovider tests/integration
 
 clean-data:
 	rm -rf $(DATA)

@@ -151,7 +151,7 @@ def export_from_predictions(tasks: list[dict], predictions: list[dict], annotati
             }],
             "file_upload": task["data"]["image"].rsplit("/", 1)[-1], "drafts": [], "predictions": [annotation_id + 1000],
             "data": task["data"], "meta": {}, "created_at": "2026-05-04T06:00:00.000000Z", "updated_at": "2026-05-04T06:12:30.700000Z",
-            "inner_id": task["id"], "total_annotations": 1, "cancelled_annotations": 0, "total_predictions": 1, "comment_count": 0,
+            "allow_skip": True, "inner_id": task["id"], "total_annotations": 1, "cancelled_annotations": 0, "total_predictions": 1, "comment_count": 0,
             "unresolved_comment_count": 0, "last_comment_updated_at": None, "project": 1, "updated_by": 1, "comment_authors": [],
         })
     return out
