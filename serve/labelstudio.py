@@ -1,6 +1,7 @@
 """Label Studio, for teams that label there: the labeling config, predictions in its format, and its images.
 
     labeling_config(class_names) -> str            the XML `binsight labelstudio-config` prints
+    labeling_config_for(classes=None, model_dir=None)   the same from a class list YAML or a model card
     parse_labeling_config(xml) -> LabelingConfig   which RectangleLabels/Image a prediction belongs to
     to_prediction(detections, w, h, config, version) -> {"result": [...], "score": ..., "model_version": ...}
     ImageFetcher(settings).fetch(url, task_id) -> bytes   a task's image, from Label Studio or any http(s) URL
@@ -25,6 +26,7 @@ import time
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 from xml.sax.saxutils import quoteattr
@@ -84,6 +86,23 @@ def labeling_config(class_names: Sequence[str]) -> str:
         "  </RectangleLabels>\n"
         "</View>\n"
     )
+
+
+def labeling_config_for(classes: Path | str | None = None, model_dir: Path | str | None = None) -> str:
+    """The labeling config for a model's classes (model_dir/model_card.json), else a class list (default configs/classes.yaml).
+
+    A missing or invalid file raises ValueError (or load_taxonomy's SystemExit) naming it.
+    """
+    if model_dir is not None:
+        from pipeline.model_card import CARD_FILE, ModelCardError, read_card
+
+        try:
+            return labeling_config(read_card(Path(model_dir) / CARD_FILE).class_names)
+        except ModelCardError as err:
+            raise ValueError(str(err)) from None
+    from pipeline.config import DEFAULT_CLASSES, load_taxonomy
+
+    return labeling_config(load_taxonomy(classes or DEFAULT_CLASSES).class_names)
 
 
 @dataclass(frozen=True)

@@ -26,10 +26,12 @@ from PIL import Image
 from pipeline.coco import ANNOTATIONS_FILE
 from pipeline.importers import ImportRejected, import_labelstudio
 from pipeline.validate import format_report
-from serve.labelstudio import ImageFetcher, LabelConfigError, TaskImageError, colours, labeling_config, parse_labeling_config
+from serve.labelstudio import (
+    ImageFetcher, LabelConfigError, TaskImageError, colours, labeling_config, labeling_config_for, parse_labeling_config,
+)
 from serve.routers.labelstudio import get_image_fetcher
 from tests.integration.labelstudio_support import (
-    CLASSES, KEY, USER, TruthDetector, export_from_predictions, make_app, settings, synthetic_dataset,
+    CLASSES, KEY, REPO, USER, TruthDetector, export_from_predictions, make_app, settings, synthetic_dataset,
 )
 
 LS = "http://ls.test:8080"
@@ -159,6 +161,24 @@ def test_labeling_config_escapes_names_and_refuses_duplicates():
         labeling_config(["can", "can"])
 
 
+def test_labeling_config_comes_from_the_class_list_or_the_model_card(tmp_path):
+    from pipeline.config import load_params
+    from pipeline.inspection import InspectionSpec
+    from pipeline.model_card import CARD_FILE, InputSpec, InspectionSection, ModelCard, Thresholds
+
+    assert labeling_config_for(classes=REPO / "configs/classes.yaml") == CONFIG
+    card = ModelCard(
+        version="0123456789ab", architecture="fcos/mobilenet_v3_small", class_names=["glass", "can"],
+        input=InputSpec(min_size=320, max_size=320), thresholds=Thresholds(box_score=0.05, nms_iou=0.5, verdict=0.26),
+        fractions={"paper": ["glass"]}, inspection=InspectionSection.from_spec(InspectionSpec.from_params(load_params(REPO / "configs/params.yaml").verdict)),
+        dataset_md5="d41d8cd98f00b204e9800998ecf8427e", opset=17,
+    )
+    (tmp_path / CARD_FILE).write_text(card.to_json())
+    assert parse_labeling_config(labeling_config_for(model_dir=tmp_path)).labels == ("glass", "can")
+    with pytest.raises(ValueError, match="no model card"):
+        labeling_config_for(model_dir=tmp_path / "none")
+
+
 def test_hand_written_config_is_read_where_its_tags_are():
     xml = """<View><Header value="Bin"/><View style="x">
       <Choices name="q" toName="photo"><Choice value="ok"/></Choices>
@@ -244,7 +264,10 @@ def test_predict_without_label_config_uses_the_projects_setup(backend):
     client, *_ = backend
     body = predict_body([task(7, "/data/upload/1/0a1b2c3d-bin_c.png")], label_config=None)
     r = client.post("/labelstudio/predict", json=body)
-    assert r.status_code == 422 and r.json()["error"]["code"] == "missing_label_config"
+    assert r.status_code == 200 and r.json()["results"] == [{"task": 7, "error": {
+        "code": "missing_label_config", "message": "no label_config in the request and no /setup of this project before it"}}]
+    [entry] = client.post("/labelstudio/predict", json=predict_body(body["tasks"], labeling_config(["cat"]))).json()["results"]
+    assert entry["error"]["code"] == "no_known_label"
     xml = CONFIG.replace('name="label"', 'name="boxes"').replace('toName="image"', 'toName="image"')
     assert client.post("/labelstudio/setup", json={"project": "1.1777777777", "schema": xml}).status_code == 200
     [prediction] = client.post("/labelstudio/predict", json=body).json()["results"]
@@ -326,7 +349,7 @@ def test_the_backend_wants_label_studios_basic_auth(backend, tmp_path):
     off = make_app(settings(tmp_path / "off", labelstudio_key=None), TruthDetector())
     with TestClient(off) as c:
         r = c.get("/labelstudio/health", headers=basic())
-        assert r.status_code == 503 and r.json()["error"]["code"] == "labelstudio_disabled"
+        assert r.status_code == 404 and r.json()["error"]["code"] == "labelstudio_disabled"
         assert "BINSIGHT_LABELSTUDIO_KEY" in r.json()["error"]["message"]
 
 

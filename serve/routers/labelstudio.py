@@ -11,7 +11,8 @@ Settings -> Model -> Connect Model, URL `http://<binsight>/labelstudio`,
 "Use Basic Authentication" with BINSIGHT_LABELSTUDIO_USER and
 BINSIGHT_LABELSTUDIO_KEY (Basic Auth is the one credential Label Studio sends
 to an ML backend; it sends it with every call, /health included). Without
-BINSIGHT_LABELSTUDIO_KEY every route answers 503: the backend is off.
+BINSIGHT_LABELSTUDIO_KEY every route answers 404 labelstudio_disabled: the
+backend is off.
 
 A prediction is one rectanglelabels region per detection at or above
 BINSIGHT_MIN_DETECTION_SCORE whose class has a label in the project's
@@ -27,7 +28,10 @@ card's inference size, boxes in the photo's pixels).
 A task whose image cannot be had gets `{"task": id, "error": {"code",
 "message"}}` in its place: no `result`, so Label Studio stores no prediction
 for it (an empty one would read as "nothing found"), logs the entry, and asks
-again next time.
+again next time. So does every task of a /predict whose labeling config is
+unusable (Label Studio logs such entries with their message; of an error
+status it would log only the status). /setup answers that case with 422, which
+Label Studio shows as the model connection's error state.
 """
 
 from __future__ import annotations
@@ -40,7 +44,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPBasic, HTTPBasicCredentials
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
 
 from pipeline.inspection import downscale
 from serve.dependencies import AppMetrics, ReadyDetector, Settings, Spec
@@ -56,9 +60,12 @@ SETUP_CACHE_SIZE = 256  # projects whose /setup schema is remembered for a /pred
 RESPONSES = {
     status: {"model": ErrorResponse, "description": description}
     for status, description in {
+        400: "The body is not JSON",
         401: "Missing or wrong Basic Auth (BINSIGHT_LABELSTUDIO_USER, BINSIGHT_LABELSTUDIO_KEY)",
+        404: "The backend is off (no BINSIGHT_LABELSTUDIO_KEY)",
+        413: "The body is larger than BINSIGHT_MAX_UPLOAD_BYTES",
         422: "No usable labeling config: no RectangleLabels on an Image, or none of its labels is a class of the model",
-        503: "No model loaded (yet), or the backend is off (no BINSIGHT_LABELSTUDIO_KEY)",
+        503: "No model loaded (yet)",
     }.items()
 }
 
@@ -67,10 +74,10 @@ basic_auth = HTTPBasic(auto_error=False, realm="binsight Label Studio backend",
 
 
 async def require_labelstudio_key(settings: Settings, credentials: Annotated[HTTPBasicCredentials | None, Depends(basic_auth)]) -> None:
-    """Basic Auth with BINSIGHT_LABELSTUDIO_USER/KEY; 503 when no key is set (the backend is off), else 401."""
+    """Basic Auth with BINSIGHT_LABELSTUDIO_USER/KEY; 404 when no key is set (the backend is off: there is nothing here), else 401."""
     key = secret_value(getattr(settings, "labelstudio_key", None))
     if not key:
-        raise ApiError(503, "labelstudio_disabled", "the Label Studio ML backend is off: set BINSIGHT_LABELSTUDIO_KEY to turn it on")
+        raise ApiError(404, "labelstudio_disabled", "the Label Studio ML backend is off: set BINSIGHT_LABELSTUDIO_KEY to turn it on")
     user = getattr(settings, "labelstudio_user", DEFAULT_USER)
     given_user, given_key = (credentials.username, credentials.password) if credentials else ("", "")
     # Both compared, always: the time taken says nothing about which one was wrong.
@@ -101,7 +108,7 @@ class SetupIn(BaseModel):
     """What Label Studio sends when a model is connected, and before each batch of predictions."""
 
     model_config = ConfigDict(extra="allow")
-    project: str | int | None = Field(None, description="'<project id>.<created_at timestamp>'")
+    project: StrictStr | StrictInt | None = Field(None, description="'<project id>.<created_at timestamp>'")
     label_config: str | None = Field(None, alias="schema", description="The project's labeling config (XML).")
     hostname: str | None = None
     access_token: str | None = Field(None, description="Not used: binsight fetches images with BINSIGHT_LABELSTUDIO_TOKEN.")
@@ -116,7 +123,7 @@ class PredictIn(BaseModel):
     model_config = ConfigDict(extra="allow")
     tasks: list[dict[str, Any]] = Field(description="Label Studio tasks: {'id', 'data': {'image': URL, ...}, ...}.")
     label_config: str | None = Field(None, description="The project's labeling config; unset: the one of its last /setup.")
-    project: str | int | None = None
+    project: StrictStr | StrictInt | None = Field(None, description="'<project id>.<created_at timestamp>'")
     params: dict[str, Any] | None = Field(None, description="login, password, context: not used.")
 
 
@@ -153,12 +160,10 @@ async def setup(body: SetupIn, request: Request, detector: ReadyDetector) -> Set
 @router.post("/predict", response_model=PredictOut, summary="Pre-annotations: the model's boxes for each task's image.")
 async def predict(body: PredictIn, request: Request, detector: ReadyDetector, spec: Spec, settings: Settings, metrics: AppMetrics,
                   fetcher: Annotated[ImageFetcher, Depends(get_image_fetcher)]) -> PredictOut:
-    if body.label_config:
-        config = checked_config(body.label_config, detector)
-    else:
-        config = _setup_cache(request).get(project_id(body.project)) if body.project is not None else None
-        if config is None:
-            raise ApiError(422, "missing_label_config", "no label_config in the request and no /setup of this project before it", "label_config")
+    try:
+        config = predict_config(body, request, detector)
+    except ApiError as err:  # said per task: Label Studio logs each entry, not the body of an error status
+        return PredictOut(results=[{"task": task.get("id"), "error": {"code": err.code, "message": err.message}} for task in body.tasks])
 
     def predict_one(task: dict[str, Any], client) -> dict[str, Any]:
         data = task.get("data") if isinstance(task.get("data"), dict) else {}
@@ -188,6 +193,16 @@ async def predict(body: PredictIn, request: Request, detector: ReadyDetector, sp
         return results
 
     return PredictOut(results=await run_in_threadpool(predict_all))
+
+
+def predict_config(body: PredictIn, request: Request, detector: Detector) -> LabelingConfig:
+    """The request's labeling config, else the one of the project's last /setup; ApiError when there is no usable one."""
+    if body.label_config:
+        return checked_config(body.label_config, detector)
+    config = _setup_cache(request).get(project_id(body.project)) if body.project is not None else None
+    if config is None:
+        raise ApiError(422, "missing_label_config", "no label_config in the request and no /setup of this project before it", "label_config")
+    return config
 
 
 def checked_config(xml: str | None, detector: Detector) -> LabelingConfig:
