@@ -3,6 +3,8 @@
     binsight import yolo DIR           [--data data] [--classes configs/classes.yaml] [--map FILE]
                                        [--fraction biowaste] [--strict] [--report reports/import_report.json]
     binsight import coco JSON IMAGES   [--split NAME] and the same options
+    binsight import labelstudio EXPORT IMAGES   the same options
+    binsight labelstudio-config        [--classes configs/classes.yaml | --model DIR]  Label Studio's labeling config
     binsight serve | create-key NAME (--truck ID | --fleet) | revoke-key NAME | retention [--days N] | migrate | settings
     binsight create-user NAME --role reviewer|admin | set-password NAME | disable-user NAME | enable-user NAME | list-users
     binsight export-reviewed --out DIR  reviewed inspections into a dataset folder, for `dvc add` and `dvc repro`
@@ -49,7 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help="show the full traceback of an error instead of one line")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    importing = sub.add_parser("import", help="import a labelled dataset (YOLO, COCO) into the canonical data/ folder",
+    importing = sub.add_parser("import", help="import a labelled dataset (YOLO, COCO, Label Studio) into the canonical data/ folder",
                                description="Import a labelled dataset into the canonical dataset (annotations.json + images/).")
     formats = importing.add_subparsers(dest="format", required=True, metavar="FORMAT")
     yolo = formats.add_parser(
@@ -74,8 +76,32 @@ def build_parser() -> argparse.ArgumentParser:
     coco.add_argument("--split", help="the source split these images belong to (train, valid, test): kept as "
                       "metadata for the prepare stage and used as the folder under DATA/images")
     _import_options(coco)
+    labelstudio = formats.add_parser(
+        "labelstudio", help="a Label Studio JSON export (tasks with their annotations)",
+        description=textwrap.fill(
+            "Import Label Studio's JSON export (Export -> JSON): of each task the latest annotation that was "
+            "not cancelled; its rectangles (percent of the image) become pixel boxes, an empty one makes a "
+            "background image, a task with only cancelled annotations is skipped. Each task's image "
+            "(/data/upload/N/<id>-<name>, /data/local-files/?d=<path>, a URL or a file name) is looked up "
+            "under IMAGES, then by its file name."),
+        epilog=MAP_HELP, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    labelstudio.add_argument("json", type=Path, metavar="EXPORT", help="the JSON export (a list of tasks)")
+    labelstudio.add_argument("images", type=Path, metavar="IMAGES", help="the folder holding the images: the originals, "
+                             "Label Studio's media/upload folder, or the local-files storage's root")
+    _import_options(labelstudio)
 
     serve_cli.add_commands(sub)
+    ls_config = sub.add_parser(
+        "labelstudio-config", help="print the Label Studio labeling config (XML) for binsight's classes",
+        description=textwrap.fill(
+            "Print the labeling config of a Label Studio project for binsight's classes: an Image ($image) and "
+            "RectangleLabels with one coloured label per class, the names the ML backend (/labelstudio) and "
+            "`binsight import labelstudio` expect. Paste it into Settings -> Labeling Interface -> Code."),
+    )
+    source = ls_config.add_mutually_exclusive_group()
+    source.add_argument("--classes", type=Path, default=DEFAULT_CLASSES, help=f"the class list (default: {DEFAULT_CLASSES})")
+    source.add_argument("--model", type=Path, metavar="DIR", help="the classes of the model in DIR (its model_card.json), as the service serves it")
     sub.add_parser("config", help="list every pipeline parameter with its meaning",
                    description="Print every key of the parameter files (configs/params.yaml) with its meaning.")
     return parser
@@ -95,6 +121,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "import":
             return _import(args)
+        if args.command == "labelstudio-config":
+            from serve.labelstudio import labeling_config_for
+
+            print(labeling_config_for(args.classes, args.model), end="")
+            return 0
         if args.command == "config":
             from pipeline.config import reference
 
@@ -113,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _import(args: argparse.Namespace) -> int:
     from pipeline.coco import write_json_atomic
-    from pipeline.importers import ImportRejected, import_coco, import_yolo, load_mapping
+    from pipeline.importers import ImportRejected, import_coco, import_labelstudio, import_yolo, load_mapping
 
     taxonomy = _taxonomy(args.classes)
     mapping = load_mapping(args.map) if args.map else None
@@ -121,6 +152,8 @@ def _import(args: argparse.Namespace) -> int:
     try:
         if args.format == "yolo":
             result = import_yolo(args.source, args.data, taxonomy, **options)
+        elif args.format == "labelstudio":
+            result = import_labelstudio(args.json, args.images, args.data, taxonomy, **options)
         else:
             result = import_coco(args.json, args.images, args.data, taxonomy, split=args.split, **options)
     except ImportRejected as err:

@@ -40,6 +40,10 @@ PROBLEM_KINDS = {
     "malformed_label": "a label line is not `class cx cy w h` or `class x1 y1 x2 y2 x3 y3 ...`",
     "class_out_of_range": "a class index is not one of the names in data.yaml",
     "duplicate_image": "the same image content occurs twice in the source (the copy with the most boxes is kept)",
+    "unannotated_task": "a Label Studio task has no annotation, or only cancelled (skipped) ones",
+    "rotated_box": "a Label Studio rectangle is rotated; COCO boxes are axis-aligned",
+    "unsupported_region": "a Label Studio region is not a box (brush, keypoints, ...)",
+    "malformed_region": "a Label Studio region lacks its label or coordinates, or has several labels",
 }
 
 BORDER_TOLERANCE = 1.0  # pixels; labelling tools round box edges outwards

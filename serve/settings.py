@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -80,6 +80,29 @@ class ServeSettings(BaseSettings):
         ),
     )
     retention_days_clean: int = Field(30, ge=0, description="Days images of clean bins are kept before the retention command deletes them.")
+    # The Label Studio ML backend (serve/routers/labelstudio.py): Label Studio sends the user and key as Basic Auth.
+    labelstudio_key: SecretStr | None = Field(
+        None,
+        description=(
+            "Password of the Label Studio ML backend under /labelstudio (in Label Studio: Connect Model, Basic Authentication); "
+            "unset: the backend is off and answers 404."
+        ),
+    )
+    labelstudio_user: str = Field("labelstudio", min_length=1, description="User name of the Label Studio ML backend's Basic Authentication.")
+    labelstudio_url: str | None = Field(
+        None,
+        description=(
+            "Label Studio's address (e.g. http://labelstudio:8080), from which the ML backend fetches the task images Label Studio "
+            "serves (/data/upload/..., /data/local-files/?d=..., cloud storage); unset: only http(s) image URLs are predicted."
+        ),
+    )
+    labelstudio_token: SecretStr | None = Field(
+        None,
+        description=(
+            "Label Studio API token for those downloads: a personal access token (Account & Settings; exchanged for access tokens), "
+            "or a legacy token where the organisation allows them."
+        ),
+    )
     # The quality gate's thresholds come from the model card (verdict.quality.* in
     # configs/params.yaml, measured by the evaluation); these only override them,
     # e.g. for one city's cameras. serve/quality.py applies them.

@@ -14,9 +14,9 @@ from binsight.cli import build_parser, main
 from tests.conftest import REPO
 from tests.import_helpers import GOOD, jpeg, snapshot, yolo
 
-SUBCOMMANDS = [["import"], ["import", "yolo"], ["import", "coco"], ["serve"], ["create-key"], ["revoke-key"],
+SUBCOMMANDS = [["import"], ["import", "yolo"], ["import", "coco"], ["import", "labelstudio"], ["serve"], ["create-key"], ["revoke-key"],
                ["retention"], ["migrate"], ["settings"], ["config"], ["create-user"], ["set-password"], ["disable-user"],
-               ["enable-user"], ["list-users"], ["export-reviewed"]]
+               ["enable-user"], ["list-users"], ["export-reviewed"], ["labelstudio-config"]]
 
 
 def test_every_subcommand_is_listed():

@@ -51,20 +51,9 @@ from pipeline.importers.coco import _Finder
 from pipeline.importers.common import ClassMapping, Scan, SourceItem, UnknownClass, box_problem, check_fraction, clip_box, read_image
 from pipeline.importers.merge import import_scan
 from pipeline.importers.result import ImportResult
-from pipeline.validate import PROBLEM_KINDS, Problem
+from pipeline.validate import Problem
 
 FORMAT = "labelstudio"
-
-# The kinds only this importer finds. pipeline/validate.py's PROBLEM_KINDS is
-# the one list the reports read; these join it when this module is imported.
-LABELSTUDIO_PROBLEM_KINDS = {
-    "unannotated_task": "a Label Studio task has no annotation, or only cancelled (skipped) ones",
-    "rotated_box": "a Label Studio rectangle is rotated; COCO boxes are axis-aligned",
-    "unsupported_region": "a Label Studio region is not a box (brush, keypoints, ...)",
-    "malformed_region": "a Label Studio region lacks its label or coordinates, or has several labels",
-}
-for _kind, _meaning in LABELSTUDIO_PROBLEM_KINDS.items():
-    PROBLEM_KINDS.setdefault(_kind, _meaning)
 
 BOX_TYPES = {"rectanglelabels", "polygonlabels"}
 # Region types that mark objects but are not boxes; any other type (choices,
