@@ -9,6 +9,7 @@ are serve/lifecycle.py.
 from __future__ import annotations
 
 from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
 from prometheus_client import CollectorRegistry
 
 from serve.dependencies import API_KEY_HEADER, api_key_scheme  # noqa: F401  (imported from here by clients and tests)
@@ -17,8 +18,10 @@ from serve.errors import install_handlers
 from serve.limits import BodySizeLimit
 from serve.lifecycle import lifespan
 from serve.observability import Metrics, RequestTimer
+from serve.openapi import install_openapi
 from serve.responses import to_out  # noqa: F401  (kept importable from here)
-from serve.routers import health, trucks
+from serve.pages import STATIC_DIR, install_page_handlers
+from serve.routers import admin, health, labelstudio, login, reviewers, trucks
 from serve.settings import ServeSettings
 
 
@@ -45,7 +48,13 @@ def create_app(settings: ServeSettings | None = None, detector: Detector | None 
 
     app.include_router(trucks.router)
     app.include_router(health.router)
-    # Later routers go here, each in serve/routers/ with its own audience and
-    # auth: reviewers' pages (review.py), administration (admin.py), and the
-    # Label Studio ML backend (labelstudio.py).
+    install_openapi(app)
+    # Label Studio's ML backend (Basic Auth, off without BINSIGHT_LABELSTUDIO_KEY): its contract is Label Studio's, not ours to document.
+    app.include_router(labelstudio.router, include_in_schema=False)
+    # The people's pages (session cookie, CSRF; serve/pages.py), kept out of the trucks' OpenAPI document.
+    app.include_router(login.router)
+    app.include_router(reviewers.router)
+    app.include_router(admin.router)
+    install_page_handlers(app)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app

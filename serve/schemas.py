@@ -2,30 +2,58 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Literal
+import re
+from datetime import datetime, timezone
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field
 
 Verdict = Literal["clean", "contaminated", "inconclusive"]
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]*$"
+
+# RFC 3339's date-time (what OpenAPI's `format: date-time` means): pydantic alone
+# would also take "0.5" as a Unix time, or a time without seconds.
+RFC3339_DATE_TIME = re.compile(r"\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})", re.ASCII)
+
+
+def _rfc3339_text(value):
+    if isinstance(value, str) and not RFC3339_DATE_TIME.fullmatch(value):
+        raise ValueError("expected an RFC 3339 date-time with a time zone, e.g. 2026-05-04T06:12:00+02:00")
+    return value
+
+
+def _in_utc(value: datetime) -> datetime:
+    # Stored and compared in UTC: SQLite keeps no offset, so 06:00+02:00 would
+    # come back as 06:00 UTC, and its filters compare text.
+    try:
+        return value.astimezone(timezone.utc)
+    except OverflowError:
+        raise ValueError("the time lies outside the years 1 to 9999 in UTC") from None
+
+
+UtcDateTime = Annotated[AwareDatetime, BeforeValidator(_rfc3339_text), AfterValidator(_in_utc)]
+"""A date-time sent by a client: RFC 3339 text with a time zone, converted to UTC."""
 
 
 class CaptureMetadata(BaseModel):
     """What a truck knows about a capture, sent as form fields next to the image."""
 
-    model_config = ConfigDict(extra="forbid")
+    # dependentRequired: the OpenAPI document says what validated_metadata() checks.
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"dependentRequired": {"latitude": ["longitude"], "longitude": ["latitude"]}})
 
     bin_id: str = Field(min_length=1, max_length=64, pattern=ID_PATTERN, description="The bin's RFID tag.")
     truck_id: str = Field(min_length=1, max_length=64, pattern=ID_PATTERN, description="The truck's id.")
-    fraction: str = Field(min_length=1, max_length=32, description="Waste fraction of the bin, e.g. biowaste.")
-    captured_at: datetime = Field(description="Capture time, ISO 8601 with a time zone.")
+    fraction: str = Field(min_length=1, max_length=32, description="Waste fraction of the bin, one of the loaded model's (e.g. biowaste).")
+    captured_at: UtcDateTime = Field(
+        description="Capture time, RFC 3339 with a time zone (e.g. 2026-05-04T06:12:00+02:00); stored in UTC. "
+        "At most BINSIGHT_MAX_CLOCK_SKEW_S seconds ahead of the server's clock."
+    )
     capture_id: str = Field(
         min_length=1, max_length=128, pattern=ID_PATTERN,
         description="The truck's own id for this capture; resending it returns the same inspection.",
     )
-    latitude: float | None = Field(None, ge=-90, le=90, description="WGS84 latitude of the lift.")
-    longitude: float | None = Field(None, ge=-180, le=180, description="WGS84 longitude of the lift.")
+    latitude: float | None = Field(None, ge=-90, le=90, description="WGS84 latitude of the lift; with longitude or not at all.")
+    longitude: float | None = Field(None, ge=-180, le=180, description="WGS84 longitude of the lift; with latitude or not at all.")
 
 
 class DetectionOut(BaseModel):

@@ -312,3 +312,43 @@ def test_openapi_documents_the_upload_form(client):
     assert set(schema["properties"]) == {"image", *CaptureMetadata.model_fields}
     assert {"image", "bin_id", "truck_id", "fraction", "captured_at", "capture_id"} <= set(schema["required"])
     assert "latitude" not in schema["required"]
+
+
+def test_unsupported_methods_name_every_method_of_the_path(client):
+    r = client.options("/v1/inspections")
+    assert r.status_code == 405 and error_code(r) == "method_not_allowed"
+    assert r.headers["Allow"] == "GET, POST"  # two routes share the path: both methods are named
+    r = client.delete("/v1/inspections/some-id")
+    assert r.status_code == 405 and r.headers["Allow"] == "GET"
+
+
+@pytest.mark.parametrize("value", ["0.5", "1700000000", "2026-05-04T06:00Z", "2026-05-04 06:00:00Z", "2026-05-04T06:00:00"])
+def test_time_filters_take_only_rfc3339_date_times(client, value):
+    r = client.get("/v1/inspections", params={"captured_to": value})
+    assert r.status_code == 422 and error_code(r) == "invalid_field" and r.json()["error"]["field"] == "captured_to", r.text
+
+
+def test_capture_times_are_stored_in_utc_whatever_their_offset(client, tiny_dataset):
+    body = post(client, scene_jpeg(tiny_dataset), capture_id="offset", captured_at="2026-06-01T08:30:00+02:00").json()
+    assert body["captured_at"] == "2026-06-01T06:30:00Z"
+    assert client.get(f"/v1/inspections/{body['id']}").json()["captured_at"] == "2026-06-01T06:30:00Z"
+    window = {"captured_from": "2026-06-01T06:00:00Z", "captured_to": "2026-06-01T07:00:00Z"}
+    assert client.get("/v1/inspections", params=window).json()["total"] == 1
+    assert client.get("/v1/inspections", params={**window, "captured_from": "2026-06-01T07:00:00+01:00"}).json()["total"] == 1
+
+
+@pytest.mark.parametrize("value", ["0.5", "1700000000", "2026-05-04T06:00Z", "0001-01-01T00:00:00+23:00"])
+def test_capture_time_must_be_an_rfc3339_date_time_in_utcs_range(client, tiny_dataset, value):
+    r = post(client, scene_jpeg(tiny_dataset), capture_id="when", captured_at=value)
+    assert r.status_code == 422 and error_code(r) == "invalid_field" and r.json()["error"]["field"] == "captured_at", r.text
+
+
+def test_a_photo_too_small_to_judge_is_refused(client):
+    r = post(client, jpeg_bytes(np.full((50, 2, 3), 128, np.uint8)), capture_id="sliver")
+    assert r.status_code == 422 and error_code(r) == "invalid_image_size" and "2x50" in r.json()["error"]["message"]
+
+
+def test_image_sent_as_a_text_field_is_named_missing(client):
+    r = client.post("/v1/inspections", data={**form(), "image": "not a file"})
+    assert r.status_code == 422 and error_code(r) == "missing_field" and r.json()["error"]["field"] == "image"
+    assert "file part" in r.json()["error"]["message"]

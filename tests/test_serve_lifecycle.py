@@ -76,7 +76,7 @@ def test_postgres_is_not_migrated_at_start_up_and_the_error_names_the_command(tm
 def test_postgres_starts_once_binsight_migrate_has_run(tmp_path, empty_postgres, monkeypatch, capsys):
     monkeypatch.setenv("BINSIGHT_DATABASE_URL", empty_postgres)
     monkeypatch.setenv("BINSIGHT_IMAGE_DIR", str(tmp_path / "images"))
-    assert serve_cli(["create-key", "truck-1"]) == 2  # the operator's commands say it too, in one line
+    assert serve_cli(["create-key", "gateway", "--fleet"]) == 2  # the operator's commands say it too, in one line
     assert "binsight migrate" in capsys.readouterr().err
     assert serve_cli(["migrate"]) == 0 and "newest schema" in capsys.readouterr().out
     assert revisions(empty_postgres) == head_revisions()

@@ -27,6 +27,7 @@ def ready(detector: Annotated[Detector | None, Depends(loaded_detector)]):
     return Health(status="ok", model_version=detector.version)
 
 
-@router.get("/metrics", response_class=Response)
+@router.get("/metrics", response_class=Response,
+            responses={200: {"description": "Prometheus text exposition format", "content": {CONTENT_TYPE_LATEST.split(";")[0]: {"schema": {"type": "string"}}}}})
 def prometheus(request: Request) -> Response:
     return Response(generate_latest(request.app.state.metrics_registry), media_type=CONTENT_TYPE_LATEST)

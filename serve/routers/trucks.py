@@ -15,7 +15,7 @@ import uuid
 from datetime import datetime, timedelta, timezone
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, File, Form, Query, Request, Response, UploadFile
+from fastapi import APIRouter, Depends, Form, Query, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse
 from sqlalchemy import func, select
@@ -24,26 +24,43 @@ from pipeline.inspection import DetectFn, downscale, inspect
 from serve.db import Inspection
 from serve.dependencies import AppMetrics, ReadyDetector, Sessions, Settings, Spec, Store, require_api_key
 from serve.detector import Detection, Detector
-from serve.errors import ERROR_RESPONSES, ApiError
+from serve.errors import ApiError, error_responses
 from serve.evidence import draw_evidence
-from serve.forms import capture_form_openapi, read_capture_form, read_upload
+from serve.forms import CaptureUpload, DetectUpload, read_upload, require_form_body, require_location_pair
 from serve.imaging import ImageRejected, decode_image
 from serve.observability import Metrics
 from serve.responses import created, replayed, to_out
-from serve.schemas import DetectionOut, DetectResponse, InspectionOut, InspectionPage, Verdict
+from serve.schemas import DetectionOut, DetectResponse, InspectionOut, InspectionPage, UtcDateTime, Verdict
 from serve.storage import InspectionStore
 
 router = APIRouter(dependencies=[Depends(require_api_key)])
 
-REPLAY_RESPONSE = {200: {"model": InspectionOut, "description": "A retry: the inspection stored before for this capture id (header Idempotent-Replay: true)"}}
-IMAGE_RESPONSES = {**ERROR_RESPONSES, 200: {"content": {"image/jpeg": {}, "image/png": {}}}, 410: {"description": "Deleted by retention"}}
+LOCATION = {"Location": {"description": "The inspection's URL", "required": True, "schema": {"type": "string"}}}
+UPLOAD_RESPONSES = {
+    201: {"description": "Stored: the inspection with its verdict", "headers": LOCATION},
+    200: {"model": InspectionOut, "description": "A retry: the inspection stored before for this capture id",
+          "headers": {**LOCATION, "Idempotent-Replay": {"description": "Always `true`", "required": True, "schema": {"type": "string", "enum": ["true"]}}}},
+    **error_responses(400, 401, 409, 413, 415, 422, 503),
+}
+# The quality gate's sharpness measure (pipeline/inspection.py) needs a pixel on
+# each side of another; below that it fails instead of judging the photo.
+MIN_IMAGE_SIDE = 3
+IMAGE_RESPONSES = {200: {"description": "The image", "content": {"image/jpeg": {}, "image/png": {}}}, **error_responses(401, 404, 410)}
 
 
-@router.post("/v1/inspections", response_model=InspectionOut, status_code=201, tags=["inspections"],
-             responses={**ERROR_RESPONSES, **REPLAY_RESPONSE}, openapi_extra={"requestBody": capture_form_openapi()},
+@router.post("/v1/inspections", response_model=InspectionOut, status_code=201, tags=["inspections"], responses=UPLOAD_RESPONSES,
              summary="Submit a bin photo; get the verdict. Idempotent on (truck_id, capture_id).")
-async def create_inspection(request: Request, detector: ReadyDetector, spec: Spec, store: Store, settings: Settings, metrics: AppMetrics) -> Response:
-    meta, data = await read_capture_form(request)
+async def create_inspection(
+    detector: ReadyDetector,
+    _: Annotated[None, Depends(require_form_body)],  # after the detector: no model (503) is said first, as before
+    meta: Annotated[CaptureUpload, Form(media_type="multipart/form-data")],
+    spec: Spec,
+    store: Store,
+    settings: Settings,
+    metrics: AppMetrics,
+) -> Response:
+    require_location_pair(meta)
+    data = await read_upload(meta.image)
     require_known_fraction(detector, meta.fraction)
     now = datetime.now(timezone.utc)
     if meta.captured_at > now + timedelta(seconds=settings.max_clock_skew_s):
@@ -83,18 +100,13 @@ async def create_inspection(request: Request, detector: ReadyDetector, spec: Spe
     return created(stored)
 
 
-@router.post("/v1/detect", response_model=DetectResponse, tags=["models"], responses=ERROR_RESPONSES, summary="Detections only; nothing is stored.")
-async def detect(
-    image: Annotated[UploadFile, File(description="JPEG or PNG photo")],
-    detector: ReadyDetector,
-    spec: Spec,
-    settings: Settings,
-    metrics: AppMetrics,
-    fraction: Annotated[str | None, Form(description="Optional: mark contaminants under this fraction's policy")] = None,
-) -> DetectResponse:
+@router.post("/v1/detect", response_model=DetectResponse, tags=["models"], responses=error_responses(400, 401, 413, 415, 422, 503),
+             summary="Detections only; nothing is stored.")
+async def detect(detector: ReadyDetector, upload: Annotated[DetectUpload, Form(media_type="multipart/form-data")], spec: Spec, settings: Settings, metrics: AppMetrics) -> DetectResponse:
+    fraction = upload.fraction
     if fraction is not None:
         require_known_fraction(detector, fraction)
-    data = await read_upload(image)
+    data = await read_upload(upload.image)
 
     def decode_and_detect():
         rgb, _ = decode_or_reject(data, settings.max_image_pixels)
@@ -111,15 +123,15 @@ async def detect(
     )
 
 
-@router.get("/v1/inspections", response_model=InspectionPage, tags=["inspections"], responses=ERROR_RESPONSES)
+@router.get("/v1/inspections", response_model=InspectionPage, tags=["inspections"], responses=error_responses(401, 422))
 def list_inspections(
     sessions: Sessions,
     bin_id: str | None = None,
     truck_id: str | None = None,
-    fraction: str | None = None,
+    fraction: Annotated[str | None, Query(description="Any text: past inspections keep fractions a later model may not know")] = None,
     verdict: Verdict | None = None,
-    captured_from: Annotated[datetime | None, Query(description="Inclusive lower bound of captured_at")] = None,
-    captured_to: Annotated[datetime | None, Query(description="Exclusive upper bound of captured_at")] = None,
+    captured_from: Annotated[UtcDateTime | None, Query(description="Inclusive lower bound of captured_at (RFC 3339)")] = None,
+    captured_to: Annotated[UtcDateTime | None, Query(description="Exclusive upper bound of captured_at (RFC 3339)")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
 ) -> InspectionPage:
@@ -128,9 +140,9 @@ def list_inspections(
         if value is not None:
             conditions.append(column == value)
     if captured_from is not None:
-        conditions.append(Inspection.captured_at >= aware(captured_from, "captured_from"))
+        conditions.append(Inspection.captured_at >= captured_from)
     if captured_to is not None:
-        conditions.append(Inspection.captured_at < aware(captured_to, "captured_to"))
+        conditions.append(Inspection.captured_at < captured_to)
     with sessions() as s:
         total = s.scalar(select(func.count()).select_from(Inspection).where(*conditions))
         rows = s.scalars(
@@ -139,7 +151,7 @@ def list_inspections(
     return InspectionPage(items=[to_out(r) for r in rows], total=total, limit=limit, offset=offset)
 
 
-@router.get("/v1/inspections/{inspection_id}", response_model=InspectionOut, tags=["inspections"], responses=ERROR_RESPONSES)
+@router.get("/v1/inspections/{inspection_id}", response_model=InspectionOut, tags=["inspections"], responses=error_responses(401, 404))
 def get_inspection(inspection_id: str, store: Store) -> InspectionOut:
     return to_out(find_or_404(store, inspection_id))
 
@@ -164,10 +176,14 @@ def require_known_fraction(detector: Detector, fraction: str) -> None:
 
 def decode_or_reject(data: bytes, max_pixels: int):
     try:
-        return decode_image(data, max_pixels)
+        rgb, fmt = decode_image(data, max_pixels)
     except ImageRejected as err:
         status = {"image_too_large": 413, "unsupported_image_format": 415}.get(err.code, 422)
         raise ApiError(status, err.code, str(err), "image") from None
+    height, width = rgb.shape[:2]
+    if min(height, width) < MIN_IMAGE_SIDE:
+        raise ApiError(422, "invalid_image_size", f"the image is {width}x{height} pixels; at least {MIN_IMAGE_SIDE} a side are needed", "image")
+    return rgb, fmt
 
 
 def timed(detector: Detector, metrics: Metrics) -> DetectFn:
@@ -188,12 +204,6 @@ def reported(detections: list[Detection], contaminant_indices: tuple[int, ...], 
         for i, d in enumerate(detections)
         if d.score >= min_score or i in flagged
     ]
-
-
-def aware(value: datetime, field: str) -> datetime:
-    if value.tzinfo is None:
-        raise ApiError(422, "invalid_field", f"{field} needs a time zone", field)
-    return value
 
 
 def find_or_404(store: InspectionStore, inspection_id: str) -> Inspection:
