@@ -22,6 +22,7 @@ from serve.openapi import install_openapi
 from serve.responses import to_out  # noqa: F401  (kept importable from here)
 from serve.pages import STATIC_DIR, install_page_handlers
 from serve.routers import admin, health, labelstudio, login, reviewers, trucks
+from serve.routers.docs import install_docs
 from serve.settings import ServeSettings
 
 
@@ -36,6 +37,8 @@ def create_app(settings: ServeSettings | None = None, detector: Detector | None 
         version="1",
         summary="Contaminant detection for waste-bin photos from collection trucks",
         lifespan=lifespan,
+        docs_url=None,  # served by serve/routers/docs.py, with their files from the app rather than a CDN
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.metrics = metrics
@@ -49,6 +52,7 @@ def create_app(settings: ServeSettings | None = None, detector: Detector | None 
     app.include_router(trucks.router)
     app.include_router(health.router)
     install_openapi(app)
+    install_docs(app)
     # Label Studio's ML backend (Basic Auth, off without BINSIGHT_LABELSTUDIO_KEY): its contract is Label Studio's, not ours to document.
     app.include_router(labelstudio.router, include_in_schema=False)
     # The people's pages (session cookie, CSRF; serve/pages.py), kept out of the trucks' OpenAPI document.
