@@ -105,6 +105,13 @@ class Detector:
             self._workers.put(worker)
         self._warm = True
 
+    def close(self) -> None:
+        """Release the onnxruntime sessions and their thread pools at shutdown (else only garbage collection frees them)."""
+        self._warm = False
+        self._latency_session = None
+        while not self._workers.empty():
+            self._workers.get_nowait()
+
     @property
     def ready(self) -> bool:
         return self._warm

@@ -243,11 +243,13 @@ def decide(sessions: sessionmaker, inspection_id: str, reviewer: Account, decisi
         raise ReviewError(f"unknown decision {decision.state!r}; choose from {', '.join(REVIEW_STATES)}")
     now = now or _now()
     with sessions.begin() as s:
-        held = s.scalars(
-            select(ReviewClaim).where(ReviewClaim.inspection_id == inspection_id, ReviewClaim.user_id == reviewer.id,
-                                      ReviewClaim.expires_at > now).with_for_update()  # fmt: skip
-        ).first()
-        if held is None:
+        # Ending the claim is the first write: of two decisions racing under one claim (a double click), only one
+        # deletes the row; the other finds none and stores nothing. SQLite has no SELECT ... FOR UPDATE to do this.
+        ended = s.execute(
+            delete(ReviewClaim).where(ReviewClaim.inspection_id == inspection_id, ReviewClaim.user_id == reviewer.id,
+                                      ReviewClaim.expires_at > now)  # fmt: skip
+        )
+        if ended.rowcount != 1:
             raise NotClaimed(f"inspection {inspection_id} is not claimed by {reviewer.name} (the claim expired or another reviewer took it)")
         inspection = s.get(Inspection, inspection_id)
         model_boxes = inspection.detections or []
@@ -264,7 +266,6 @@ def decide(sessions: sessionmaker, inspection_id: str, reviewer: Account, decisi
                           changes=changes, note=decision.note))  # fmt: skip
         inspection.review_state, inspection.reviewed_detections = decision.state, after
         inspection.reviewed_at, inspection.reviewed_by = now, reviewer.name
-        s.delete(held)
         s.flush()
         s.expunge(inspection)
     return Decided(inspection, changes)

@@ -5,9 +5,8 @@ works as in the office: logs in, confirms, corrects a class in the box list,
 draws a box with the mouse, rejects, decides with the keyboard, skips, logs
 out; then the test reads what the clicks stored (the inspections' review
 state and boxes, the audit trail). Also: a wrong password, a form without its
-CSRF token, a reviewer on the admin page; and, marked xfail until
-serve/static/review.js is fixed, a decision key held too long or pressed
-twice, and the class list losing the keyboard focus.
+CSRF token, a reviewer on the admin page, a decision key held too long or
+pressed twice, and the class list keeping the keyboard focus.
 
 The app runs under uvicorn in a thread of this process (tests/browser_helpers.py)
 with a detector that sees a can and cardboard in every photo, so every upload
@@ -256,8 +255,8 @@ def test_a_reviewer_works_through_the_queue_with_mouse_and_keyboard(site, page):
     press_and_wait(page, "u", re.compile(rf"/review/items/{ids[4]}\?.*decided=unusable"))
     wait_for_editor(page, 2)
     assert_overlay_covers_photo(page)
-    press_and_wait(page, "s", re.compile(rf"/review\?truck_id={truck}&empty=1$"))
-    expect(page.get_by_role("status")).to_have_text("Nothing left to review under these filters.")
+    press_and_wait(page, "s", re.compile(rf"/review\?truck_id={truck}&empty=1&decided=skipped$"))
+    expect(page.get_by_role("status").filter(has_text="Nothing left")).to_have_text("Nothing left to review under these filters.")
     expect(page.locator("p.counts strong")).to_have_text("1")  # the skipped one waits for someone else
 
     # A decided item opens read-only, with its history.
@@ -329,8 +328,6 @@ def test_an_admin_reaches_the_accounts_page_from_the_menu(site, page):
     expect(page.locator("table.users tbody td:first-child")).to_have_text(["ada", "otto", "rita"])
 
 
-@pytest.mark.xfail(strict=True, reason="review.js acts on auto-repeated keydown events: a decision key held a moment too long decides the "
-                   "next item too, unseen (fix: ignore e.repeat for the decision keys)")  # fmt: skip
 def test_holding_a_decision_key_decides_only_the_item_on_screen(site, page):
     truck = "HAM-EB-203"
     first, second = site.upload(truck, 0), site.upload(truck, 1)
@@ -353,9 +350,6 @@ def test_holding_a_decision_key_decides_only_the_item_on_screen(site, page):
     assert site.row(first).review_state == "confirmed" and site.row(second).review_state is None
 
 
-@pytest.mark.xfail(strict=True, reason="a second press of R (or click on Reject) while the first decision is on its way posts it again; "
-                   "then, by timing: the second answers 409 'no longer yours' and that error page is what the reviewer sees, or "
-                   "(SQLite) both are stored, as review.decide's claim check races; fix: review.js posts once per page")  # fmt: skip
 @pytest.mark.parametrize("how", ["key", "click"])
 def test_a_decision_sent_twice_is_stored_once_and_the_next_item_shows(site, page, how):
     truck = f"HAM-EB-204-{how}"
@@ -387,9 +381,6 @@ def test_a_decision_sent_twice_is_stored_once_and_the_next_item_shows(site, page
     assert [e.decision for e in site.events(first)] == ["rejected"]
 
 
-@pytest.mark.xfail(strict=True, reason="review.js re-renders the box list on a class change, so the <select> loses the focus after one "
-                   "arrow key: a keyboard user cannot step through the classes (fix: focus the new select after render(), and "
-                   "let the page's keys work in the box list's selects)")  # fmt: skip
 def test_the_class_list_keeps_the_focus_while_stepping_through_classes_with_the_arrow_keys(site, page):
     inspection = site.upload("HAM-EB-205", 0)
     log_in(page, site, "otto", f"/review/items/{inspection}")

@@ -173,3 +173,28 @@ def test_the_sample_rate_bounds_use_the_draw(sessions):
     add(sessions, "clean", 0.1, qc_draw=0)
     assert len(review.queue(sessions, QueuePolicy(threshold=0.5, qc_sample_rate=0.0001))) == 1
     assert review.queue(sessions, QueuePolicy(threshold=0.5, qc_sample_rate=0.0)) == []
+
+
+def test_two_decisions_racing_under_one_claim_store_one(sessions, rita):
+    """A double click sends the decision twice at once: exactly one is stored, the other is told it holds no claim."""
+    import threading
+
+    item = add(sessions, "contaminated", 0.7)
+    review.claim(sessions, item, rita, POLICY.claim_ttl)
+    barrier, outcomes = threading.Barrier(2), []
+
+    def send(state):
+        barrier.wait()
+        try:
+            review.decide(sessions, item, rita, Decision(state), ["can"])
+            outcomes.append("stored")
+        except NotClaimed:
+            outcomes.append("refused")
+
+    threads = [threading.Thread(target=send, args=(state,)) for state in ("confirmed", "rejected")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(outcomes) == ["refused", "stored"]
+    assert len(review.trail(sessions, item)) == 1

@@ -57,7 +57,7 @@ def service(tmp_path, tiny_model_dir):
     port = free_port()
     env = {**os.environ, "BINSIGHT_PORT": str(port), "BINSIGHT_MODEL_DIR": str(tiny_model_dir),
            "BINSIGHT_DATABASE_URL": f"sqlite:///{tmp_path / 'service.db'}", "BINSIGHT_IMAGE_DIR": str(tmp_path / "images")}
-    key = subprocess.run([sys.executable, "-m", "serve.cli", "create-key", "truck-7"], env=env, cwd=REPO,
+    key = subprocess.run([sys.executable, "-m", "serve.cli", "create-key", "truck-7", "--fleet"], env=env, cwd=REPO,
                          capture_output=True, text=True, check=True).stdout.strip()
     svc = Service(env, port)
     yield svc, key

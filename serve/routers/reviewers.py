@@ -110,7 +110,12 @@ async def queue_page(request: Request, info: Reviewer, sessions: Sessions, setti
         labels = [d["label"] for d in row.detections or []]
         row.found = ", ".join(sorted(set(labels))) or "—"
     params = filter_params(flt)
-    messages = [("info", "Nothing left to review under these filters.")] if request.query_params.get("empty") else []
+    messages = []
+    decided = request.query_params.get("decided")
+    if decided in DECIDED_MESSAGES:
+        messages.append(("success", DECIDED_MESSAGES[decided].split(".")[0] + "."))
+    if request.query_params.get("empty"):
+        messages.append(("info", "Nothing left to review under these filters."))
     return render(request, "queue.html", {
         "active": "queue", "items": items, "counts": counts, "holders": holders, "flt": flt, "filter_params": params,
         "filter_query": query(params), "fractions": detector.policy.fractions, "threshold": policy.threshold,
@@ -124,8 +129,10 @@ async def next_item(request: Request, info: Reviewer, sessions: Sessions, settin
     skipped = skipped_ids(request)
     found = await run_in_threadpool(review.claim_next, sessions, info.account, queue_policy(settings, detector), flt, None, skipped)
     params = filter_params(flt)
-    if found is None:
-        return RedirectResponse(f"/review{query({**params, 'empty': '1'})}", status_code=303)
+    decided = request.query_params.get("decided")
+    if found is None:  # the last decision's message goes along: the reviewer sees it was stored
+        last = {"decided": decided} if decided in DECIDED_MESSAGES else {}
+        return RedirectResponse(f"/review{query({**params, 'empty': '1', **last})}", status_code=303)
     extra = {"skipped": ",".join(skipped)} if skipped else {}
     if request.query_params.get("decided") in DECIDED_MESSAGES:
         extra["decided"] = request.query_params["decided"]

@@ -8,7 +8,8 @@
 (() => {
   "use strict";
 
-  const typing = (target) => target instanceof HTMLInputElement || target instanceof HTMLSelectElement || target instanceof HTMLTextAreaElement;
+  // Keys typed into a field belong to the field; the class menus of the box list let the page's keys through.
+  const typing = (t) => t instanceof HTMLInputElement || t instanceof HTMLTextAreaElement || (t instanceof HTMLSelectElement && !t.closest("#boxes"));
 
   // The queue page: Enter starts reviewing.
   const start = document.querySelector("button.big");
@@ -17,6 +18,11 @@
       if (e.key === "Enter" && !typing(e.target) && !start.disabled) start.form.requestSubmit(start);
     });
   }
+
+  // The queue page: a whole row opens its item.
+  document.querySelectorAll("tr[data-href]").forEach((tr) => tr.addEventListener("click", (e) => {
+    if (!e.target.closest("a")) window.location.href = tr.dataset.href;
+  }));
 
   const dataEl = document.getElementById("review-data");
   if (!dataEl) return;
@@ -33,7 +39,8 @@
   const H = Number(stage.dataset.height);
   const SVG = "http://www.w3.org/2000/svg";
   const MIN_SIDE = 3; // pixels of the photo: a click is not a box
-  const HANDLE = Math.max(W, H) / 90;
+  // Labels and handles keep their size on screen whatever the photo's resolution: sizes in photo pixels per screen pixel.
+  const photoPerScreen = () => W / (svg.getBoundingClientRect().width || W);
 
   let boxes = data.boxes.map((b) => ({ ...b, box: b.box.slice() }));
   let selected = null;
@@ -57,17 +64,19 @@
 
   function render() {
     svg.replaceChildren();
-    const fontSize = Math.max(W, H) / 45;
+    const k = photoPerScreen();
+    const fontSize = 14 * k;
+    const handle = 11 * k;
     boxes.forEach((b, i) => {
       const [x0, y0, x1, y1] = b.box;
       const g = el("g", { class: `box ${kind(b.label)}${i === selected ? " selected" : ""}`, "data-index": i });
       g.append(el("rect", { x: x0, y: y0, width: x1 - x0, height: y1 - y0, class: "body" }));
       const label = el("text", { x: x0 + fontSize * 0.25, y: y0 > fontSize * 1.3 ? y0 - fontSize * 0.3 : y0 + fontSize, "font-size": fontSize, class: "label" });
-      label.textContent = `${i + 1} ${b.label}${b.score != null ? " " + b.score.toFixed(2) : ""}`;
+      label.textContent = `${i + 1} ${b.label}${b.score != null ? " " + b.score.toFixed(2) : ""}`;  // score: the model's, for this label
       g.append(label);
       if (i === selected && data.editable) {
         for (const [cx, cy, corner] of [[x0, y0, "nw"], [x1, y0, "ne"], [x0, y1, "sw"], [x1, y1, "se"]]) {
-          g.append(el("rect", { x: cx - HANDLE / 2, y: cy - HANDLE / 2, width: HANDLE, height: HANDLE, class: "handle", "data-corner": corner }));
+          g.append(el("rect", { x: cx - handle / 2, y: cy - handle / 2, width: handle, height: handle, class: "handle", "data-corner": corner }));
         }
       }
       svg.append(g);
@@ -84,11 +93,14 @@
       select.setAttribute("aria-label", `Class of box ${i + 1}`);
       select.disabled = !data.editable;
       data.classes.forEach((name, k) => select.append(new Option(`${k + 1} ${name}`, name, false, name === b.label)));
-      select.addEventListener("change", () => setClass(i, select.value));
+      select.addEventListener("change", () => {
+        setClass(i, select.value);
+        list.querySelector(`li[data-index="${i}"] select`).focus(); // the list was rebuilt: keep stepping with the arrows
+      });
       select.addEventListener("focus", () => { selected = i; highlight(); });
       const info = document.createElement("span");
       info.className = "info";
-      info.textContent = b.score != null ? `model ${b.score.toFixed(2)}` : "drawn";
+      info.textContent = b.modelLabel && b.modelLabel !== b.label ? `model: ${b.modelLabel} ${b.modelScore.toFixed(2)}` : b.score != null ? `model ${b.score.toFixed(2)}` : "drawn";
       const del = document.createElement("button");
       del.type = "button";
       del.className = "small delete";
@@ -111,7 +123,11 @@
   }
 
   function setClass(i, name) {
-    boxes[i].label = name;
+    const b = boxes[i];
+    if (b.modelLabel === undefined && b.score != null) [b.modelLabel, b.modelScore] = [b.label, b.score];
+    b.label = name;
+    // The model's score belongs to the model's class: a relabelled box carries none (the list still shows what the model said).
+    b.score = name === b.modelLabel ? b.modelScore : null;
     lastClass = name;
     render();
   }
@@ -189,6 +205,9 @@
     if (drawButton) drawButton.addEventListener("click", () => setDrawing(!drawing));
   }
 
+  let sent = false; // one decision or skip per page: a second press would post again for an item no longer held
+  for (const f of [form, skip]) f.addEventListener("submit", (e) => { if (sent) e.preventDefault(); else sent = true; });
+
   const decide = (value) => {
     const button = form.querySelector(`button[value="${value}"]`);
     if (button && !button.disabled) form.requestSubmit(button);
@@ -197,6 +216,7 @@
   document.addEventListener("keydown", (e) => {
     if (e.ctrlKey || e.metaKey || e.altKey) return;
     if (typing(e.target) && e.key !== "Escape") return;
+    if (e.repeat && e.key !== "Tab") return; // a held key must not decide the next item, unseen
     const key = e.key.toLowerCase();
     if (key === "c") decide("confirmed");
     else if (key === "r") decide("rejected");
@@ -205,7 +225,7 @@
     else if (key === "b") setDrawing(!drawing);
     else if ((e.key === "Delete" || e.key === "Backspace") && selected !== null && data.editable) remove(selected);
     else if (/^[1-9]$/.test(e.key) && selected !== null && data.editable && data.classes[Number(e.key) - 1]) setClass(selected, data.classes[Number(e.key) - 1]);
-    else if (e.key === "Tab" && boxes.length && !typing(e.target)) {
+    else if (e.key === "Tab" && boxes.length && e.target === document.body) {
       selected = selected === null ? 0 : (selected + (e.shiftKey ? boxes.length - 1 : 1)) % boxes.length;
       render();
     } else if (e.key === "Escape") {
@@ -217,5 +237,6 @@
     e.preventDefault();
   });
 
+  new ResizeObserver(() => render()).observe(svg);
   render();
 })();

@@ -1,0 +1,227 @@
+"""The reviewers' and admins' pages over HTTP: login, roles, CSRF, the queue, decisions, accounts.
+
+The browser tests (tests/test_browser_review.py) drive the same pages with a
+mouse and keyboard; these check the rules at the HTTP level, where every
+refusal can be asserted exactly.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+
+from serve import accounts, auth
+from serve.app import API_KEY_HEADER, create_app
+from serve.db import Inspection, ReviewEvent
+from serve.settings import ServeSettings
+from tests.serve_helpers import form
+from tests.test_serve_injected import SeeingDetector, photo
+
+PASSWORD = "correct horse battery"
+
+
+@pytest.fixture
+def app(tmp_path, taxonomy):
+    settings = ServeSettings(model_dir=tmp_path / "no-model", database_url=f"sqlite:///{tmp_path / 'db.sqlite'}",
+                             image_dir=tmp_path / "images", auth_cache_s=0, review_qc_sample_rate=0.0, _env_file=None)  # fmt: skip
+    return create_app(settings, detector=SeeingDetector(taxonomy.fractions))
+
+
+@pytest.fixture
+def client(app):
+    with TestClient(app, follow_redirects=False) as c:
+        sessions = app.state.sessions
+        accounts.create_user(sessions, "ada", "admin", PASSWORD)
+        accounts.create_user(sessions, "rita", "reviewer", PASSWORD)
+        accounts.create_user(sessions, "otto", "reviewer", PASSWORD)
+        c.truck_key = auth.create_key(sessions, "truck-1")
+        yield c
+
+
+def csrf_in(html: str) -> str:
+    return re.search(r'name="csrf_token" value="([^"]+)"', html).group(1)
+
+
+def log_in(client: TestClient, name: str, password: str = PASSWORD, next_url: str = "/review"):
+    page = client.get(f"/login?next={next_url}")
+    assert page.status_code == 200
+    return client.post("/login", data={"username": name, "password": password, "csrf_token": csrf_in(page.text), "next": next_url})
+
+
+def upload(client: TestClient, n: int, fraction: str = "biowaste") -> str:
+    r = client.post("/v1/inspections", files={"image": ("p.jpg", photo(), "image/jpeg")},
+                    data=form(capture_id=f"cap-{n}", fraction=fraction), headers={API_KEY_HEADER: client.truck_key})  # fmt: skip
+    assert r.status_code == 201, r.text
+    return r.json()["id"]
+
+
+def test_login_sets_a_protected_session_cookie_and_returns_to_the_page_asked_for(client):
+    r = log_in(client, "rita", next_url="/review?fraction=paper")
+    assert r.status_code == 303 and r.headers["location"] == "/review?fraction=paper"
+    cookie = r.headers["set-cookie"]
+    assert "binsight_session=" in cookie and "HttpOnly" in cookie and "SameSite=lax" in cookie and "Secure" not in cookie
+    assert client.get("/review").status_code == 200
+
+
+def test_over_https_the_session_cookie_is_secure(app):
+    with TestClient(app, base_url="https://testserver", follow_redirects=False) as c:
+        accounts.create_user(app.state.sessions, "rita", "reviewer", PASSWORD)
+        assert "Secure" in log_in(c, "rita").headers["set-cookie"]
+
+
+def test_a_wrong_password_is_refused_with_a_message_and_no_session(client):
+    r = log_in(client, "rita", "not the password")
+    assert r.status_code == 401 and "Wrong user name or password" in r.text and "binsight_session" not in r.headers.get("set-cookie", "")
+    assert client.get("/review").status_code == 303
+
+
+def test_repeated_failures_lock_the_login(client):
+    for _ in range(5):
+        log_in(client, "rita", "not the password")
+    r = log_in(client, "rita")
+    assert r.status_code == 401 and "locked" in r.text
+
+
+def test_the_login_form_needs_its_csrf_token(client):
+    client.get("/login")
+    r = client.post("/login", data={"username": "rita", "password": PASSWORD, "csrf_token": "forged"})
+    assert r.status_code == 403 and "CSRF" in r.text
+
+
+@pytest.mark.parametrize("target", ["https://evil.example/", "//evil.example/", "/\\evil.example"])
+def test_login_never_redirects_off_the_site(client, target):
+    r = log_in(client, "rita", next_url=target)
+    assert r.status_code == 303 and r.headers["location"] == "/review"
+
+
+def test_pages_need_a_session_and_a_truck_key_opens_none(client):
+    for path in ("/review", "/review/next", "/admin/users"):
+        r = client.get(path, headers={API_KEY_HEADER: client.truck_key})
+        assert r.status_code == 303 and r.headers["location"].startswith("/login?next=")
+
+
+def test_a_reviewer_session_does_not_open_the_truck_api(client):
+    log_in(client, "rita")
+    assert client.get("/v1/inspections").status_code == 401
+    r = client.post("/v1/inspections", files={"image": ("p.jpg", photo(), "image/jpeg")}, data=form())
+    assert r.status_code == 401
+
+
+def test_a_reviewer_cannot_open_admin_pages(client):
+    log_in(client, "rita")
+    r = client.get("/admin/users")
+    assert r.status_code == 403 and "Administrators only" in r.text
+    page = client.get("/review")
+    r = client.post("/admin/users", data={"username": "eve", "role": "admin", "password": PASSWORD, "csrf_token": csrf_in(page.text)})
+    assert r.status_code == 403
+
+
+def editor_data(html: str) -> dict:
+    return json.loads(re.search(r'<script type="application/json" id="review-data">(.*?)</script>', html, re.S).group(1))
+
+
+def test_the_queue_shows_what_waits_and_a_decision_loads_the_next(client, app):
+    first, second = upload(client, 1), upload(client, 2)
+    upload(client, 3, fraction="residual")  # nothing is a contaminant in residual waste: clean, not sampled (rate 0)
+    log_in(client, "rita")
+    queue = client.get("/review")
+    assert queue.status_code == 200 and ">2</strong> waiting" in queue.text
+
+    item_url = client.get("/review/next").headers["location"]
+    assert item_url.startswith("/review/items/")
+    item = client.get(item_url)
+    data = editor_data(item.text)
+    assert data["editable"] and [b["label"] for b in data["boxes"]] == ["can", "cardboard"]
+    assert data["contaminants"] == sorted(["plastic_bag", "plastic_bottle", "can", "glass", "cardboard"])
+    current = item_url.split("/")[3].split("?")[0]
+    assert current in (first, second)
+    assert client.get(f"/review/items/{current}/image").headers["content-type"] == "image/jpeg"
+
+    boxes = [dict(data["boxes"][0], label="glass"), {"label": "plastic_bag", "box": [200, 150, 260, 200], "score": None, "origin": None}]
+    r = client.post(f"/review/items/{current}/decision", data={"csrf_token": csrf_in(item.text), "decision": "confirmed", "boxes": json.dumps(boxes), "note": "lid"})
+    assert r.status_code == 303 and r.headers["location"].startswith("/review/next?decided=confirmed")
+    nxt = client.get(r.headers["location"])
+    other = second if current == first else first
+    assert nxt.headers["location"].startswith(f"/review/items/{other}")
+    assert "Confirmed. Here is the next one." in client.get(nxt.headers["location"]).text
+
+    with app.state.sessions() as s:
+        row = s.get(Inspection, current)
+        event = s.scalars(select(ReviewEvent)).one()
+    assert row.review_state == "confirmed" and [d["label"] for d in row.reviewed_detections] == ["glass", "plastic_bag"]
+    assert event.user_name == "rita" and {c["change"] for c in event.changes} == {"relabelled", "deleted", "added"} and event.note == "lid"
+
+
+def test_a_decision_without_csrf_token_is_refused_and_nothing_is_stored(client, app):
+    inspection = upload(client, 1)
+    log_in(client, "rita")
+    client.get(f"/review/items/{inspection}")
+    r = client.post(f"/review/items/{inspection}/decision", data={"decision": "confirmed"})
+    assert r.status_code == 403 and "CSRF" in r.text
+    with app.state.sessions() as s:
+        assert s.get(Inspection, inspection).review_state is None
+
+
+def test_bad_boxes_are_refused_with_the_reason(client, app):
+    inspection = upload(client, 1)
+    log_in(client, "rita")
+    page = client.get(f"/review/items/{inspection}")
+    bad = json.dumps([{"label": "banana", "box": [1, 1, 5, 5]}])
+    r = client.post(f"/review/items/{inspection}/decision", data={"csrf_token": csrf_in(page.text), "decision": "confirmed", "boxes": bad})
+    assert r.status_code == 400 and "unknown class" in r.text and "Nothing was stored" in r.text
+    r = client.post(f"/review/items/{inspection}/decision", data={"csrf_token": csrf_in(page.text), "decision": "confirmed", "boxes": "{not json"})
+    assert r.status_code == 400
+
+
+def test_an_item_open_with_one_reviewer_is_read_only_for_another(client):
+    inspection = upload(client, 1)
+    log_in(client, "rita")
+    assert editor_data(client.get(f"/review/items/{inspection}").text)["editable"]
+    client.cookies.clear()
+    log_in(client, "otto")
+    page = client.get(f"/review/items/{inspection}")
+    assert not editor_data(page.text)["editable"] and "rita is reviewing this one" in page.text
+    assert client.get("/review/next").headers["location"].startswith("/review?")  # nothing else waits for otto
+    r = client.post(f"/review/items/{inspection}/decision", data={"csrf_token": csrf_in(page.text), "decision": "rejected"})
+    assert r.status_code == 409
+
+
+def test_skip_gives_the_item_back_and_moves_on(client):
+    a, b = upload(client, 1), upload(client, 2)
+    log_in(client, "rita")
+    first = client.get("/review/next").headers["location"].split("/")[3].split("?")[0]
+    page = client.get(f"/review/items/{first}")
+    r = client.post(f"/review/items/{first}/skip", data={"csrf_token": csrf_in(page.text)})
+    nxt = client.get(r.headers["location"]).headers["location"]
+    assert nxt.startswith(f"/review/items/{({a, b} - {first}).pop()}")
+
+
+def test_an_admin_manages_accounts_in_the_browser(client):
+    log_in(client, "ada")
+    page = client.get("/admin/users")
+    assert page.status_code == 200 and "rita" in page.text
+    token = csrf_in(page.text)
+    r = client.post("/admin/users", data={"csrf_token": token, "username": "rosa", "role": "reviewer", "password": "short"})
+    assert r.status_code == 400 and "too short" in r.text
+    r = client.post("/admin/users", data={"csrf_token": token, "username": "rosa", "role": "reviewer", "password": PASSWORD})
+    assert r.status_code == 303
+    assert client.post("/admin/users/rosa/state", data={"csrf_token": token, "disabled": "true"}).status_code == 303
+    assert client.post("/admin/users/rosa/password", data={"csrf_token": token, "password": "another long one"}).status_code == 303
+    r = client.post("/admin/users/nobody/password", data={"csrf_token": token, "password": "another long one"})
+    assert r.status_code == 400 and "no user named" in r.text
+    client.cookies.clear()
+    assert "disabled" in log_in(client, "rosa", "another long one").text
+
+
+def test_logout_ends_the_session_on_the_server(client):
+    log_in(client, "rita")
+    cookie = client.cookies.get("binsight_session")
+    page = client.get("/review")
+    r = client.post("/logout", data={"csrf_token": csrf_in(page.text)})
+    assert r.status_code == 303 and r.headers["location"] == "/login"
+    client.cookies.set("binsight_session", cookie)  # the old cookie, replayed
+    assert client.get("/review").status_code == 303
