@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 import time
+from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from sqlalchemy import select
@@ -49,13 +50,24 @@ def revoke_key(sessions: sessionmaker, name: str) -> bool:
         return True
 
 
-def key_owner(sessions: sessionmaker, key: str | None) -> str | None:
-    """The name of a valid, unrevoked key, else None."""
+@dataclass(frozen=True)
+class KeyOwner:
+    """Who a valid key belongs to: a truck's key posts and reads as that truck only; a fleet key (truck_id None) for all."""
+
+    name: str
+    truck_id: str | None
+
+    def may_act_as(self, truck_id: str) -> bool:
+        return self.truck_id is None or self.truck_id == truck_id
+
+
+def key_owner(sessions: sessionmaker, key: str | None) -> KeyOwner | None:
+    """The owner of a valid, unrevoked key, else None."""
     if not key:
         return None
     with sessions() as s:
         found = s.scalars(select(ApiKey).where(ApiKey.key_hash == hash_key(key), ApiKey.revoked.is_(False))).first()
-        return found.name if found else None
+        return KeyOwner(found.name, None if found.fleet else found.truck_id) if found else None
 
 
 class KeyVerifier:
@@ -68,15 +80,15 @@ class KeyVerifier:
 
     def __init__(self, sessions: sessionmaker, ttl_s: float):
         self.sessions, self.ttl_s = sessions, ttl_s
-        self._valid: dict[str, tuple[str, float]] = {}
+        self._valid: dict[str, tuple[KeyOwner, float]] = {}
 
-    def cached(self, key: str | None) -> str | None:
+    def cached(self, key: str | None) -> KeyOwner | None:
         if not key or self.ttl_s <= 0:
             return None
         hit = self._valid.get(hash_key(key))
         return hit[0] if hit and hit[1] > time.monotonic() else None
 
-    def verify(self, key: str | None) -> str | None:
+    def verify(self, key: str | None) -> KeyOwner | None:
         """The key's owner, asking the database (blocking)."""
         owner = key_owner(self.sessions, key)
         if owner is not None and self.ttl_s > 0:

@@ -18,7 +18,7 @@ from fastapi.security import APIKeyHeader
 from sqlalchemy.orm import sessionmaker
 
 from pipeline.inspection import InspectionSpec
-from serve.auth import KeyVerifier
+from serve.auth import KeyOwner, KeyVerifier
 from serve.detector import Detector
 from serve.errors import ApiError
 from serve.observability import Metrics
@@ -67,8 +67,8 @@ async def get_inspection_spec(request: Request, detector: Annotated[Detector, De
     return effective_spec(detector.spec, state.settings)  # a detector injected by a test
 
 
-async def require_api_key(request: Request, key: Annotated[str | None, Depends(api_key_scheme)]) -> str:
-    """The name of the caller's valid API key, or 401."""
+async def require_api_key(request: Request, key: Annotated[str | None, Depends(api_key_scheme)]) -> KeyOwner:
+    """The owner of the caller's valid API key (a truck, or the fleet), or 401."""
     verifier: KeyVerifier = request.app.state.keys
     owner = verifier.cached(key) or await run_in_threadpool(verifier.verify, key)
     if owner is None:
@@ -82,3 +82,4 @@ Store = Annotated[InspectionStore, Depends(get_store)]
 ReadyDetector = Annotated[Detector, Depends(get_detector)]
 Spec = Annotated[InspectionSpec, Depends(get_inspection_spec)]
 AppMetrics = Annotated[Metrics, Depends(get_metrics)]
+Caller = Annotated[KeyOwner, Depends(require_api_key)]

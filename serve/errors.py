@@ -82,6 +82,7 @@ def allowed_methods(request: Request) -> list[str]:
 ERROR_DESCRIPTIONS = {
     400: "Malformed multipart body, or more parts than a form allows",
     401: "Missing or invalid API key",
+    403: "The API key belongs to another truck (a truck's key posts and reads as that truck only)",
     404: "No such inspection",
     409: "The capture id was used before with another image",
     410: "The image was deleted by the retention policy",

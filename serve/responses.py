@@ -18,7 +18,7 @@ def to_out(row: Inspection) -> InspectionOut:
         captured_at=utc(row.captured_at), received_at=utc(row.received_at), latitude=row.latitude, longitude=row.longitude,
         verdict=row.verdict, contamination_score=row.contamination_score, quality_issue=row.quality_issue,
         detections=[DetectionOut(**d) for d in row.detections], model_version=row.model_version,
-        image_available=row.image_path is not None,
+        image_available=row.image_path is not None, review_state=row.review_state,
     )
 
 

@@ -9,6 +9,8 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field
 
 Verdict = Literal["clean", "contaminated", "inconclusive"]
+ReviewState = Literal["confirmed", "rejected", "unusable"]  # serve/db.py REVIEW_STATES
+ReviewFilter = Literal["unreviewed", "confirmed", "rejected", "unusable"]
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]*$"
 
 # RFC 3339's date-time (what OpenAPI's `format: date-time` means): pydantic alone
@@ -86,6 +88,9 @@ class InspectionOut(BaseModel):
     detections: list[DetectionOut]
     model_version: str
     image_available: bool = Field(description="False once retention has deleted the image of a clean bin.")
+    review_state: ReviewState | None = Field(
+        description="A reviewer's decision on the verdict: confirmed, rejected, or the photo unusable; null until reviewed."
+    )
 
 
 class InspectionPage(BaseModel):

@@ -80,6 +80,13 @@ class ServeSettings(BaseSettings):
         ),
     )
     retention_days_clean: int = Field(30, ge=0, description="Days images of clean bins are kept before the retention command deletes them.")
+    metrics_token: SecretStr | None = Field(
+        None,
+        description=(
+            "Bearer token the Prometheus scraper sends to /metrics (`authorization: {credentials: ...}` in its scrape "
+            "config); unset: /metrics answers only requests from this host (loopback)."
+        ),
+    )
     # The Label Studio ML backend (serve/routers/labelstudio.py): Label Studio sends the user and key as Basic Auth.
     labelstudio_key: SecretStr | None = Field(
         None,

@@ -45,3 +45,11 @@ def form(capture_id: str = "cap-1", **overrides) -> dict:
     }
     fields.update(overrides)
     return {k: v for k, v in fields.items() if v is not None}
+
+
+def scrape_metrics(client):
+    """GET /metrics as the operator's scraper does: with the bearer token (set on the running app here)."""
+    from pydantic import SecretStr
+
+    client.app.state.settings = client.app.state.settings.model_copy(update={"metrics_token": SecretStr("scrape-me")})
+    return client.get("/metrics", headers={"Authorization": "Bearer scrape-me"})

@@ -13,7 +13,7 @@ from PIL import Image
 from serve import auth
 from serve.app import create_app
 from serve.settings import ServeSettings
-from tests.serve_helpers import form, jpeg_bytes, migrated, scene_jpeg
+from tests.serve_helpers import form, jpeg_bytes, migrated, scene_jpeg, scrape_metrics
 
 
 @pytest.fixture
@@ -213,7 +213,7 @@ def test_health_and_metrics(client, tiny_dataset):
     assert ready["status"] == "ok" and ready["model_version"]
     post(client, scene_jpeg(tiny_dataset), capture_id="m1")
     post(client, b"junk", capture_id="m2")
-    text = client.get("/metrics").text
+    text = scrape_metrics(client).text
     assert "binsight_request_seconds_bucket" in text and "binsight_verdicts_total{" in text
     assert 'binsight_errors_total{code="unsupported_image_format"} 1.0' in text
 

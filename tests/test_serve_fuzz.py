@@ -172,7 +172,7 @@ def test_the_document_states_the_truck_contract(running_app, taxonomy):
     assert form["encoding"]["image"]["contentType"] == "image/jpeg, image/png"
     assert form["schema"]["dependentRequired"] == {"latitude": ["longitude"], "longitude": ["latitude"]}
     assert fields["latitude"]["type"] == "number"  # a form part is left out, never null
-    assert set(upload["responses"]) == {"200", "201", "400", "401", "409", "413", "415", "422", "503"}
+    assert set(upload["responses"]) == {"200", "201", "400", "401", "403", "409", "413", "415", "422", "503"}
     assert upload["responses"]["201"]["headers"]["Location"]["required"]
     detect = document["paths"]["/v1/detect"]["post"]["requestBody"]["content"]["multipart/form-data"]["schema"]["properties"]
     assert detect["fraction"]["enum"] == sorted(taxonomy.fractions)

@@ -24,7 +24,7 @@ from serve.dependencies import get_detector
 from serve.evidence import CONTAMINANT, OTHER
 from serve.settings import ServeSettings
 from tests.conftest import REPO
-from tests.serve_helpers import form, jpeg_bytes
+from tests.serve_helpers import form, jpeg_bytes, scrape_metrics
 
 VERDICT_THRESHOLD = 0.5
 WIDTH, HEIGHT = 320, 240
@@ -104,7 +104,7 @@ def test_injected_detector_makes_a_contaminated_verdict(client, detector):
     assert client.get(f"/v1/inspections/{body['id']}").json() == body
     listed = client.get("/v1/inspections", params={"verdict": "contaminated"}).json()
     assert [i["id"] for i in listed["items"]] == [body["id"]]
-    assert 'binsight_verdicts_total{fraction="biowaste",verdict="contaminated"} 1.0' in client.get("/metrics").text
+    assert 'binsight_verdicts_total{fraction="biowaste",verdict="contaminated"} 1.0' in scrape_metrics(client).text
 
 
 @pytest.mark.parametrize(

@@ -119,11 +119,12 @@ def test_key_verifier_trusts_a_checked_key_for_its_ttl_only(database_url):
     engine = make_engine(database_url)
     upgrade(engine)
     sessions = make_sessionmaker(engine)
-    key = auth.create_key(sessions, "truck")
+    key = auth.create_key(sessions, "truck", truck_id="T7")
     verifier = auth.KeyVerifier(sessions, ttl_s=60)
-    assert verifier.cached(key) is None and verifier.verify(key) == "truck" and verifier.cached(key) == "truck"
+    owner = auth.KeyOwner("truck", "T7")
+    assert verifier.cached(key) is None and verifier.verify(key) == owner and verifier.cached(key) == owner
     auth.revoke_key(sessions, "truck")
-    assert verifier.cached(key) == "truck"  # within the TTL, by design
+    assert verifier.cached(key) == owner  # within the TTL, by design
     assert auth.KeyVerifier(sessions, ttl_s=60).verify(key) is None
     assert auth.KeyVerifier(sessions, ttl_s=0).verify("bsk_unknown") is None
     engine.dispose()

@@ -21,8 +21,9 @@ from fastapi.responses import FileResponse
 from sqlalchemy import func, select
 
 from pipeline.inspection import DetectFn, downscale, inspect
+from serve.auth import KeyOwner
 from serve.db import Inspection
-from serve.dependencies import AppMetrics, ReadyDetector, Sessions, Settings, Spec, Store, require_api_key
+from serve.dependencies import AppMetrics, Caller, ReadyDetector, Sessions, Settings, Spec, Store, require_api_key
 from serve.detector import Detection, Detector
 from serve.errors import ApiError, error_responses
 from serve.evidence import draw_evidence
@@ -30,7 +31,7 @@ from serve.forms import CaptureUpload, DetectUpload, read_upload, require_form_b
 from serve.imaging import ImageRejected, decode_image
 from serve.observability import Metrics
 from serve.responses import created, replayed, to_out
-from serve.schemas import DetectionOut, DetectResponse, InspectionOut, InspectionPage, UtcDateTime, Verdict
+from serve.schemas import DetectionOut, DetectResponse, InspectionOut, InspectionPage, ReviewFilter, UtcDateTime, Verdict
 from serve.storage import InspectionStore
 
 router = APIRouter(dependencies=[Depends(require_api_key)])
@@ -40,7 +41,7 @@ UPLOAD_RESPONSES = {
     201: {"description": "Stored: the inspection with its verdict", "headers": LOCATION},
     200: {"model": InspectionOut, "description": "A retry: the inspection stored before for this capture id",
           "headers": {**LOCATION, "Idempotent-Replay": {"description": "Always `true`", "required": True, "schema": {"type": "string", "enum": ["true"]}}}},
-    **error_responses(400, 401, 409, 413, 415, 422, 503),
+    **error_responses(400, 401, 403, 409, 413, 415, 422, 503),
 }
 # The quality gate's sharpness measure (pipeline/inspection.py) needs a pixel on
 # each side of another; below that it fails instead of judging the photo.
@@ -51,6 +52,7 @@ IMAGE_RESPONSES = {200: {"description": "The image", "content": {"image/jpeg": {
 @router.post("/v1/inspections", response_model=InspectionOut, status_code=201, tags=["inspections"], responses=UPLOAD_RESPONSES,
              summary="Submit a bin photo; get the verdict. Idempotent on (truck_id, capture_id).")
 async def create_inspection(
+    caller: Caller,
     detector: ReadyDetector,
     _: Annotated[None, Depends(require_form_body)],  # after the detector: no model (503) is said first, as before
     meta: Annotated[CaptureUpload, Form(media_type="multipart/form-data")],
@@ -60,6 +62,8 @@ async def create_inspection(
     metrics: AppMetrics,
 ) -> Response:
     require_location_pair(meta)
+    if not caller.may_act_as(meta.truck_id):  # before the retry lookup: a replay would show another truck's inspection
+        raise ApiError(403, "wrong_truck", f"this API key belongs to truck {caller.truck_id!r}; it cannot post as {meta.truck_id!r}", "truck_id")
     data = await read_upload(meta.image)
     require_known_fraction(detector, meta.fraction)
     now = datetime.now(timezone.utc)
@@ -123,19 +127,28 @@ async def detect(detector: ReadyDetector, upload: Annotated[DetectUpload, Form(m
     )
 
 
-@router.get("/v1/inspections", response_model=InspectionPage, tags=["inspections"], responses=error_responses(401, 422))
+@router.get("/v1/inspections", response_model=InspectionPage, tags=["inspections"], responses=error_responses(401, 403, 422),
+            description="A truck's key lists that truck's inspections only; a fleet key lists all.")
 def list_inspections(
     sessions: Sessions,
+    caller: Caller,
     bin_id: str | None = None,
     truck_id: str | None = None,
     fraction: Annotated[str | None, Query(description="Any text: past inspections keep fractions a later model may not know")] = None,
     verdict: Verdict | None = None,
+    review_state: Annotated[ReviewFilter | None, Query(description="A reviewer's decision, or `unreviewed`")] = None,
     captured_from: Annotated[UtcDateTime | None, Query(description="Inclusive lower bound of captured_at (RFC 3339)")] = None,
     captured_to: Annotated[UtcDateTime | None, Query(description="Exclusive upper bound of captured_at (RFC 3339)")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
 ) -> InspectionPage:
+    if caller.truck_id is not None:
+        if truck_id is not None and truck_id != caller.truck_id:
+            raise ApiError(403, "wrong_truck", f"this API key belongs to truck {caller.truck_id!r}; it cannot list {truck_id!r}", "truck_id")
+        truck_id = caller.truck_id
     conditions = []
+    if review_state is not None:
+        conditions.append(Inspection.review_state.is_(None) if review_state == "unreviewed" else Inspection.review_state == review_state)
     for column, value in ((Inspection.bin_id, bin_id), (Inspection.truck_id, truck_id), (Inspection.fraction, fraction), (Inspection.verdict, verdict)):
         if value is not None:
             conditions.append(column == value)
@@ -152,20 +165,20 @@ def list_inspections(
 
 
 @router.get("/v1/inspections/{inspection_id}", response_model=InspectionOut, tags=["inspections"], responses=error_responses(401, 404))
-def get_inspection(inspection_id: str, store: Store) -> InspectionOut:
-    return to_out(find_or_404(store, inspection_id))
+def get_inspection(inspection_id: str, store: Store, caller: Caller) -> InspectionOut:
+    return to_out(find_or_404(store, inspection_id, caller))
 
 
 @router.get("/v1/inspections/{inspection_id}/image", tags=["inspections"], response_class=Response, responses=IMAGE_RESPONSES)
-def get_image(inspection_id: str, store: Store) -> Response:
-    _, path = stored_image(store, inspection_id)
+def get_image(inspection_id: str, store: Store, caller: Caller) -> Response:
+    _, path = stored_image(store, inspection_id, caller)
     return FileResponse(path, media_type="image/png" if path.suffix == ".png" else "image/jpeg")  # streamed, not read into memory
 
 
 @router.get("/v1/inspections/{inspection_id}/evidence", tags=["inspections"], response_class=Response, responses=IMAGE_RESPONSES,
             summary="The photo with detections drawn: contaminants in red, other objects in yellow.")
-def get_evidence(inspection_id: str, store: Store) -> Response:
-    row, path = stored_image(store, inspection_id)
+def get_evidence(inspection_id: str, store: Store, caller: Caller) -> Response:
+    row, path = stored_image(store, inspection_id, caller)
     return Response(draw_evidence(path.read_bytes(), row.detections), media_type="image/jpeg")
 
 
@@ -206,15 +219,16 @@ def reported(detections: list[Detection], contaminant_indices: tuple[int, ...], 
     ]
 
 
-def find_or_404(store: InspectionStore, inspection_id: str) -> Inspection:
+def find_or_404(store: InspectionStore, inspection_id: str, caller: KeyOwner) -> Inspection:
+    """The inspection, if the caller may see it; another truck's is "not found" (its existence is not the caller's business)."""
     row = store.get(inspection_id)
-    if row is None:
+    if row is None or not caller.may_act_as(row.truck_id):
         raise ApiError(404, "not_found", f"no inspection {inspection_id}")
     return row
 
 
-def stored_image(store: InspectionStore, inspection_id: str):
-    row = find_or_404(store, inspection_id)
+def stored_image(store: InspectionStore, inspection_id: str, caller: KeyOwner):
+    row = find_or_404(store, inspection_id, caller)
     path = store.image_file(row)
     if path is None:
         raise ApiError(410, "image_deleted", f"the image of inspection {inspection_id} was deleted by the retention policy")
