@@ -393,3 +393,17 @@ def test_the_class_list_keeps_the_focus_while_stepping_through_classes_with_the_
     assert [b["label"] for b in boxes_field(page)] == ["cardboard", "cardboard"]
     page.keyboard.press("b")  # the page's keys still work while a class list has the focus
     expect(page.locator("#draw")).to_have_class(re.compile(r"\bactive\b"))
+
+
+def test_the_api_docs_render_in_a_browser_that_reaches_no_other_host(site, page):
+    """/docs on a depot's network: Swagger UI's files come from the service itself, so the page renders offline."""
+    elsewhere: list[str] = []
+
+    def refuse(route):
+        elsewhere.append(route.request.url)
+        route.abort()
+
+    page.route(re.compile(r"^https?://(?!127\.0\.0\.1[:/])"), refuse)
+    page.goto(site.url + "/docs")
+    expect(page.locator(".opblock-summary-path", has_text="/v1/inspections").first).to_be_visible()
+    assert elsewhere == []
