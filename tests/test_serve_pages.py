@@ -52,9 +52,19 @@ def log_in(client: TestClient, name: str, password: str = PASSWORD, next_url: st
     return client.post("/login", data={"username": name, "password": password, "csrf_token": csrf_in(page.text), "next": next_url})
 
 
-def upload(client: TestClient, n: int, fraction: str = "biowaste") -> str:
-    r = client.post("/v1/inspections", files={"image": ("p.jpg", photo(), "image/jpeg")},
-                    data=form(capture_id=f"cap-{n}", fraction=fraction), headers={API_KEY_HEADER: client.truck_key})  # fmt: skip
+def distinct_photo(n: int) -> bytes:
+    """A 320 x 240 textured photo of its own (the same bytes twice would be one image to the dataset)."""
+    import numpy as np
+
+    from tests.serve_helpers import jpeg_bytes
+
+    blocks = np.random.default_rng(n).integers(60, 200, (30, 40, 3), dtype=np.uint8)
+    return jpeg_bytes(np.repeat(np.repeat(blocks, 8, axis=0), 8, axis=1), quality=95)
+
+
+def upload(client: TestClient, n: int, fraction: str = "biowaste", image: bytes | None = None, **fields) -> str:
+    r = client.post("/v1/inspections", files={"image": ("p.jpg", image or photo(), "image/jpeg")},
+                    data=form(capture_id=f"cap-{n}", fraction=fraction, **fields), headers={API_KEY_HEADER: client.truck_key})  # fmt: skip
     assert r.status_code == 201, r.text
     return r.json()["id"]
 
@@ -225,3 +235,50 @@ def test_logout_ends_the_session_on_the_server(client):
     assert r.status_code == 303 and r.headers["location"] == "/login"
     client.cookies.set("binsight_session", cookie)  # the old cookie, replayed
     assert client.get("/review").status_code == 303
+
+
+def test_the_whole_loop_upload_review_export_and_prepare_accepts_the_corrections(client, app, tmp_path):
+    """Trucks upload, a reviewer confirms (correcting a class, drawing a box) and rejects in the pages,
+    `export-reviewed` writes the dataset, and the prepare stage takes the corrected boxes."""
+    from pathlib import Path
+
+    from pipeline.config import PrepareConfig, load_taxonomy
+    from pipeline.prepare import prepare
+    from serve.export_reviewed import export_reviewed
+
+    uploaded = [upload(client, n, image=distinct_photo(n), bin_id=f"E2004711{n:04d}") for n in range(8)]
+    log_in(client, "rita")
+    decided = {}
+    for n in range(len(uploaded)):
+        item_url = client.get("/review/next" if n == 0 else nxt).headers["location"]
+        inspection_id = item_url.split("/")[3].split("?")[0]
+        page = client.get(item_url)
+        boxes = editor_data(page.text)["boxes"]
+        if n == 0:  # confirm, the can corrected to glass, a bag drawn
+            boxes = [dict(boxes[0], label="glass", score=None), boxes[1], {"label": "plastic_bag", "box": [200, 150, 260, 200], "score": None, "origin": None}]
+            decision = "confirmed"
+        elif n == 1:  # reject: no contaminant there
+            decision = "rejected"
+        else:
+            decision = "confirmed"
+        r = client.post(f"/review/items/{inspection_id}/decision", data={"csrf_token": csrf_in(page.text), "decision": decision, "boxes": json.dumps(boxes)})
+        assert r.status_code == 303, r.text
+        decided[inspection_id], nxt = (n, decision), r.headers["location"]
+    assert sorted(decided) == sorted(uploaded)
+
+    taxonomy = load_taxonomy(Path("configs/classes.yaml"))
+    outcome = export_reviewed(app.state.sessions, app.state.settings.image_dir, tmp_path / "data", taxonomy)
+    assert outcome.result.images_added == 8 and outcome.result.problems == []
+    cfg = PrepareConfig(seed=1, val_share=0.2, test_share=0.2, drop_invalid=False, min_box_size=2.0, respect_source_splits=True)
+    report = prepare(tmp_path / "data", tmp_path / "splits", tmp_path / "report.json", cfg, taxonomy)
+    assert report["problems"] == [] and sum(s["images"] for s in report["splits"].values()) == 8
+
+    doc = json.loads((tmp_path / "data" / "annotations.json").read_text())
+    names = {c["id"]: c["name"] for c in doc["categories"]}
+    labels_of = {}
+    for im in doc["images"]:
+        inspection_id = im["source"]["path"].split("/")[-1]
+        labels_of[decided[inspection_id][0]] = sorted(names[a["category_id"]] for a in doc["annotations"] if a["image_id"] == im["id"])
+    assert labels_of[0] == ["cardboard", "glass", "plastic_bag"]  # the correction and the drawn box
+    assert labels_of[1] == []  # rejected: every box was a contaminant in biowaste
+    assert labels_of[2] == ["can", "cardboard"]
