@@ -4,7 +4,8 @@ People log in with passwords, so unlike truck keys (serve/auth.py, random
 256-bit secrets behind a fast hash) their hash must be slow: argon2id with
 argon2-cffi's defaults (RFC 9106's low-memory profile). A login fails the
 same way and takes about as long for an unknown name as for a wrong password,
-so the login form does not reveal which names exist.
+so the login form does not reveal which names exist; nor does a lock, which
+answers a wrong password's words.
 
 After `LockoutPolicy.max_failures` consecutive failures an account is locked
 for `lock_s` seconds, doubling with each further failure up to `max_lock_s`:
@@ -25,7 +26,7 @@ from datetime import datetime, timedelta, timezone
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import sessionmaker
 
@@ -53,7 +54,8 @@ class LockoutPolicy:
     def lock_for(self, failures: int) -> timedelta | None:
         if failures < self.max_failures:
             return None
-        return timedelta(seconds=min(self.lock_s * 2 ** (failures - self.max_failures), self.max_lock_s))
+        doublings = min(failures - self.max_failures, 32)  # 2**32 minutes is past any cap; a larger power would overflow
+        return timedelta(seconds=min(self.lock_s * 2**doublings, self.max_lock_s))
 
 
 @dataclass(frozen=True)
@@ -74,11 +76,16 @@ class LoginRefused:
     reason: str  # shown to the person: never says whether the name exists
 
 
+REFUSED = LoginRefused(
+    "wrong user name or password, or too many failed attempts (then the account waits a few minutes before it accepts a login)"
+)
+
+
 def _now() -> datetime:
     return datetime.now(timezone.utc)
 
 
-def _aware(value: datetime | None) -> datetime | None:
+def aware(value: datetime | None) -> datetime | None:
     # SQLite hands back naive datetimes for timezone-aware columns; they were stored in UTC.
     return value.replace(tzinfo=timezone.utc) if value is not None and value.tzinfo is None else value
 
@@ -153,27 +160,34 @@ def list_users(sessions: sessionmaker) -> list[User]:
 
 
 def authenticate(sessions: sessionmaker, name: str, password: str, policy: LockoutPolicy, now: datetime | None = None) -> Account | LoginRefused:
-    """Check a login; counts failures, locks after too many, unlocks on success."""
+    """Check a login; counts failures, locks after too many, unlocks on success.
+
+    The attempt is counted by the transaction's first statement, an UPDATE of
+    the user's row: concurrent logins for one account wait for each other
+    there (a row lock on PostgreSQL, the write lock on SQLite), so a burst of
+    guesses sent in parallel is counted and locked out like guesses in turn.
+    """
     now = now or _now()
-    refused = LoginRefused("wrong user name or password")
     if len(password) > MAX_PASSWORD_LENGTH:
-        return refused
+        return REFUSED
     with sessions.begin() as s:
-        user = s.scalars(select(User).where(User.name == name)).first()
-        if user is None:
-            _verify(_DUMMY_HASH, password)
-            return refused
-        locked_until = _aware(user.locked_until)
+        counted = s.execute(update(User).where(User.name == name).values(failed_logins=User.failed_logins + 1).returning(User.id)).first()
+        if counted is None:
+            _verify(_DUMMY_HASH, password)  # an unknown name costs what a wrong password costs
+            return REFUSED
+        user = s.get(User, counted.id)
+        locked_until = aware(user.locked_until)
         if locked_until is not None and locked_until > now:
-            # Not even verified: a locked account answers the same to the right password.
-            minutes = max(1, round((locked_until - now).total_seconds() / 60))
-            return LoginRefused(f"too many failed logins: this account is locked for about {minutes} more minute(s)")
+            # Same answer and about the same time as a wrong password: a lock says nothing about whether the name exists.
+            _verify(_DUMMY_HASH, password)
+            user.failed_logins -= 1  # attempts during a lock do not lengthen it
+            return REFUSED
         if not _verify(user.password_hash, password):
-            user.failed_logins += 1
             lock = policy.lock_for(user.failed_logins)
             user.locked_until = now + lock if lock else None
-            return refused
+            return REFUSED
         if user.disabled:
+            user.failed_logins -= 1
             return LoginRefused("this account is disabled; ask an administrator")
         user.failed_logins, user.locked_until, user.last_login_at = 0, None, now
         if _hasher.check_needs_rehash(user.password_hash):  # parameters raised since it was hashed
@@ -220,9 +234,9 @@ def session_for(sessions: sessionmaker, token: str | None, now: datetime | None 
         if row is None:
             return None
         web, user = row
-        if _aware(web.expires_at) <= now or user.disabled:
+        if aware(web.expires_at) <= now or user.disabled:
             return None
-        return SessionInfo(Account(user.id, user.name, user.role), web.csrf_token, _aware(web.expires_at))
+        return SessionInfo(Account(user.id, user.name, user.role), web.csrf_token, aware(web.expires_at))
 
 
 def end_session(sessions: sessionmaker, token: str | None) -> None:

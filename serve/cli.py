@@ -175,7 +175,7 @@ def run(args: argparse.Namespace) -> int:
         from serve.retention import delete_clean_images
 
         days = settings.retention_days_clean if args.days is None else args.days
-        print(f"deleted {delete_clean_images(sessions, settings.image_dir, days)} images of clean bins older than {days} days")
+        print(f"deleted {delete_clean_images(sessions, settings.image_dir, days, qc_sample_rate=settings.review_qc_sample_rate)} images of clean bins older than {days} days")
         return 0
     return 1
 

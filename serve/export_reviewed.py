@@ -2,14 +2,20 @@
 
     binsight export-reviewed --out data
 
-What the reviewers decided becomes training data:
-- `confirmed`: the photo with its boxes as the reviewer left them (corrected
-  classes, deleted, drawn and moved boxes);
-- `rejected`: the photo with those boxes minus every contaminant of its
-  fraction: the reviewer said the model's finding was wrong, so whatever the
-  model took for a contaminant is background there, which is exactly what
-  the next model must learn;
-- `unusable`: left out, as are photos retention already deleted (counted).
+What the reviewers decided becomes training data. The boxes as the reviewer
+left them (corrected classes, deleted, drawn and moved boxes) are the truth,
+with one exception and two omissions:
+- a `contaminated` verdict `rejected`: the model's contaminant boxes the
+  reviewer left on screen are dropped (the reviewer said the finding was
+  wrong, so what the model took for a contaminant is background there, which
+  is what the next model must learn); boxes the reviewer drew stay;
+- a `clean` verdict `rejected` (quality control caught a miss): the boxes as
+  left, the drawn contaminant included;
+- an `inconclusive` verdict `confirmed` (the gate was right: nothing can be
+  judged) and anything `unusable`: left out, as are photos retention already
+  deleted (counted).
+An image with a box the class list does not know is left out whole (its
+other objects would otherwise be taught as background) and reported.
 
 Each image carries its capture metadata (fraction, bin, truck, time, GPS), so
 the prepare stage keeps all photos of one bin in one split. Writing goes
@@ -40,16 +46,23 @@ EXPORTED_STATES = ("confirmed", "rejected")
 @dataclass(frozen=True)
 class ExportOutcome:
     result: ImportResult
-    unusable: int
+    unusable: int  # unusable, or inconclusive and confirmed so: nothing to learn
     image_gone: int  # reviewed, but retention had deleted the photo
+
+
+def exported(inspection: Inspection) -> bool:
+    """Whether a reviewed inspection teaches anything (module docstring)."""
+    if inspection.review_state not in EXPORTED_STATES:
+        return False
+    return not (inspection.verdict == "inconclusive" and inspection.review_state == "confirmed")
 
 
 def truth_boxes(inspection: Inspection, taxonomy: Taxonomy) -> list[dict]:
     """The boxes a reviewed inspection teaches (module docstring)."""
     boxes = inspection.reviewed_detections or []
-    if inspection.review_state == "rejected":
+    if inspection.verdict == "contaminated" and inspection.review_state == "rejected":
         contaminants = taxonomy.fractions.get(inspection.fraction, [])
-        boxes = [b for b in boxes if b["label"] not in contaminants]
+        boxes = [b for b in boxes if b.get("origin") is None or b["label"] not in contaminants]
     return boxes
 
 
@@ -73,7 +86,7 @@ def scan_reviewed(sessions: sessionmaker, image_dir: Path, taxonomy: Taxonomy) -
             select(Inspection).where(Inspection.review_state.is_not(None)).order_by(Inspection.reviewed_at, Inspection.id)
         ).all()
     for row in rows:
-        if row.review_state not in EXPORTED_STATES:
+        if not exported(row):
             unusable += 1
             continue
         path = image_dir / row.image_path if row.image_path else None
@@ -89,6 +102,7 @@ def scan_reviewed(sessions: sessionmaker, image_dir: Path, taxonomy: Taxonomy) -
             continue
         item = SourceItem(path=path, rel=rel, name=f"reviewed/{row.id}{path.suffix.lower()}", split=None, sha256=found.sha256,
                           width=found.width, height=found.height, capture=capture_of(row), fraction=row.fraction)  # fmt: skip
+        problems = []
         for i, b in enumerate(truth_boxes(row, taxonomy)):
             x0, y0, x1, y1 = b["box"]
             bbox = [x0, y0, x1 - x0, y1 - y0]
@@ -96,9 +110,13 @@ def scan_reviewed(sessions: sessionmaker, image_dir: Path, taxonomy: Taxonomy) -
             if b["label"] not in taxonomy.class_names:
                 problem = ("unknown_category", f"box {i + 1}: class {b['label']!r} is not in the class list")
             if problem:
-                scan.problems.append(Problem(problem[0], rel, problem[1]))
+                problems.append(Problem(problem[0], rel, problem[1]))
                 continue
             item.boxes.append((b["label"], clip_box(bbox, found.width, found.height)))
+        if problems:  # the whole image out: its other objects would be taught as background
+            scan.problems.extend(problems)
+            scan.skipped += 1
+            continue
         scan.items.append(item)
     return scan, unusable, gone
 

@@ -19,8 +19,10 @@ from __future__ import annotations
 
 import base64
 import colorsys
+import ipaddress
 import json
 import re
+import socket
 import threading
 import time
 import xml.etree.ElementTree as ET
@@ -249,8 +251,11 @@ class LabelStudioAuth:
         if response.status_code != 200:
             raise TaskImageError("labelstudio_token_refused", f"Label Studio refused the personal access token at {url} "
                                  f"(HTTP {response.status_code}): create a new one and set BINSIGHT_LABELSTUDIO_TOKEN")
-        access = response.json().get("access")
-        claims = _jwt_claims(access or "")
+        try:
+            access = response.json().get("access")
+        except (ValueError, AttributeError):  # not JSON, or not an object: a proxy's login page, say
+            access = None
+        claims = _jwt_claims(access if isinstance(access, str) else "")
         if not access or claims is None:
             raise TaskImageError("labelstudio_token_refused", f"{url} answered without an access token")
         self._access, self._expires = access, float(claims.get("exp", time.time() + 300))
@@ -266,6 +271,8 @@ class ImageFetcher:
     max_bytes: int
     timeout_s: float = FETCH_TIMEOUT_S
     transport: httpx.BaseTransport | None = None  # tests hand in a mock
+    allow_private: bool = False
+    """Fetch task URLs on private, loopback or link-local addresses too (Label Studio's own address always is)."""
     _auth: LabelStudioAuth | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self):
@@ -276,7 +283,7 @@ class ImageFetcher:
     @classmethod
     def from_settings(cls, settings: Any, transport: httpx.BaseTransport | None = None) -> "ImageFetcher":
         return cls(getattr(settings, "labelstudio_url", None), secret_value(getattr(settings, "labelstudio_token", None)),
-                   settings.max_upload_bytes, transport=transport)
+                   settings.max_upload_bytes, transport=transport, allow_private=getattr(settings, "labelstudio_fetch_private_urls", False))
 
     def resolve(self, url: str, task_id: Any = None) -> tuple[str, bool]:
         """(absolute URL, whether it is Label Studio's and needs its token)."""
@@ -309,7 +316,25 @@ class ImageFetcher:
     def client(self) -> httpx.Client:
         """An HTTP client for a batch of fetches (close it, or use it in `with`)."""
         # httpx drops the Authorization header on a redirect to another origin (cloud storage's presigned URL).
-        return httpx.Client(timeout=self.timeout_s, follow_redirects=True, max_redirects=5, transport=self.transport)
+        # Every request, redirects included, passes the address check first.
+        return httpx.Client(timeout=self.timeout_s, follow_redirects=True, max_redirects=5, transport=self.transport,
+                            event_hooks={"request": [self._check_address]})  # fmt: skip
+
+    def _check_address(self, request: httpx.Request) -> None:
+        """Refuse URLs that point into the service's own network: whoever can create a Label Studio task must not
+        probe it through us (the cloud's metadata address, the database port, ...). Label Studio's own origin is fine."""
+        if self.allow_private or (self.labelstudio_url and _origin(str(request.url)) == _origin(self.labelstudio_url)):
+            return
+        host = request.url.host
+        try:
+            addresses = {info[4][0] for info in socket.getaddrinfo(host, None)}
+        except (socket.gaierror, UnicodeError):
+            return  # unresolvable: the request itself fails with a clear error
+        for address in addresses:
+            ip = ipaddress.ip_address(address.split("%")[0])
+            if ip.is_private or ip.is_loopback or ip.is_link_local or ip.is_reserved or ip.is_multicast or ip.is_unspecified:
+                raise TaskImageError("image_url_forbidden", f"{request.url}: {host} is a private or local address; binsight fetches task "
+                                     "images there only from Label Studio itself (BINSIGHT_LABELSTUDIO_FETCH_PRIVATE_URLS=true allows it)")
 
     def fetch(self, url: str, task_id: Any = None, client: httpx.Client | None = None) -> bytes:
         """The image's bytes, or TaskImageError saying why not."""

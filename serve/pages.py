@@ -31,6 +31,16 @@ templates = Jinja2Templates(directory=HERE / "templates")
 STATIC_DIR = HERE / "static"
 
 SESSION_COOKIE = "binsight_session"
+PAGE_HEADERS = {
+    "Cache-Control": "no-store",  # pages show personal data and hold CSRF tokens
+    # Only our own files run or load; no other site may frame a page (clickjacking a Confirm button).
+    # Inline style attributes stay allowed: the photo's aspect ratio is one.
+    "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; script-src 'self'; "
+                               "frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+}
 CSRF_FIELD = "csrf_token"
 MAX_FORM_FIELDS = 20
 MAX_FORM_BYTES = 256_000  # a decision's boxes as JSON; far more than a photo's worth of boxes
@@ -108,7 +118,7 @@ async def checked_form(request: Request, info: SessionInfo) -> dict[str, str]:
 def render(request: Request, name: str, context: dict[str, Any], status: int = 200, info: SessionInfo | None = None) -> HTMLResponse:
     base = {"account": info.account if info else None, "csrf_token": info.csrf_token if info else "", "messages": [], "active": None}
     response = templates.TemplateResponse(request, name, {**base, **context}, status_code=status)
-    response.headers["Cache-Control"] = "no-store"  # pages show personal data and hold CSRF tokens
+    response.headers.update(PAGE_HEADERS)
     return response
 
 

@@ -2,7 +2,9 @@
 
 The inspection record stays (verdict, time, bin) for statistics and appeals;
 only the photo goes. Contaminated and inconclusive images are kept: they are
-evidence a reviewer or a resident's appeal may need.
+evidence a reviewer or a resident's appeal may need. So are clean ones a
+reviewer rejected (a contaminant the model missed) and clean ones drawn for
+quality control that no reviewer has seen yet: the queue needs their photo.
 """
 
 from __future__ import annotations
@@ -10,20 +12,28 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from sqlalchemy import select
+import math
+
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import sessionmaker
 
-from serve.db import Inspection
+from serve.db import QC_DRAW_RANGE, Inspection
 
 
-def delete_clean_images(sessions: sessionmaker, image_dir: Path, days: int, now: datetime | None = None) -> int:
-    """Delete images of clean inspections captured more than `days` ago; returns how many."""
+def delete_clean_images(sessions: sessionmaker, image_dir: Path, days: int, now: datetime | None = None, qc_sample_rate: float = 0.0) -> int:
+    """Delete images of clean inspections captured more than `days` ago; returns how many (module docstring says which stay)."""
     now = now or datetime.now(timezone.utc)
     cutoff = now - timedelta(days=days)
     deleted = 0
+    # coalesce: NULL draws (stored before draws existed) are not sampled, NULL states are not rejected;
+    # a NULL inside NOT(...) would otherwise keep such photos forever.
+    sampled = func.coalesce(Inspection.qc_draw, QC_DRAW_RANGE) < math.ceil(qc_sample_rate * QC_DRAW_RANGE)
+    waiting_for_qc = and_(Inspection.review_state.is_(None), sampled)
+    rejected = func.coalesce(Inspection.review_state, "") == "rejected"
     with sessions() as s:
         ids = s.scalars(
-            select(Inspection.id).where(Inspection.verdict == "clean", Inspection.captured_at < cutoff, Inspection.image_path.is_not(None))
+            select(Inspection.id).where(Inspection.verdict == "clean", Inspection.captured_at < cutoff, Inspection.image_path.is_not(None),
+                                        ~or_(waiting_for_qc, rejected).self_group())  # fmt: skip
         ).all()
     for inspection_id in ids:
         with sessions.begin() as s:

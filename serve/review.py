@@ -38,7 +38,14 @@ class ReviewError(ValueError):
 
 
 class NotClaimed(ReviewError):
-    """The reviewer does not hold this inspection (never claimed, expired and taken by someone else, or decided)."""
+    """The reviewer does not hold this inspection (never claimed, taken over by someone else, or decided)."""
+
+
+class ChangedMeanwhile(ReviewError):
+    """Someone decided the inspection after the reviewer's page showed it: their decision would overwrite one unseen."""
+
+
+UNCHANGED = "unchanged"  # Decision.expected_state when the caller does not say what it saw
 
 
 @dataclass(frozen=True)
@@ -197,6 +204,8 @@ class Decision:
     boxes: Sequence[Box] | None = None
     """The boxes as the reviewer left them; None keeps the model's (or the last review's) unchanged."""
     note: str | None = None
+    expected_state: str | None = UNCHANGED
+    """The review state the reviewer saw (None: not reviewed); a different one now refuses the decision."""
 
 
 @dataclass
@@ -245,17 +254,20 @@ def decide(sessions: sessionmaker, inspection_id: str, reviewer: Account, decisi
     with sessions.begin() as s:
         # Ending the claim is the first write: of two decisions racing under one claim (a double click), only one
         # deletes the row; the other finds none and stores nothing. SQLite has no SELECT ... FOR UPDATE to do this.
-        ended = s.execute(
-            delete(ReviewClaim).where(ReviewClaim.inspection_id == inspection_id, ReviewClaim.user_id == reviewer.id,
-                                      ReviewClaim.expires_at > now)  # fmt: skip
-        )
+        # An expired claim still counts while it is the reviewer's: nobody took the item, so a slow
+        # reviewer's work is not thrown away (taking over rewrites user_id).
+        ended = s.execute(delete(ReviewClaim).where(ReviewClaim.inspection_id == inspection_id, ReviewClaim.user_id == reviewer.id))
         if ended.rowcount != 1:
-            raise NotClaimed(f"inspection {inspection_id} is not claimed by {reviewer.name} (the claim expired or another reviewer took it)")
+            raise NotClaimed(f"inspection {inspection_id} is not claimed by {reviewer.name} (another reviewer took it over, or it was decided)")
         inspection = s.get(Inspection, inspection_id)
+        if decision.expected_state != UNCHANGED and inspection.review_state != decision.expected_state:
+            raise ChangedMeanwhile(
+                f"inspection {inspection_id} was decided meanwhile ({inspection.review_state} by {inspection.reviewed_by}); reload it to see that decision"
+            )
         model_boxes = inspection.detections or []
         before = inspection.reviewed_detections if inspection.reviewed_detections is not None else model_boxes
-        if decision.boxes is None:
-            after = [dict(d) for d in before]
+        if decision.boxes is None:  # kept as they were; the model's own remember which detection they are
+            after = [dict(d) for d in before] if inspection.reviewed_detections is not None else [{**d, "origin": i} for i, d in enumerate(before)]
             changes: list[dict] = []
         else:
             check_boxes(decision.boxes, class_names, inspection.image_width, inspection.image_height, len(model_boxes))

@@ -103,6 +103,13 @@ class ServeSettings(BaseSettings):
             "serves (/data/upload/..., /data/local-files/?d=..., cloud storage); unset: only http(s) image URLs are predicted."
         ),
     )
+    labelstudio_fetch_private_urls: bool = Field(
+        False,
+        description=(
+            "Let the Label Studio backend fetch task image URLs on private, loopback or link-local addresses (an image server "
+            "inside the company network); off: only Label Studio's own address there, so tasks cannot probe the network."
+        ),
+    )
     labelstudio_token: SecretStr | None = Field(
         None,
         description=(

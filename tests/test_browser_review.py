@@ -178,7 +178,7 @@ def test_a_wrong_password_shows_the_error_on_the_login_page(site, page):
     page.get_by_label("Password").fill("not the password")
     page.get_by_role("button", name="Log in").click()
 
-    expect(page.get_by_role("alert")).to_have_text("Wrong user name or password.")
+    expect(page.get_by_role("alert")).to_contain_text("Wrong user name or password")
     expect(page).to_have_url(site.url + "/login")
     expect(page.get_by_label("User name")).to_have_value("otto")  # kept, the password not
     expect(page.get_by_label("Password")).to_have_value("")

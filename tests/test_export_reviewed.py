@@ -113,3 +113,33 @@ def test_a_photo_deleted_by_retention_is_counted_not_exported(store, tmp_path):
     outcome = export_reviewed(sessions, image_dir, tmp_path / "data", TAXONOMY)
     assert outcome.image_gone == 1 and outcome.result.images_added == 0
     assert not (tmp_path / "data" / "annotations.json").exists()  # nothing new: nothing written
+
+
+def test_what_each_verdict_and_decision_teaches(store, tmp_path):
+    """Rejected contaminated: the model's contaminants go, drawn boxes stay; rejected clean (a QC catch): the drawn
+    contaminant is taught; confirmed inconclusive: nothing to learn; an unknown class: the whole image waits."""
+    sessions, image_dir = store
+    rita = accounts.create_user(sessions, "rita", "reviewer", "correct horse battery")
+    flagged = add_photo(sessions, image_dir, 1, "contaminated", [can([10.0, 10.0, 40.0, 50.0])])
+    missed = add_photo(sessions, image_dir, 2, "clean", [])
+    foggy = add_photo(sessions, image_dir, 3, "inconclusive", [can([10.0, 10.0, 40.0, 50.0], 0.4)])
+    odd = add_photo(sessions, image_dir, 4, "contaminated", [can([10.0, 10.0, 40.0, 50.0])])
+
+    def decide(item, decision, classes=TAXONOMY.class_names):
+        assert review.claim(sessions, item, rita, timedelta(minutes=5))
+        review.decide(sessions, item, rita, decision, classes)
+
+    decide(flagged, Decision("rejected", [Box("can", (10, 10, 40, 50), 0.8, origin=0), Box("glass", (60, 60, 90, 100))]))
+    decide(missed, Decision("rejected", [Box("can", (70, 20, 110, 60))]))
+    decide(foggy, Decision("confirmed"))
+    decide(odd, Decision("confirmed", [Box("banana", (10, 10, 40, 50))]), classes=[*TAXONOMY.class_names, "banana"])
+
+    outcome = export_reviewed(sessions, image_dir, tmp_path / "data", TAXONOMY)
+    assert outcome.unusable == 1 and outcome.result.images_added == 2 and outcome.result.skipped == 1
+    assert [p.kind for p in outcome.result.problems] == ["unknown_category"]
+    doc = json.loads((tmp_path / "data" / "annotations.json").read_text())
+    names = {c["id"]: c["name"] for c in doc["categories"]}
+    by_source = {im["source"]["path"]: im["id"] for im in doc["images"]}
+    labels = lambda item: sorted(names[a["category_id"]] for a in doc["annotations"] if a["image_id"] == by_source[f"inspections/{item}"])  # noqa: E731
+    assert labels(flagged) == ["glass"] and labels(missed) == ["can"]
+    assert f"inspections/{foggy}" not in by_source and f"inspections/{odd}" not in by_source

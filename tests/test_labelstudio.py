@@ -486,3 +486,34 @@ def test_import_maps_labels_and_refuses_what_is_not_an_export(tmp_path, images, 
         import_labelstudio(tmp_path / "min.json", images, tmp_path / "data", taxonomy)
     with pytest.raises(FileNotFoundError, match="not found"):
         import_labelstudio(tmp_path / "none.json", images, tmp_path / "data", taxonomy)
+
+
+def test_task_urls_into_the_local_network_are_refused_unless_allowed():
+    from serve.labelstudio import ImageFetcher, TaskImageError
+
+    fetcher = ImageFetcher(None, None, 1_000_000)
+    for url in ("http://127.0.0.1:5432/", "http://169.254.169.254/latest/meta-data/", "http://10.1.2.3/a.png", "http://[::1]/x.png"):
+        with pytest.raises(TaskImageError) as err:
+            fetcher.fetch(url)
+        assert err.value.code == "image_url_forbidden", url
+    open_fetcher = ImageFetcher(None, None, 1_000_000, allow_private=True, timeout_s=0.5)
+    with pytest.raises(TaskImageError) as err:  # allowed: it is tried (and nothing listens there)
+        open_fetcher.fetch("http://127.0.0.1:9/x.png")
+    assert err.value.code != "image_url_forbidden"
+
+
+def test_a_token_refresh_answered_with_html_is_a_clear_task_error():
+    import httpx
+
+    from serve.labelstudio import ImageFetcher, TaskImageError
+
+    def handler(request):
+        if request.url.path == "/api/token/refresh/":
+            return httpx.Response(200, text="<html>proxy login</html>")
+        return httpx.Response(200, content=b"")
+
+    token = "x." + base64.urlsafe_b64encode(json.dumps({"token_type": "refresh", "exp": 9e9}).encode()).decode().rstrip("=") + ".y"
+    fetcher = ImageFetcher(LS, token, 1_000_000, transport=httpx.MockTransport(handler))
+    with pytest.raises(TaskImageError) as err:
+        fetcher.fetch("/data/upload/1/a.png")
+    assert err.value.code == "labelstudio_token_refused"

@@ -73,7 +73,8 @@ def test_repeated_failures_lock_the_account_even_against_the_right_password(sess
     for _ in range(3):
         assert isinstance(accounts.authenticate(sessions, "rita", "guess-guess-guess", policy, now), LoginRefused)
     locked = accounts.authenticate(sessions, "rita", PASSWORD, policy, now + timedelta(seconds=30))
-    assert isinstance(locked, LoginRefused) and "locked" in locked.reason
+    # The right password is refused with a wrong password's words: a lock does not tell that the name exists.
+    assert locked == accounts.authenticate(sessions, "nobody", PASSWORD, policy, now) and "too many failed attempts" in locked.reason
     # After the lock the right password works and the count starts again.
     assert accounts.authenticate(sessions, "rita", PASSWORD, policy, now + timedelta(seconds=61)).name == "rita"
     with sessions() as s:
@@ -129,3 +130,31 @@ def test_sessions_store_only_a_hash_expire_and_end(sessions):
 def test_csrf_tokens_must_match_exactly():
     assert accounts.csrf_matches("abc", "abc")
     assert not accounts.csrf_matches("abc", "abd") and not accounts.csrf_matches("abc", None) and not accounts.csrf_matches("abc", "")
+
+
+def test_guesses_sent_in_parallel_are_all_counted(sessions):
+    """A burst of concurrent wrong passwords locks the account as the same guesses in turn would."""
+    import threading
+
+    accounts.create_user(sessions, "rita", "reviewer", PASSWORD)
+    policy = LockoutPolicy(max_failures=5, lock_s=60)
+    barrier = threading.Barrier(8)
+
+    def guess(n):
+        barrier.wait()
+        accounts.authenticate(sessions, "rita", f"wrong guess {n:04d}", policy)
+
+    threads = [threading.Thread(target=guess, args=(n,)) for n in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    with sessions() as s:
+        user = s.scalars(select(User)).one()
+    # Counted one after another: five failures lock, the three that came after met the lock (and do not lengthen it).
+    assert user.failed_logins == 5 and user.locked_until is not None
+    assert isinstance(accounts.authenticate(sessions, "rita", PASSWORD, policy), LoginRefused)
+
+
+def test_the_lock_does_not_overflow_after_very_many_failures():
+    assert LockoutPolicy(max_failures=5, lock_s=60, max_lock_s=3600).lock_for(100_000).total_seconds() == 3600

@@ -14,7 +14,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from serve import accounts, auth
+from serve import accounts, auth, review
 from serve.app import API_KEY_HEADER, create_app
 from serve.db import Inspection, ReviewEvent
 from serve.settings import ServeSettings
@@ -93,7 +93,7 @@ def test_repeated_failures_lock_the_login(client):
     for _ in range(5):
         log_in(client, "rita", "not the password")
     r = log_in(client, "rita")
-    assert r.status_code == 401 and "locked" in r.text
+    assert r.status_code == 401 and "too many failed attempts" in r.text
 
 
 def test_the_login_form_needs_its_csrf_token(client):
@@ -282,3 +282,46 @@ def test_the_whole_loop_upload_review_export_and_prepare_accepts_the_corrections
     assert labels_of[0] == ["cardboard", "glass", "plastic_bag"]  # the correction and the drawn box
     assert labels_of[1] == []  # rejected: every box was a contaminant in biowaste
     assert labels_of[2] == ["can", "cardboard"]
+
+
+@pytest.mark.parametrize("query", ["captured_to=9999-12-31", "captured_from=2026-13-01", "captured_to=yesterday"])
+def test_a_bad_date_filter_is_a_clear_400(client, query):
+    log_in(client, "rita")
+    for path in ("/review", "/review/next"):
+        r = client.get(f"{path}?{query}")
+        assert r.status_code == 400 and "is not a date" in r.text
+
+
+def test_a_page_showing_an_item_unreviewed_cannot_overwrite_a_decision_made_meanwhile(client, app):
+    sessions, ttl = app.state.sessions, review.QueuePolicy(0.5).claim_ttl
+    inspection = upload(client, 1)
+    log_in(client, "rita")
+    page = client.get(f"/review/items/{inspection}")  # rita's tab: not reviewed yet
+    rita = accounts.session_for(sessions, client.cookies.get("binsight_session")).account
+    otto = accounts.authenticate(sessions, "otto", PASSWORD, accounts.LockoutPolicy())
+    review.release(sessions, inspection, rita)  # she skips it in another tab; otto decides it
+    assert review.claim(sessions, inspection, otto, ttl)
+    review.decide(sessions, inspection, otto, review.Decision("rejected", expected_state=None), SeeingDetector({}).class_names)
+    assert review.claim(sessions, inspection, rita, ttl)  # and she holds it again (e.g. an admin's re-review)
+    r = client.post(f"/review/items/{inspection}/decision", data={"csrf_token": csrf_in(page.text), "decision": "confirmed", "state_before": ""})
+    assert r.status_code == 409 and "decided meanwhile" in r.text
+    with sessions() as s:
+        assert s.get(Inspection, inspection).review_state == "rejected"
+
+
+def test_pages_forbid_framing_and_foreign_scripts(client):
+    r = client.get("/login")
+    csp = r.headers["content-security-policy"]
+    assert "frame-ancestors 'none'" in csp and "script-src 'self'" in csp and r.headers["x-frame-options"] == "DENY"
+    assert r.headers["x-content-type-options"] == "nosniff" and r.headers["cache-control"] == "no-store"
+
+
+def test_logging_in_again_ends_the_previous_session(client):
+    log_in(client, "rita")
+    first = client.cookies.get("binsight_session")
+    # A login form left open in another tab (its CSRF cookie and field), posted while rita's session is live.
+    client.cookies.set("binsight_login_csrf", "tab-token")
+    r = client.post("/login", data={"username": "otto", "password": PASSWORD, "csrf_token": "tab-token", "next": "/review"})
+    assert r.status_code == 303 and client.cookies.get("binsight_session") != first
+    client.cookies.set("binsight_session", first)
+    assert client.get("/review").status_code == 303  # the first session is gone on the server

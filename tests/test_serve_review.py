@@ -198,3 +198,23 @@ def test_two_decisions_racing_under_one_claim_store_one(sessions, rita):
         t.join()
     assert sorted(outcomes) == ["refused", "stored"]
     assert len(review.trail(sessions, item)) == 1
+
+
+def test_a_slow_reviewer_keeps_an_expired_claim_nobody_took(sessions, rita):
+    item = add(sessions, "contaminated", 0.7)
+    now = datetime.now(timezone.utc)
+    review.claim(sessions, item, rita, POLICY.claim_ttl, now)
+    later = now + POLICY.claim_ttl * 3
+    review.decide(sessions, item, rita, Decision("confirmed"), CLASSES, now=later)
+    assert [e.decision for e in review.trail(sessions, item)] == ["confirmed"]
+
+
+def test_a_decision_on_what_someone_decided_meanwhile_is_refused(sessions, rita, otto):
+    item = add(sessions, "contaminated", 0.7)
+    review.claim(sessions, item, rita, POLICY.claim_ttl)
+    review.decide(sessions, item, rita, Decision("confirmed", expected_state=None), CLASSES)
+    # otto's page showed the item unreviewed; he claims it afterwards and decides.
+    review.claim(sessions, item, otto, POLICY.claim_ttl)
+    with pytest.raises(review.ChangedMeanwhile, match="decided meanwhile \\(confirmed by rita\\)"):
+        review.decide(sessions, item, otto, Decision("rejected", expected_state=None), CLASSES)
+    assert [e.user_name for e in review.trail(sessions, item)] == ["rita"]

@@ -143,3 +143,20 @@ def test_recent_captures_forget_the_oldest_beyond_capacity():
 def test_stored_inspection_is_found_among_recent_captures(store):
     row, _ = store.add(inspection("fresh"), b"x", "jpg")
     assert store.find_recent("T1", "fresh").id == row.id and store.find_recent("T1", "other") is None
+
+
+def test_retention_keeps_clean_photos_a_reviewer_still_needs(store):
+    from sqlalchemy import update
+
+    from serve.db import Inspection
+
+    now = datetime.now(timezone.utc)
+    rows = {name: store.add(inspection(name, "clean", now - timedelta(days=40)), name.encode(), "jpg")[0]
+            for name in ("qc-waiting", "qc-confirmed", "rejected", "plain", "legacy")}  # fmt: skip
+    with store.sessions.begin() as s:
+        for name, draw, state in (("qc-waiting", 0, None), ("qc-confirmed", 0, "confirmed"), ("rejected", 9999, "rejected"),
+                                  ("plain", 9999, None), ("legacy", None, None)):  # fmt: skip
+            s.execute(update(Inspection).where(Inspection.id == rows[name].id).values(qc_draw=draw, review_state=state))
+    assert delete_clean_images(store.sessions, store.image_dir, days=30, qc_sample_rate=0.02) == 3
+    kept = {name for name, row in rows.items() if store.image_file(store.get(row.id)) is not None}
+    assert kept == {"qc-waiting", "rejected"}  # sampled and unseen; a missed contaminant's evidence

@@ -29,7 +29,7 @@ async def users_page(request: Request, info, sessions, status: int = 200, error:
     users = await run_in_threadpool(accounts.list_users, sessions)
     now = datetime.now(timezone.utc)
     for u in users:
-        locked = u.locked_until and (u.locked_until if u.locked_until.tzinfo else u.locked_until.replace(tzinfo=timezone.utc))
+        locked = accounts.aware(u.locked_until)
         u.locked = bool(locked and locked > now)
     messages = [("error", error)] if error else []
     done = request.query_params.get("done")

@@ -65,6 +65,8 @@ async def login(request: Request, sessions: Sessions, settings: Settings):
     outcome = await run_in_threadpool(accounts.authenticate, sessions, username, password, lockout(settings))
     if isinstance(outcome, LoginRefused):
         return login_page(request, target, 401, outcome.reason.capitalize() + ".", username)
+    # A login in a browser that still holds a session ends that one: one person, one live session per browser.
+    await run_in_threadpool(accounts.end_session, sessions, request.cookies.get(SESSION_COOKIE))
     token, _ = await run_in_threadpool(accounts.start_session, sessions, outcome, timedelta(hours=settings.session_hours))
     response = RedirectResponse(target, status_code=303)
     set_cookie(response, request, SESSION_COOKIE, token, max_age=int(settings.session_hours * 3600))

@@ -28,7 +28,7 @@ from serve.db import Inspection, User
 from serve.dependencies import Sessions, Settings, Store, loaded_detector
 from serve.detector import Detector
 from serve.pages import PageError, Reviewer, checked_form, render
-from serve.review import Box, Decision, NotClaimed, QueueFilter, QueuePolicy, ReviewError
+from serve.review import Box, ChangedMeanwhile, Decision, NotClaimed, QueueFilter, QueuePolicy, ReviewError
 
 router = APIRouter(include_in_schema=False)
 
@@ -60,8 +60,10 @@ def _day(value: str | None, name: str) -> date | None:
     if not value:
         return None
     try:
-        return date.fromisoformat(value)
-    except ValueError:
+        day = date.fromisoformat(value)
+        datetime.combine(day, datetime.min.time()) + timedelta(days=1)  # the filter's end of day must exist
+        return day
+    except (ValueError, OverflowError):
         raise PageError(400, "Bad filter", f"{name} {value!r} is not a date (YYYY-MM-DD).") from None
 
 
@@ -225,9 +227,12 @@ async def decide(request: Request, inspection_id: str, info: Reviewer, sessions:
     for b in boxes or []:
         if len(b.box) != 4:
             raise PageError(400, "The boxes could not be read", "Every box needs four coordinates.")
-    decision = Decision(form.get("decision", ""), boxes, (form.get("note") or "").strip()[:500] or None)
+    seen = form.get("state_before", "")  # what the page showed: "" for not reviewed
+    decision = Decision(form.get("decision", ""), boxes, (form.get("note") or "").strip()[:500] or None, expected_state=seen or None)
     try:
         await run_in_threadpool(review.decide, sessions, inspection_id, info.account, decision, detector.class_names)
+    except ChangedMeanwhile as err:
+        raise PageError(409, "Not stored: someone decided it meanwhile", f"{err}. Your decision was not stored.") from None
     except NotClaimed as err:
         raise PageError(409, "Not stored: this inspection is no longer yours", f"{err}. Your decision was not stored.") from None
     except ReviewError as err:
