@@ -17,7 +17,6 @@ Images without annotations are background images.
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from collections.abc import Mapping
 from pathlib import Path, PurePosixPath
@@ -25,7 +24,7 @@ from typing import Any
 
 from pipeline.config import Taxonomy
 from pipeline.importers.common import (
-    ClassMapping, ImageFile, Scan, SourceItem, UnknownClass, box_problem, check_fraction, clip_box, read_image,
+    ClassMapping, ImageFile, Scan, SourceItem, UnknownClass, box_problem, check_fraction, clip_box, read_image, read_json,
 )
 from pipeline.importers.merge import import_scan
 from pipeline.importers.result import ImportResult
@@ -53,13 +52,7 @@ def import_coco(
 
 
 def read_coco(path: Path) -> dict[str, Any]:
-    try:
-        with open(path, encoding="utf-8") as f:
-            doc = json.load(f)
-    except FileNotFoundError:
-        raise FileNotFoundError(f"COCO file {path} not found") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise ValueError(f"{path} is not valid JSON: {err}") from None
+    doc = read_json(path, "COCO file")
     try:
         check_structure(doc)
     except DatasetFormatError as err:

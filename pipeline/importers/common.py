@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import re
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -60,6 +62,17 @@ class ClassMapping:
         if key not in self._targets:
             raise UnknownClass(source_name)
         return self._targets[key]
+
+
+def read_json(path: Path, what: str) -> Any:
+    """A source's JSON document; FileNotFoundError or ValueError naming the file (`what`: "COCO file", ...)."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{what} {path} not found") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ValueError(f"{path} is not valid JSON: {err}") from None
 
 
 def check_fraction(taxonomy: Taxonomy, fraction: str) -> None:

@@ -37,7 +37,6 @@ pipeline/importers/merge.py's, as for the YOLO and COCO importers.
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from collections.abc import Mapping
@@ -48,7 +47,7 @@ from urllib.parse import parse_qs, unquote, urlparse
 
 from pipeline.config import Taxonomy
 from pipeline.importers.coco import _Finder
-from pipeline.importers.common import ClassMapping, Scan, SourceItem, UnknownClass, box_problem, check_fraction, clip_box, read_image
+from pipeline.importers.common import ClassMapping, Scan, SourceItem, UnknownClass, box_problem, check_fraction, clip_box, read_image, read_json
 from pipeline.importers.merge import import_scan
 from pipeline.importers.result import ImportResult
 from pipeline.validate import Problem
@@ -85,13 +84,7 @@ def import_labelstudio(
 
 def read_export(path: Path) -> list[dict[str, Any]]:
     """The tasks of a Label Studio JSON export; ValueError naming the file when it is not one."""
-    try:
-        with open(path, encoding="utf-8") as f:
-            doc = json.load(f)
-    except FileNotFoundError:
-        raise FileNotFoundError(f"Label Studio export {path} not found") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise ValueError(f"{path} is not valid JSON: {err}") from None
+    doc = read_json(path, "Label Studio export")
     if isinstance(doc, dict) and "images" in doc and "annotations" in doc:
         raise ValueError(f"{path} is a COCO file, not Label Studio's JSON export: import it with `binsight import coco`")
     if not isinstance(doc, list):
