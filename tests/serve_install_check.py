@@ -71,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
         fail(f"serve/pipeline are not imported from the installed package but from {where}")
     print(f"ok: {', '.join(TRAINING_STACK)} not importable; binsight imported from {args.venv}")
 
-    for cmd in (("migrate",), ("create-key", "ci-truck", "--truck", "ci-truck")):
+    for cmd in (("migrate",), ("create-key", "ci-truck", "--truck", "CI-1")):
         done = run(binsight, *cmd)
         if done.returncode != 0:
             fail(f"binsight {' '.join(cmd)} exited {done.returncode}: {done.stderr.strip()}")
