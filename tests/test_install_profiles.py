@@ -115,7 +115,7 @@ from binsight.cli import main
 assert main(["migrate"]) == 0
 printed = io.StringIO()
 with contextlib.redirect_stdout(printed):
-    assert main(["create-key", "truck-1", "--truck", "truck-1"]) == 0
+    assert main(["create-key", "truck-1", "--truck", "HAM-EB-101"]) == 0
 key = printed.getvalue().strip()
 
 import uvicorn
