@@ -249,7 +249,7 @@ def main(argv: list[str] | None = None) -> None:
     database_url = f"sqlite:///{work / 'bench.db'}"
     env = {**os.environ, "BINSIGHT_PORT": str(port), "BINSIGHT_MODEL_DIR": str(args.model_dir.resolve()),
            "BINSIGHT_DATABASE_URL": database_url, "BINSIGHT_IMAGE_DIR": str(work / "images")}
-    key = subprocess.run([sys.executable, "-m", "serve.cli", "create-key", "bench"], env=env, cwd=REPO,
+    key = subprocess.run([sys.executable, "-m", "serve.cli", "create-key", "bench", "--fleet"], env=env, cwd=REPO,
                          capture_output=True, text=True, check=True).stdout.strip()
     service = Service(env, port)
     service.start()
