@@ -10,6 +10,7 @@
     python -m serve.cli create-user NAME --role reviewer|admin [--password-stdin]
     python -m serve.cli set-password NAME [--password-stdin] | disable-user NAME | enable-user NAME | list-users
     python -m serve.cli export-reviewed --out DIR   reviewed inspections into a dataset folder for `dvc repro`
+    python -m serve.cli gdpr export BIN --out FILE.zip | gdpr delete BIN [--yes]   a household's data: hand out, erase
 
 The same commands are `binsight serve`, `binsight create-key NAME`, ...
 (binsight/cli.py), which share add_commands() and run() below.
@@ -105,6 +106,19 @@ def add_commands(sub) -> None:
     export.add_argument("--classes", type=Path, default=Path("configs/classes.yaml"), help="the class list of that dataset (default: configs/classes.yaml)")
     export.add_argument("--strict", action="store_true", help="fail on any problem and write nothing")
 
+    gdpr = sub.add_parser("gdpr", help="data-subject requests for one bin: export (Art. 15) or delete (Art. 17)",
+                          description=f"Everything stored about one bin (its RFID identifies a household). {settings_note}")
+    requests = gdpr.add_subparsers(dest="request", required=True, metavar="REQUEST")
+    gdpr_export = requests.add_parser("export", help="every record and photo of the bin as one .zip archive (Art. 15)",
+                                      description="Write every inspection, photo and review decision of the bin into one .zip archive.")
+    gdpr_export.add_argument("bin_id", metavar="BIN", help="the bin's RFID, exactly as the trucks send it")
+    gdpr_export.add_argument("--out", required=True, type=Path, metavar="FILE", help="the archive to write, e.g. bin-E2004711.zip")
+    gdpr_delete = requests.add_parser("delete", help="erase every record and photo of the bin (Art. 17)",
+                                      description="Erase the bin's inspections, photos, review trail and claims. Asks to type the bin "
+                                      "id again unless --yes.")
+    gdpr_delete.add_argument("bin_id", metavar="BIN", help="the bin's RFID, exactly as the trucks send it")
+    gdpr_delete.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+
 
 def main(argv: list[str] | None = None) -> int:
     from serve.migrate import SchemaNotCurrent
@@ -171,6 +185,8 @@ def run(args: argparse.Namespace) -> int:
         return _people(args, sessions)
     if args.command == "export-reviewed":
         return _export_reviewed(args, settings, sessions)
+    if args.command == "gdpr":
+        return _gdpr(args, settings, sessions)
     if args.command == "retention":
         from serve.retention import delete_clean_images
 
@@ -233,6 +249,21 @@ def _export_reviewed(args: argparse.Namespace, settings: ServeSettings, sessions
     print(f"  photo already deleted:    {outcome.image_gone} (retention)")
     if outcome.result.images_added:
         print(next_steps(args.out))
+    return 0
+
+
+def _gdpr(args: argparse.Namespace, settings: ServeSettings, sessions) -> int:
+    """NoSuchBin (a ValueError) is said in one line."""
+    from serve import gdpr
+
+    if args.request == "export":
+        done = gdpr.export_bin(sessions, settings.image_dir, args.bin_id, args.out)
+        print(f"wrote {args.out}: {done.inspections} inspections, {done.images} photos, {done.review_events} review decisions of bin {args.bin_id}")
+        return 0
+    if not args.yes and input(f"erase everything stored about bin {args.bin_id}? type the bin id again: ").strip() != args.bin_id:
+        raise ValueError("not confirmed; nothing was erased")
+    done = gdpr.delete_bin(sessions, settings.image_dir, args.bin_id)
+    print(f"erased bin {args.bin_id}: {done.inspections} inspections, {done.images} photos, {done.review_events} review decisions")
     return 0
 
 

@@ -16,7 +16,8 @@ from tests.import_helpers import GOOD, jpeg, snapshot, yolo
 
 SUBCOMMANDS = [["import"], ["import", "yolo"], ["import", "coco"], ["import", "labelstudio"], ["serve"], ["create-key"], ["revoke-key"],
                ["retention"], ["migrate"], ["settings"], ["config"], ["create-user"], ["set-password"], ["disable-user"],
-               ["enable-user"], ["list-users"], ["export-reviewed"], ["labelstudio-config"]]
+               ["enable-user"], ["list-users"], ["export-reviewed"], ["labelstudio-config"], ["gdpr"], ["gdpr", "export"],
+               ["gdpr", "delete"]]
 
 
 def test_every_subcommand_is_listed():

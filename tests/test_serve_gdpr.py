@@ -1,0 +1,100 @@
+"""Data-subject requests per bin (serve/gdpr.py, `binsight gdpr`) on SQLite and PostgreSQL."""
+
+import json
+import subprocess
+import sys
+import uuid
+import zipfile
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from sqlalchemy import func, select
+
+from serve import accounts, gdpr, review
+from serve.db import Inspection, ReviewClaim, ReviewEvent, make_engine, make_sessionmaker
+from tests.serve_helpers import migrated
+
+T0 = datetime(2026, 11, 20, 8, 0, tzinfo=timezone.utc)
+
+
+@pytest.fixture
+def store(database_url, tmp_path):
+    engine = make_engine(migrated(database_url))
+    yield make_sessionmaker(engine), tmp_path / "images"
+    engine.dispose()
+
+
+def add(sessions, image_dir, bin_id: str, n: int, with_image: bool = True) -> str:
+    inspection_id = str(uuid.uuid4())
+    rel = f"2026/11/20/{inspection_id}.jpg" if with_image else None
+    if rel:
+        (image_dir / rel).parent.mkdir(parents=True, exist_ok=True)
+        (image_dir / rel).write_bytes(b"\xff\xd8 photo " + bin_id.encode())
+    with sessions.begin() as s:
+        s.add(Inspection(
+            id=inspection_id, truck_id="t1", capture_id=f"{bin_id}-{n}", bin_id=bin_id, fraction="biowaste", captured_at=T0 + timedelta(minutes=n),
+            received_at=T0, latitude=51.68, longitude=7.82, verdict="contaminated", contamination_score=0.8, quality_issue=None,
+            detections=[{"label": "can", "score": 0.8, "box": [1.0, 1.0, 9.0, 9.0], "contaminant": True}], model_version="m1",
+            image_path=rel, image_sha256="0" * 64, image_width=16, image_height=16,
+        ))  # fmt: skip
+    return inspection_id
+
+
+def test_export_holds_every_record_photo_and_decision_of_the_bin_and_nothing_else(store, tmp_path):
+    sessions, image_dir = store
+    rita = accounts.create_user(sessions, "rita", "reviewer", "correct horse battery")
+    mine = [add(sessions, image_dir, "BIN-1", 1), add(sessions, image_dir, "BIN-1", 2, with_image=False)]
+    add(sessions, image_dir, "BIN-2", 3)
+    review.claim(sessions, mine[0], rita, timedelta(minutes=5))
+    review.decide(sessions, mine[0], rita, review.Decision("confirmed", note="lid open"), ["can"])
+
+    summary = gdpr.export_bin(sessions, image_dir, "BIN-1", tmp_path / "out" / "bin.zip")
+    assert (summary.inspections, summary.images, summary.review_events) == (2, 1, 1)
+    with zipfile.ZipFile(tmp_path / "out" / "bin.zip") as archive:
+        names = set(archive.namelist())
+        records = json.loads(archive.read("records.json"))
+        assert archive.read(f"images/{mine[0]}.jpg") == b"\xff\xd8 photo BIN-1"
+    assert names == {"README.txt", "records.json", f"images/{mine[0]}.jpg"}
+    assert [r["id"] for r in records["inspections"]] == mine and {r["bin_id"] for r in records["inspections"]} == {"BIN-1"}
+    assert records["review_events"][0]["user_name"] == "rita" and records["review_events"][0]["note"] == "lid open"
+    assert records["inspections"][0]["review_state"] == "confirmed"
+    assert not [p for p in (tmp_path / "out").iterdir() if p.name != "bin.zip"]  # no temporary file left
+
+
+def test_delete_erases_the_bin_and_leaves_the_others(store):
+    sessions, image_dir = store
+    rita = accounts.create_user(sessions, "rita", "reviewer", "correct horse battery")
+    mine = [add(sessions, image_dir, "BIN-1", 1), add(sessions, image_dir, "BIN-1", 2)]
+    other = add(sessions, image_dir, "BIN-2", 3)
+    review.claim(sessions, mine[0], rita, timedelta(minutes=5))
+    review.decide(sessions, mine[0], rita, review.Decision("confirmed"), ["can"])
+    review.claim(sessions, mine[1], rita, timedelta(minutes=5))  # open in someone's browser right now
+
+    summary = gdpr.delete_bin(sessions, image_dir, "BIN-1")
+    assert (summary.inspections, summary.images, summary.review_events) == (2, 2, 1)
+    with sessions() as s:
+        assert s.scalars(select(Inspection.id)).all() == [other]
+        assert s.scalar(select(func.count()).select_from(ReviewEvent)) == 0
+        assert s.scalar(select(func.count()).select_from(ReviewClaim)) == 0
+    assert [p.name for p in image_dir.rglob("*.jpg")] == [f"{other}.jpg"]
+    with pytest.raises(gdpr.NoSuchBin, match="no inspection of bin 'BIN-1'"):
+        gdpr.delete_bin(sessions, image_dir, "BIN-1")
+
+
+def test_the_commands_confirm_and_say_what_they_did(tmp_path):
+    env = {"BINSIGHT_DATABASE_URL": f"sqlite:///{tmp_path / 'cli.db'}", "BINSIGHT_IMAGE_DIR": str(tmp_path / "img")}
+    import os
+
+    def run(*args, stdin=None):
+        return subprocess.run([sys.executable, "-m", "serve.cli", "gdpr", *args], env={**os.environ, **env}, capture_output=True, text=True, input=stdin)
+
+    missing = run("export", "BIN-9", "--out", str(tmp_path / "x.zip"))
+    assert missing.returncode == 2 and "no inspection of bin 'BIN-9'" in missing.stderr and "Traceback" not in missing.stderr
+    engine = make_engine(env["BINSIGHT_DATABASE_URL"])
+    add(make_sessionmaker(engine), tmp_path / "img", "BIN-9", 1)
+    engine.dispose()
+    assert run("export", "BIN-9", "--out", str(tmp_path / "x.zip")).returncode == 0 and (tmp_path / "x.zip").is_file()
+    refused = run("delete", "BIN-9", stdin="BIN-8\n")
+    assert refused.returncode == 2 and "not confirmed; nothing was erased" in refused.stderr
+    done = run("delete", "BIN-9", stdin="BIN-9\n")
+    assert done.returncode == 0 and "erased bin BIN-9: 1 inspections, 1 photos" in done.stdout
