@@ -30,7 +30,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import sessionmaker
 
-from serve.db import ROLES, User, WebSession
+from serve.db import ROLES, User, WebSession, as_utc
 
 MIN_PASSWORD_LENGTH = 10
 MAX_PASSWORD_LENGTH = 1024  # argon2 takes any length; a bound keeps a megabyte "password" from costing a request
@@ -83,11 +83,6 @@ REFUSED = LoginRefused(
 
 def _now() -> datetime:
     return datetime.now(timezone.utc)
-
-
-def aware(value: datetime | None) -> datetime | None:
-    # SQLite hands back naive datetimes for timezone-aware columns; they were stored in UTC.
-    return value.replace(tzinfo=timezone.utc) if value is not None and value.tzinfo is None else value
 
 
 def check_name(name: str) -> str:
@@ -176,7 +171,7 @@ def authenticate(sessions: sessionmaker, name: str, password: str, policy: Locko
             _verify(_DUMMY_HASH, password)  # an unknown name costs what a wrong password costs
             return REFUSED
         user = s.get(User, counted.id)
-        locked_until = aware(user.locked_until)
+        locked_until = as_utc(user.locked_until)
         if locked_until is not None and locked_until > now:
             # Same answer and about the same time as a wrong password: a lock says nothing about whether the name exists.
             _verify(_DUMMY_HASH, password)
@@ -234,9 +229,9 @@ def session_for(sessions: sessionmaker, token: str | None, now: datetime | None 
         if row is None:
             return None
         web, user = row
-        if aware(web.expires_at) <= now or user.disabled:
+        if as_utc(web.expires_at) <= now or user.disabled:
             return None
-        return SessionInfo(Account(user.id, user.name, user.role), web.csrf_token, aware(web.expires_at))
+        return SessionInfo(Account(user.id, user.name, user.role), web.csrf_token, as_utc(web.expires_at))
 
 
 def end_session(sessions: sessionmaker, token: str | None) -> None:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import secrets
 import uuid
-from datetime import datetime
+from datetime import datetime, timezone
 from pathlib import Path
 
 from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint, create_engine, event
@@ -29,6 +29,11 @@ REVIEW_STATES = ("confirmed", "rejected", "unusable")
 QC_DRAW_RANGE = 10_000
 """Every inspection draws a number below this when stored; a clean one is sampled for quality control
 when its draw is below rate x range, so the sample is random, fixed, and needs no scheduled job."""
+
+
+def as_utc(value: datetime | None) -> datetime | None:
+    """A stored time as an aware UTC datetime: SQLite hands back naive ones for timezone-aware columns, stored in UTC."""
+    return value.replace(tzinfo=timezone.utc) if value is not None and value.tzinfo is None else value
 
 
 def _qc_draw() -> int:

@@ -37,7 +37,7 @@ from pipeline.importers.common import Scan, SourceItem, box_problem, clip_box, r
 from pipeline.importers.merge import import_scan
 from pipeline.importers.result import ImportResult
 from pipeline.validate import Problem
-from serve.db import Inspection
+from serve.db import Inspection, as_utc
 
 FORMAT = "binsight-review"
 EXPORTED_STATES = ("confirmed", "rejected")
@@ -74,7 +74,7 @@ def capture_of(inspection: Inspection) -> dict:
 
 
 def _iso(value) -> str:
-    return value.isoformat() if value.tzinfo else value.isoformat() + "+00:00"
+    return as_utc(value).isoformat()
 
 
 def scan_reviewed(sessions: sessionmaker, image_dir: Path, taxonomy: Taxonomy) -> tuple[Scan, int, int]:

@@ -25,7 +25,7 @@ from pathlib import Path
 from sqlalchemy import delete, select
 from sqlalchemy.orm import sessionmaker
 
-from serve.db import Inspection, ReviewClaim, ReviewEvent
+from serve.db import Inspection, ReviewClaim, ReviewEvent, as_utc
 
 RECORD_COLUMNS = (
     "id", "truck_id", "capture_id", "bin_id", "fraction", "captured_at", "received_at", "latitude", "longitude", "verdict",
@@ -56,7 +56,7 @@ class BinSummary:
 
 def _json_value(value):
     if isinstance(value, datetime):
-        return (value if value.tzinfo else value.replace(tzinfo=timezone.utc)).isoformat()
+        return as_utc(value).isoformat()
     return value
 
 

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import hashlib
-from datetime import datetime, timezone
 
 from fastapi import Response
 
-from serve.db import Inspection
+from serve.db import Inspection, as_utc
 from serve.errors import ApiError
 from serve.schemas import DetectionOut, InspectionOut
 
@@ -15,16 +14,11 @@ from serve.schemas import DetectionOut, InspectionOut
 def to_out(row: Inspection) -> InspectionOut:
     return InspectionOut(
         id=row.id, truck_id=row.truck_id, capture_id=row.capture_id, bin_id=row.bin_id, fraction=row.fraction,
-        captured_at=utc(row.captured_at), received_at=utc(row.received_at), latitude=row.latitude, longitude=row.longitude,
+        captured_at=as_utc(row.captured_at), received_at=as_utc(row.received_at), latitude=row.latitude, longitude=row.longitude,
         verdict=row.verdict, contamination_score=row.contamination_score, quality_issue=row.quality_issue,
         detections=[DetectionOut(**d) for d in row.detections], model_version=row.model_version,
         image_available=row.image_path is not None, review_state=row.review_state,
     )
-
-
-def utc(value: datetime) -> datetime:
-    # SQLite hands back naive datetimes; everything is stored in UTC.
-    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
 
 
 def location(row: Inspection) -> str:

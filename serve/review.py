@@ -24,10 +24,10 @@ from datetime import date, datetime, time, timedelta, timezone
 
 from sqlalchemy import and_, case, delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import sessionmaker
 
 from serve.accounts import Account
-from serve.db import QC_DRAW_RANGE, REVIEW_STATES, Inspection, ReviewClaim, ReviewEvent
+from serve.db import QC_DRAW_RANGE, REVIEW_STATES, Inspection, ReviewClaim, ReviewEvent, User
 
 FLAGGED = ("contaminated", "inconclusive")
 BOX_MOVE_TOLERANCE = 0.5  # pixels: the editor's rounding is not a move
@@ -288,6 +288,14 @@ def trail(sessions: sessionmaker, inspection_id: str) -> list[ReviewEvent]:
         return list(s.scalars(select(ReviewEvent).where(ReviewEvent.inspection_id == inspection_id).order_by(ReviewEvent.id)))
 
 
-def claim_holder(session: Session, inspection_id: str, now: datetime) -> str | None:
-    """The user id holding a live claim on the inspection, if any."""
-    return session.scalar(select(ReviewClaim.user_id).where(ReviewClaim.inspection_id == inspection_id, ReviewClaim.expires_at > now))
+def claim_holders(sessions: sessionmaker, inspection_ids: Sequence[str], now: datetime | None = None) -> dict[str, str]:
+    """Inspection id -> name of the reviewer holding a live claim on it, for those that are held (one query)."""
+    if not inspection_ids:
+        return {}
+    now = now or _now()
+    with sessions() as s:
+        rows = s.execute(
+            select(ReviewClaim.inspection_id, User.name).join(User, User.id == ReviewClaim.user_id)
+            .where(ReviewClaim.inspection_id.in_(list(inspection_ids)), ReviewClaim.expires_at > now)
+        ).all()  # fmt: skip
+    return {inspection_id: name for inspection_id, name in rows}

@@ -16,6 +16,7 @@ from fastapi.responses import RedirectResponse
 
 from serve import accounts
 from serve.accounts import MIN_PASSWORD_LENGTH, AccountError
+from serve.db import as_utc
 from serve.dependencies import Sessions
 from serve.pages import Admin, checked_form, render
 
@@ -29,7 +30,7 @@ async def users_page(request: Request, info, sessions, status: int = 200, error:
     users = await run_in_threadpool(accounts.list_users, sessions)
     now = datetime.now(timezone.utc)
     for u in users:
-        locked = accounts.aware(u.locked_until)
+        locked = as_utc(u.locked_until)
         u.locked = bool(locked and locked > now)
     messages = [("error", error)] if error else []
     done = request.query_params.get("done")

@@ -15,7 +15,7 @@ there too (up to MAX_SKIPPED), so the next item is another one.
 from __future__ import annotations
 
 import json
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timedelta
 from typing import Annotated
 from urllib.parse import urlencode
 
@@ -24,7 +24,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, RedirectResponse
 
 from serve import review
-from serve.db import Inspection, User
+from serve.db import Inspection
 from serve.dependencies import Sessions, Settings, Store, loaded_detector
 from serve.detector import Detector
 from serve.pages import PageError, Reviewer, checked_form, render
@@ -97,15 +97,7 @@ async def queue_page(request: Request, info: Reviewer, sessions: Sessions, setti
 
     def load():
         items = review.queue(sessions, policy, flt, QUEUE_PAGE_SIZE)
-        counts = review.counts(sessions, policy, flt)
-        now = datetime.now(timezone.utc)
-        with sessions() as s:
-            holders = {}
-            for row in items:
-                holder = review.claim_holder(s, row.id, now)
-                if holder:
-                    holders[row.id] = s.get(User, holder).name
-        return items, counts, holders
+        return items, review.counts(sessions, policy, flt), review.claim_holders(sessions, [row.id for row in items])
 
     items, counts, holders = await run_in_threadpool(load)
     for row in items:  # what the model found, for the list
@@ -161,9 +153,7 @@ async def item_page(request: Request, inspection_id: str, info: Reviewer, sessio
         claimed = row.review_state is None and review.claim(sessions, row.id, info.account, policy.claim_ttl)
         holder = None
         if row.review_state is None and not claimed:
-            with sessions() as s:
-                holder_id = review.claim_holder(s, row.id, datetime.now(timezone.utc))
-                holder = s.get(User, holder_id).name if holder_id else None
+            holder = review.claim_holders(sessions, [row.id]).get(row.id)
         return row, claimed, holder
 
     row, editable, holder = await run_in_threadpool(load)
