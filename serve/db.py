@@ -9,6 +9,11 @@ server-side `web_sessions`; trucks are `api_keys`. A review is a claim
 (`review_claims`, one per inspection, expiring) and decisions appended to
 `review_events`, the audit trail, which is never updated, only added to;
 the inspection row carries the resulting state and corrected boxes.
+
+Operations (issue 10): the city's `bins` registry and `districts`, the link
+of each inspection to its bin (stored with the inspection: what was known at
+capture time), `image_access` (who opened which photo), and `notices`, one
+per confirmed finding, whose levels make a bin's escalation.
 """
 
 from __future__ import annotations
@@ -26,6 +31,9 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, sessionmaker
 ROLES = ("reviewer", "admin")
 REVIEW_STATES = ("confirmed", "rejected", "unusable")
 """An inspection's final review state: the model's verdict confirmed or rejected, or the photo unusable."""
+BIN_LINKS = ("linked", "uncertain")
+"""An inspection's link to the bin registry: uncertain ones are shown to reviewers as such and never escalate."""
+BIN_LINK_REASONS = ("missing_rfid", "unknown_rfid", "far_from_bin")
 QC_DRAW_RANGE = 10_000
 """Every inspection draws a number below this when stored; a clean one is sampled for quality control
 when its draw is below rate x range, so the sample is random, fixed, and needs no scheduled job."""
@@ -55,7 +63,7 @@ class Inspection(Base):
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=lambda: str(uuid.uuid4()))
     truck_id: Mapped[str] = mapped_column(String(64))
     capture_id: Mapped[str] = mapped_column(String(128))
-    bin_id: Mapped[str] = mapped_column(String(64))
+    bin_id: Mapped[str | None] = mapped_column(String(64), nullable=True)  # None: the truck could not read the RFID tag
     fraction: Mapped[str] = mapped_column(String(32), index=True)
     captured_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
@@ -77,6 +85,19 @@ class Inspection(Base):
     """The boxes as the reviewer left them: the truth for training (`binsight export-reviewed`)."""
     reviewed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     reviewed_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    tour_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    """The truck's tour (one load to the plant) as the truck reports it; None: the load is the truck's day."""
+    bin_link: Mapped[str | None] = mapped_column(String(16), nullable=True, index=True)
+    """One of BIN_LINKS: whether the photo belongs to the registered bin; None for rows stored before the registry."""
+    bin_link_reason: Mapped[str | None] = mapped_column(String(32), nullable=True)  # one of BIN_LINK_REASONS when uncertain
+    bin_distance_m: Mapped[float | None] = mapped_column(Float, nullable=True)
+    """Metres between the capture's GPS position and the bin's registered location, when both are known."""
+    district: Mapped[str | None] = mapped_column(String(128), nullable=True, index=True)
+    route: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
+    privacy_regions: Mapped[list | None] = mapped_column(JSON, nullable=True)
+    """What was blurred or blanked before the image was written: [{"kind": ..., "box": [x1, y1, x2, y2]}]."""
+    visible_share: Mapped[float | None] = mapped_column(Float, nullable=True)
+    """Share of the frame that shows the hopper (inside the truck's mask; 1.0 without one): the waste area of a load grade."""
 
 
 class ApiKey(Base):
@@ -140,6 +161,63 @@ class ReviewEvent(Base):
     changes: Mapped[list] = mapped_column(JSON)
     """What the reviewer changed, one entry per box: relabelled, deleted, added, moved."""
     note: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+class Bin(Base):
+    """A bin of the city's registry (`binsight registry import-bins CSV`)."""
+
+    __tablename__ = "bins"
+
+    rfid: Mapped[str] = mapped_column(String(64), primary_key=True)
+    address: Mapped[str] = mapped_column(Text)
+    district: Mapped[str | None] = mapped_column(String(128), nullable=True, index=True)
+    route: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
+    fraction: Mapped[str] = mapped_column(String(32))
+    latitude: Mapped[float | None] = mapped_column(Float, nullable=True)
+    longitude: Mapped[float | None] = mapped_column(Float, nullable=True)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class District(Base):
+    """A district's outline (`binsight registry import-districts GEOJSON`)."""
+
+    __tablename__ = "districts"
+
+    name: Mapped[str] = mapped_column(String(128), primary_key=True)
+    geometry: Mapped[dict] = mapped_column(JSON)  # a GeoJSON Polygon or MultiPolygon, WGS 84
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class ImageAccess(Base):
+    """One row per photo, evidence image, crop or notice someone opened: the access log data protection asks for."""
+
+    __tablename__ = "image_access"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    actor_kind: Mapped[str] = mapped_column(String(16))  # user | api_key | cli
+    actor: Mapped[str] = mapped_column(String(128))  # the user's or key's name
+    inspection_id: Mapped[str] = mapped_column(String(36), index=True)  # no foreign key: the log outlives a deleted inspection
+    bin_id: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
+    what: Mapped[str] = mapped_column(String(16))  # image | evidence | crop | notice | export
+
+
+class Notice(Base):
+    """A letter to a household about one confirmed finding; its level is the bin's escalation at the time."""
+
+    __tablename__ = "notices"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=lambda: str(uuid.uuid4()))
+    inspection_id: Mapped[str] = mapped_column(String(36), unique=True)  # one notice per confirmed finding
+    bin_id: Mapped[str] = mapped_column(String(64), index=True)
+    fraction: Mapped[str] = mapped_column(String(32))
+    level: Mapped[int] = mapped_column(Integer)  # 1 = first rule of the fraction's escalation
+    action: Mapped[str] = mapped_column(String(64))  # the rule's name, e.g. information letter, warning, not emptied
+    contaminants: Mapped[list] = mapped_column(JSON)  # class names found
+    issued_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    issued_by: Mapped[str] = mapped_column(String(64))
+    withdrawn_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    withdrawn_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
 
 def make_engine(url: str) -> Engine:
