@@ -1,0 +1,81 @@
+"""Who opened which photo: the access log data protection asks for (issue 10).
+
+    record_access(sessions, actor_kind="user", actor="anna", inspection_id=..., bin_id=..., what="image")
+    binsight access-log [--bin RFID] [--since DATE] [--user NAME]      the log as CSV, for administrators
+
+One row per photo, evidence image, crop, notice or export someone opened,
+written by the code that hands it out (the review pages, the truck API, the
+notices pages, `binsight gdpr export`). Rows are only ever added: the log is
+the controller's accountability record, so `gdpr delete` keeps it (see
+serve/gdpr.py), and a bin's rows are part of its Art. 15 export (who received
+the data).
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import date, datetime, time, timezone
+from typing import IO
+
+from sqlalchemy import select
+from sqlalchemy.orm import sessionmaker
+
+from serve.db import ImageAccess, as_utc
+
+ACTOR_KINDS = ("user", "api_key", "cli")
+"""A reviewer or admin logged in to the pages; a truck's or fleet's API key; a command run on the server."""
+WHAT = ("image", "evidence", "crop", "notice", "export")
+CSV_COLUMNS = ("at", "actor_kind", "actor", "inspection_id", "bin_id", "what")
+
+
+def record_access(sessions: sessionmaker, *, actor_kind: str, actor: str, inspection_id: str, bin_id: str | None, what: str) -> None:
+    """Append one row to the access log, in its own transaction; ValueError for an unknown actor kind or `what`.
+
+    Its own transaction: the row is written before the photo leaves, so a
+    failure to log refuses the photo instead of handing it out unrecorded.
+    """
+    if actor_kind not in ACTOR_KINDS:
+        raise ValueError(f"unknown actor kind {actor_kind!r}; one of {', '.join(ACTOR_KINDS)}")
+    if what not in WHAT:
+        raise ValueError(f"unknown access {what!r}; one of {', '.join(WHAT)}")
+    with sessions.begin() as s:
+        s.add(ImageAccess(at=datetime.now(timezone.utc), actor_kind=actor_kind, actor=actor, inspection_id=inspection_id,
+                          bin_id=bin_id, what=what))  # fmt: skip
+
+
+@dataclass(frozen=True)
+class AccessQuery:
+    bin_id: str | None = None
+    since: date | None = None  # inclusive: from the start of that day, UTC
+    actor: str | None = None
+
+
+def entries(sessions: sessionmaker, query: AccessQuery = AccessQuery()) -> list[ImageAccess]:
+    """The log's rows that match, oldest first."""
+    conditions = []
+    if query.bin_id is not None:
+        conditions.append(ImageAccess.bin_id == query.bin_id)
+    if query.since is not None:
+        conditions.append(ImageAccess.at >= datetime.combine(query.since, time.min, timezone.utc))
+    if query.actor is not None:
+        conditions.append(ImageAccess.actor == query.actor)
+    with sessions() as s:
+        return list(s.scalars(select(ImageAccess).where(*conditions).order_by(ImageAccess.at, ImageAccess.id)))
+
+
+def as_dict(row: ImageAccess) -> dict:
+    return {"at": as_utc(row.at).isoformat(), "actor_kind": row.actor_kind, "actor": row.actor,
+            "inspection_id": row.inspection_id, "bin_id": row.bin_id, "what": row.what}  # fmt: skip
+
+
+def write_csv(rows: Iterable[ImageAccess], out: IO[str]) -> int:
+    """The rows as CSV with a header; how many were written."""
+    writer = csv.DictWriter(out, fieldnames=CSV_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    n = 0
+    for row in rows:
+        writer.writerow(as_dict(row))
+        n += 1
+    return n
