@@ -127,6 +127,14 @@ class TrainConfig(Section):
     )
     num_workers: int = Field(ge=0, description="DataLoader worker processes on the CPU (0: load in the main one).")
     threads: int = Field(ge=1, description="Torch intra-op CPU threads, per process (fixed: the thread count changes float sums).")
+    cpu_numerics: Literal["portable", "native"] = Field(
+        description=(
+            "CPU kernels of training, evaluation and export. portable: the same arithmetic on every x86 CPU with AVX2 "
+            "(torch's kernels at AVX2, MKL's conditional numerical reproducibility at AVX2, oneDNN off), so dvc.lock "
+            "repeats across machines; about 1.8x slower training steps. native: the fastest kernels for this CPU; "
+            "bit-exact only on the same CPU model (pipeline/hardware.py)."
+        )
+    )
     device: Literal["auto", "cpu", "cuda"] = Field(
         description="Where to train: auto (CUDA when torch sees a GPU, else CPU), cpu, or cuda (fails without one)."
     )

@@ -34,6 +34,7 @@ import numpy as np
 import torch
 from torchvision.ops import box_iou
 
+from pipeline import hardware
 from pipeline.coco import IMAGES_DIR
 from pipeline.config import add_config_arguments, load_params, load_taxonomy
 from pipeline.dataset import CocoDetection, read_rgb, xywh_to_xyxy
@@ -212,6 +213,7 @@ def measure(detect: DetectFn, val_set: CocoDetection, test_set: CocoDetection, p
 
 
 def evaluate(model_path: Path, splits: Path, data: Path, out: Path, params, taxonomy) -> dict:
+    hardware.fix_cpu_numerics(params.train.cpu_numerics)  # the arithmetic training used (pipeline/hardware.py)
     torch.set_num_threads(params.train.threads)
     model, class_names, _ = load_trained(model_path)
     if class_names != taxonomy.class_names:

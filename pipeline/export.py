@@ -32,6 +32,7 @@ import torch
 import yaml
 from pydantic import ValidationError
 
+from pipeline import hardware
 from pipeline.atomic import write_bytes_atomic
 from pipeline.coco import write_json_atomic
 from pipeline.config import add_config_arguments, load_params, load_taxonomy
@@ -157,6 +158,7 @@ def verdict_threshold(params, metrics: dict | None) -> float:
 
 
 def export(model_path: Path, splits: Path, data: Path, out: Path, dvc_file: Path, metrics: Path | None, params, taxonomy) -> dict:
+    hardware.fix_cpu_numerics(params.train.cpu_numerics)  # the arithmetic training used (pipeline/hardware.py)
     torch.set_num_threads(params.train.threads)
     evaluation = json.loads(metrics.read_text()) if metrics is not None and metrics.exists() else None
     threshold = verdict_threshold(params, evaluation)

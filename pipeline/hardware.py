@@ -15,11 +15,19 @@
   what the configuration says.
 
 Reproducibility: torch runs deterministic algorithms with a fixed thread
-count, so the same commit on the same kind of machine gives the same weights
-bit for bit on the CPU. Across machines it cannot: oneDNN and MKL pick their
-kernels by the CPU's instruction set (AVX2, AVX-512, AMX), and these sum in
-different orders, which changes the last bits of a float and, over thousands
-of steps, the figures a little. On CUDA some kernels the detector needs
+count, so the same commit on the same CPU gives the same weights bit for bit.
+Across CPUs the fastest kernels differ: torch, MKL and oneDNN pick them by
+the instruction set (AVX2, AVX-512, AMX) and, for oneDNN, size their blocks
+by the caches, and each choice adds floats in another order. Session 4 saw
+two VMs of one machine kind train differently from the first epoch on.
+`train.cpu_numerics: portable` (the default) therefore pins all three:
+torch's own kernels to their AVX2 build (`ATEN_CPU_CAPABILITY`), MKL to its
+AVX2 code path in strict conditional-numerical-reproducibility mode
+(`MKL_CBWR`, which Intel documents as giving the same results on every CPU
+that has that path), and convolutions off oneDNN (whose blocking follows
+the cache sizes) onto torch's im2col + MKL route. That costs about 1.8x per
+training step on 2 cores (BENCHMARKS.md) and needs a CPU with AVX2.
+`native` keeps the fastest kernels. On CUDA some kernels the detector needs
 (e.g. the backward of the FPN's nearest upsampling) add with atomics in no
 fixed order; torch warns about those and runs them anyway.
 """
@@ -98,6 +106,56 @@ def resolve_precision(choice: str, device: torch.device) -> torch.dtype | None:
     return torch.bfloat16
 
 
+PORTABLE_ENVIRONMENT = {
+    "ATEN_CPU_CAPABILITY": "avx2",  # torch's vectorised kernels: the AVX2 build on every CPU
+    "MKL_CBWR": "AVX2,STRICT",  # MKL: one code path, strict conditional numerical reproducibility
+    "ONEDNN_MAX_CPU_ISA": "AVX2",  # for anything still reaching oneDNN
+}
+PORTABLE_CAPABILITY = "AVX2"
+
+
+def fix_cpu_numerics(mode: str) -> None:
+    """Pin the CPU kernels for `train.cpu_numerics` (module docstring); call before the process's first tensor op.
+
+    torch reads its CPU capability once, at the first kernel it dispatches, and
+    MKL its code path at its first call: later changes would be silently ignored,
+    so a process that already computed with other kernels is refused.
+    """
+    if mode == "native":
+        return
+    os.environ.update(PORTABLE_ENVIRONMENT)
+    torch.backends.mkldnn.enabled = False
+    capability = torch.backends.cpu.get_cpu_capability()
+    if capability != PORTABLE_CAPABILITY:
+        raise SystemExit(
+            f"train.cpu_numerics is portable, but torch's CPU kernels run at {capability}, not {PORTABLE_CAPABILITY}: "
+            "this CPU lacks AVX2, or this process computed before the kernels were pinned; set train.cpu_numerics: native"
+        )
+
+
+def cpu_numerics_summary() -> dict[str, str]:
+    """What arithmetic this process uses (logged with each training run, to explain a difference between machines)."""
+    import platform
+
+    return {
+        "cpu": _cpu_model() or platform.processor() or "unknown",
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "mkl_cbwr": os.environ.get("MKL_CBWR", "unset"),
+        "onednn": str(torch.backends.mkldnn.enabled),
+        "torch": torch.__version__,
+    }
+
+
+def _cpu_model() -> str | None:
+    try:
+        for line in open("/proc/cpuinfo", encoding="utf-8"):
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return None
+
+
 def _env_int(name: str, default: int) -> int:
     value = os.environ.get(name, str(default))
     try:
@@ -109,9 +167,10 @@ def _env_int(name: str, default: int) -> int:
 def place(cfg: TrainConfig) -> Placement:
     """Join the torchrun process group if there is one, and pick this process's device.
 
-    Also fixes the thread count and turns on deterministic algorithms (see the module docstring).
+    Also pins the CPU kernels, fixes the thread count and turns on deterministic algorithms (module docstring).
     """
     world_size, rank, local_rank = _env_int("WORLD_SIZE", 1), _env_int("RANK", 0), _env_int("LOCAL_RANK", 0)
+    fix_cpu_numerics(cfg.cpu_numerics)
     device = resolve_device(cfg.device, local_rank)
     torch.set_num_threads(cfg.threads)
     if device.type == "cuda":

@@ -272,6 +272,7 @@ def _train(params: Params, class_names: list[str], splits: Path, data: Path, out
     with mlflow.start_run(run_id=run_id) if main else contextlib.nullcontext() as run:
         if main and run_id is None:
             mlflow.log_params(flatten("", {"model": params.model.model_dump(), "augment": params.augment.model_dump(), "train": cfg.model_dump()}))
+            mlflow.log_params({f"numerics.{k}": v for k, v in hardware.cpu_numerics_summary().items()})
             mlflow.log_params({"classes": ",".join(class_names), "train_images": len(train_set), "val_images": len(val_set),
                                "device": placement.device.type, "processes": placement.world_size, "effective_lr": schedule.lr})
         started = time.monotonic()

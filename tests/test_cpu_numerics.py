@@ -1,0 +1,87 @@
+"""`train.cpu_numerics: portable`: the same arithmetic whatever instruction sets the CPU has beyond AVX2.
+
+Each case runs in a fresh interpreter: torch fixes its kernels at the first
+operation of a process. A CPU with fewer instruction sets is imitated on
+this one by capping torch, MKL and oneDNN at AVX2 from the outside
+(`ATEN_CPU_CAPABILITY`, `MKL_ENABLE_INSTRUCTIONS`, `ONEDNN_MAX_CPU_ISA`): in
+portable mode the weights after a few training steps must not change, in
+native mode they do (on a CPU with more than AVX2), which shows the
+comparison can fail.
+"""
+
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# A few steps of the default detector on small random images; prints the weights' digest.
+TRAIN_STEPS = """
+import hashlib, sys, torch
+from pipeline import hardware
+from pipeline.config import load_params
+from pipeline.model import build_model
+hardware.fix_cpu_numerics(sys.argv[1])
+torch.set_num_threads(2)
+torch.use_deterministic_algorithms(True, warn_only=True)
+torch.manual_seed(0)
+cfg = load_params().model.model_copy(update={"min_size": 128, "max_size": 128})
+model = build_model(cfg, 3).train()
+optimizer = torch.optim.AdamW(model.parameters(), 1e-3)
+g = torch.Generator().manual_seed(1)
+images = [torch.rand(3, 128, 128, generator=g) for _ in range(2)]
+targets = [{"boxes": torch.tensor([[10.0, 20, 60, 70]]), "labels": torch.tensor([1])}] * 2
+for _ in range(3):
+    loss = sum(model(images, targets).values())
+    optimizer.zero_grad(); loss.backward(); optimizer.step()
+print(hardware.cpu_numerics_summary()["cpu_capability"], hashlib.sha256(b"".join(p.detach().numpy().tobytes() for p in model.parameters())).hexdigest())
+"""
+AVX2_ONLY_CPU = {"ATEN_CPU_CAPABILITY": "avx2", "MKL_ENABLE_INSTRUCTIONS": "AVX2", "ONEDNN_MAX_CPU_ISA": "AVX2"}
+NATIVE = torch.backends.cpu.get_cpu_capability()
+
+needs_more_than_avx2 = pytest.mark.skipif(NATIVE in ("AVX2", "DEFAULT"), reason=f"this CPU's kernels run at {NATIVE}: nothing to cap")
+
+
+def run(code: str, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    clean = {k: v for k, v in os.environ.items() if k not in AVX2_ONLY_CPU and k != "MKL_CBWR"}
+    return subprocess.run([sys.executable, "-c", code, *args], cwd=REPO, env={**clean, **(env or {})}, capture_output=True, text=True, timeout=300)
+
+
+def digest(mode: str, env: dict[str, str] | None = None) -> tuple[str, str]:
+    done = run(TRAIN_STEPS, mode, env=env)
+    assert done.returncode == 0, done.stderr[-2000:]
+    capability, weights = done.stdout.split()
+    return capability, weights
+
+
+@needs_more_than_avx2
+def test_portable_training_computes_the_same_on_a_cpu_with_only_avx2():
+    here, avx2_only = digest("portable"), digest("portable", AVX2_ONLY_CPU)
+    assert here[0] == avx2_only[0] == "AVX2"
+    assert here[1] == avx2_only[1]
+
+
+@needs_more_than_avx2
+def test_native_training_differs_there_so_the_comparison_can_fail():
+    here, avx2_only = digest("native"), digest("native", AVX2_ONLY_CPU)
+    assert here[0] == NATIVE and avx2_only[0] == "AVX2"
+    assert here[1] != avx2_only[1]
+
+
+def test_portable_mode_pins_torch_mkl_and_onednn():
+    done = run(
+        "import os, torch; from pipeline import hardware; hardware.fix_cpu_numerics('portable'); "
+        "print(torch.backends.cpu.get_cpu_capability(), os.environ['MKL_CBWR'], torch.backends.mkldnn.enabled)"
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["AVX2", "AVX2,STRICT", "False"]
+
+
+@needs_more_than_avx2
+def test_a_process_that_computed_before_the_pin_is_refused():
+    done = run("import torch; (torch.rand(64) + 1).sum(); from pipeline import hardware; hardware.fix_cpu_numerics('portable')")
+    assert done.returncode != 0
+    assert f"run at {NATIVE}, not AVX2" in done.stderr and "cpu_numerics: native" in done.stderr
+    assert "Traceback" not in done.stderr  # SystemExit: one clear line
