@@ -22,6 +22,7 @@ from serve.auth import KeyOwner, KeyVerifier
 from serve.detector import Detector
 from serve.errors import ApiError
 from serve.observability import Metrics
+from serve.privacy import PrivacyFilter
 from serve.quality import effective_spec
 from serve.settings import ServeSettings
 from serve.storage import InspectionStore
@@ -44,6 +45,10 @@ async def get_sessions(request: Request) -> sessionmaker:
 
 async def get_store(request: Request) -> InspectionStore:
     return request.app.state.store
+
+
+async def get_privacy(request: Request) -> PrivacyFilter:
+    return request.app.state.privacy
 
 
 async def loaded_detector(request: Request) -> Detector | None:
@@ -79,6 +84,7 @@ async def require_api_key(request: Request, key: Annotated[str | None, Depends(a
 Settings = Annotated[ServeSettings, Depends(get_settings)]
 Sessions = Annotated[sessionmaker, Depends(get_sessions)]
 Store = Annotated[InspectionStore, Depends(get_store)]
+Privacy = Annotated[PrivacyFilter, Depends(get_privacy)]
 ReadyDetector = Annotated[Detector, Depends(get_detector)]
 Spec = Annotated[InspectionSpec, Depends(get_inspection_spec)]
 AppMetrics = Annotated[Metrics, Depends(get_metrics)]

@@ -23,7 +23,9 @@ from fastapi import FastAPI
 from serve.auth import KeyVerifier
 from serve.db import make_engine, make_sessionmaker
 from serve.detector import Detector, ModelMissingError
+from serve.hopper_masks import load_masks
 from serve.migrate import prepare_schema
+from serve.privacy import PrivacyFilter
 from serve.quality import effective_spec
 from serve.settings import ServeSettings
 from serve.storage import InspectionStore
@@ -70,6 +72,11 @@ async def load_detector(settings: ServeSettings) -> tuple[Detector | None, str |
     return detector, None
 
 
+def privacy_filter(settings: ServeSettings) -> PrivacyFilter:
+    masks = None if settings.privacy_masks is None else load_masks(settings.privacy_masks)
+    return PrivacyFilter(masks, settings.privacy_detection_side, blur=settings.privacy_blur)
+
+
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: ServeSettings = app.state.settings
@@ -83,6 +90,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.sessions = sessions
         app.state.keys = KeyVerifier(sessions, settings.auth_cache_s)
         app.state.store = store
+        # A bad mask file stops the start here (MaskFileError names file and problem): never store unmasked photos by mistake.
+        app.state.privacy = await to_thread.run_sync(privacy_filter, settings)
 
         detector, app.state.model_error = app.state.given_detector, None
         if detector is None:

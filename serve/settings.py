@@ -36,6 +36,24 @@ class ServeSettings(BaseSettings):
         ),
     )
     image_dir: Path = Field(Path("var/images"), description="Folder where inspection images are stored.")
+    # serve/privacy.py: what is done to a photo before it is stored; the verdict always sees the original.
+    privacy_blur: bool = Field(
+        True,
+        description=(
+            "Blur licence plates found in a photo before it is stored (serve/privacy.py; README, Privacy: limits). Off, "
+            "and with no mask file, photos are stored exactly as uploaded."
+        ),
+    )
+    privacy_masks: Path | None = Field(
+        None,
+        description=(
+            "YAML file of per-truck hopper polygons (relative 0-1 coordinates, a `default` entry for trucks not listed; "
+            "format in serve/hopper_masks.py); outside them photos are blanked before storage. Unset: the whole frame is kept."
+        ),
+    )
+    privacy_detection_side: int = Field(
+        640, ge=64, description="Longer side, pixels, of the downscaled copy the privacy finders search (larger finds smaller plates, slower)."
+    )
     max_upload_bytes: int = Field(15_000_000, gt=0, description="Largest accepted request body, bytes.")
     max_image_pixels: int = Field(40_000_000, gt=0, description="Largest accepted image, width x height (decompression bombs).")
     max_clock_skew_s: int = Field(600, ge=0, description="How far in the future a capture time may lie, seconds (truck clocks drift).")

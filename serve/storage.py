@@ -16,6 +16,7 @@ from collections import OrderedDict
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import Callable, Protocol
 
 from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
@@ -33,14 +34,18 @@ def image_relpath(inspection_id: str, extension: str) -> str:
     return f"{inspection_id[:2]}/{inspection_id}.{extension}"
 
 
+class Rendered(Protocol):
+    data: bytes  # what is written; serve/privacy.py's SafeImage also says what was blurred
+
+
 class PendingImage:
-    """An image being written (and fsynced) in the background while the model runs."""
+    """An image being rendered, written (and fsynced) in the background while the model runs."""
 
     def __init__(self, path: Path, future: Future):
         self.path, self.future = path, future
 
-    def wait(self) -> None:
-        self.future.result()
+    def wait(self) -> Rendered:
+        return self.future.result()
 
     def discard(self) -> None:
         """The request failed before its row was committed: the image must not stay."""
@@ -87,9 +92,10 @@ class InspectionStore:
         self._writer = ThreadPoolExecutor(max_workers=4, thread_name_prefix="image-writer")
         self.recent = RecentCaptures()
 
-    def begin_image(self, inspection_id: str, image: bytes, extension: str) -> PendingImage:
+    def begin_image(self, inspection_id: str, extension: str, render: Callable[[], Rendered]) -> PendingImage:
+        """Render the image to store (e.g. the privacy-protected photo) and write it, in a writer thread."""
         path = self.image_dir / image_relpath(inspection_id, extension)
-        return PendingImage(path, self._writer.submit(write_bytes_atomic, path, image))
+        return PendingImage(path, self._writer.submit(_render_and_write, path, render))
 
     def find(self, truck_id: str, capture_id: str) -> Inspection | None:
         query = select(Inspection.__table__).where(Inspection.truck_id == truck_id, Inspection.capture_id == capture_id)
@@ -108,6 +114,10 @@ class InspectionStore:
 
     def add(self, inspection: Inspection, image: bytes, extension: str, pending: PendingImage | None = None) -> tuple[Inspection, bool]:
         """Store a new inspection with its image; returns (stored inspection, created).
+
+        `image` is the upload as received: its SHA-256 is what a retry is
+        compared with. It is written only when no `pending` image (rendered
+        from it, e.g. with faces and plates blurred) is given.
 
         If the same truck and capture id were stored meanwhile (a retry racing
         the original), the first one wins and is returned with created=False.
@@ -172,6 +182,12 @@ class InspectionStore:
                 path.unlink(missing_ok=True)
                 removed += 1
         return removed
+
+
+def _render_and_write(path: Path, render: Callable[[], Rendered]) -> Rendered:
+    rendered = render()
+    write_bytes_atomic(path, rendered.data)
+    return rendered
 
 
 def _column_values(inspection: Inspection) -> dict:

@@ -4,7 +4,7 @@
     POST /v1/detect                      photo -> detections, nothing stored
     GET  /v1/inspections                 filtered, paginated list
     GET  /v1/inspections/{id}            one inspection
-    GET  /v1/inspections/{id}/image      the photo as uploaded
+    GET  /v1/inspections/{id}/image      the photo as stored (plates blurred, outside the hopper blanked)
     GET  /v1/inspections/{id}/evidence   the photo with boxes drawn
 """
 
@@ -23,13 +23,14 @@ from sqlalchemy import func, select
 from pipeline.inspection import DetectFn, downscale, inspect
 from serve.auth import KeyOwner
 from serve.db import Inspection
-from serve.dependencies import AppMetrics, Caller, ReadyDetector, Sessions, Settings, Spec, Store, require_api_key
+from serve.dependencies import AppMetrics, Caller, Privacy, ReadyDetector, Sessions, Settings, Spec, Store, require_api_key
 from serve.detector import Detection, Detector
 from serve.errors import ApiError, error_responses
 from serve.evidence import draw_evidence
 from serve.forms import CaptureUpload, DetectUpload, read_upload, require_form_body, require_location_pair
 from serve.imaging import ImageRejected, decode_image
 from serve.observability import Metrics
+from serve.privacy import PrivacyFilter, SafeImage
 from serve.responses import created, replayed, to_out
 from serve.schemas import DetectionOut, DetectResponse, InspectionOut, InspectionPage, ReviewFilter, UtcDateTime, Verdict
 from serve.storage import InspectionStore
@@ -60,6 +61,7 @@ async def create_inspection(
     store: Store,
     settings: Settings,
     metrics: AppMetrics,
+    privacy: Privacy,
 ) -> Response:
     require_location_pair(meta)
     if not caller.may_act_as(meta.truck_id):  # before the retry lookup: a replay would show another truck's inspection
@@ -81,7 +83,8 @@ async def create_inspection(
         rgb, fmt = decode_or_reject(data, settings.max_image_pixels)
         extension = "jpg" if fmt == "JPEG" else "png"
         inspection_id = str(uuid.uuid4())
-        pending = store.begin_image(inspection_id, data, extension)  # written while the model runs
+        # Protected (serve/privacy.py), encoded and written while the model runs on the original.
+        pending = store.begin_image(inspection_id, extension, stored_form(privacy, rgb, data, meta.truck_id, extension))
         try:
             # The one verdict path (pipeline/inspection.py): the evaluation measures this very code.
             result = inspect(rgb, meta.fraction, timed(detector, metrics), detector.policy, spec.gate, spec.max_side)
@@ -95,6 +98,12 @@ async def create_inspection(
         except BaseException:
             pending.discard()
             raise
+        try:
+            protected = pending.wait()
+        except BaseException:
+            pending.discard()
+            raise
+        row.privacy_regions, row.visible_share = protected.regions, protected.visible_share
         return store.add(row, data, extension, pending)
 
     stored, is_new = await run_in_threadpool(inspect_and_store)
@@ -180,6 +189,13 @@ def get_image(inspection_id: str, store: Store, caller: Caller) -> Response:
 def get_evidence(inspection_id: str, store: Store, caller: Caller) -> Response:
     row, path = stored_image(store, inspection_id, caller)
     return Response(draw_evidence(path.read_bytes(), row.detections), media_type="image/jpeg")
+
+
+def stored_form(privacy: PrivacyFilter, rgb, upload: bytes, truck_id: str, extension: str):
+    """What the writer thread stores: the protected photo, or the upload as received when privacy is off (no blur, no mask)."""
+    if not privacy.changes_images:
+        return lambda: SafeImage(upload, regions=None)
+    return lambda: privacy.render(rgb, truck_id, extension)
 
 
 def require_known_fraction(detector: Detector, fraction: str) -> None:

@@ -1,0 +1,114 @@
+"""Test frames for the privacy step, built offline: bin scenes with a licence plate or a face planted in them.
+
+- Backgrounds: the synthetic bin scenes of the default dataset's generator
+  (pipeline/synth, contaminants included: bottles, cans, cardboard are the
+  bright rectangles a plate finder must not take for plates), upscaled to a
+  truck camera's 1280 x 960.
+- Plates: German-style, rendered with Pillow (black text on white, a black
+  frame, the blue EU band with "D"), perspective-warped by a random tilt and
+  foreshortening, at several widths.
+- Faces: Grace Hopper's portrait from matplotlib's bundled sample data (the
+  one photo of a person that ships offline here), cropped to the head and
+  pasted at several sizes. No photo of a whole person ships offline, so
+  people are not built (README, "Privacy: limits").
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+
+from pipeline.config import SynthConfig
+from pipeline.synth.generate import render_capture
+
+FRAME = (1280, 960)  # width, height of a truck camera frame
+SCENE_CLASSES = ["plastic_bag", "plastic_bottle", "can", "glass", "cardboard"]
+DISTRICT_CODES = ("HA", "HAM", "DO", "UN", "EN", "SO", "MK", "BO")
+LETTERS = "ABCDEFGHJKLMNPRSTUVWXYZ"
+EU_BLUE = (0, 51, 153)
+EU_YELLOW = (255, 204, 0)
+PLATE_MM = (520, 110)
+
+
+@dataclass(frozen=True)
+class Planted:
+    kind: str
+    box: tuple[float, float, float, float]  # x1, y1, x2, y2 in frame pixels
+
+
+def bin_scene(seed: int) -> np.ndarray:
+    """A synthetic bin photo (RGB uint8, FRAME): organic matter with or without contaminants."""
+    cfg = SynthConfig(seed=seed, num_bins=1, captures_per_bin=(1, 1), image_size=320, clean_share=0.0,
+                      objects_per_image=(2, 5), scale=(0.15, 0.4), occlusion_max=0.3, degradation_probability=0.0, jpeg_quality=(90, 90))
+    rgb, _, _ = render_capture(cfg, SCENE_CLASSES, seed, contaminated=seed % 3 != 0)
+    return cv2.resize(rgb, FRAME, interpolation=cv2.INTER_CUBIC)
+
+
+def plate_text(rng: np.random.Generator) -> str:
+    district = DISTRICT_CODES[int(rng.integers(len(DISTRICT_CODES)))]
+    letters = "".join(LETTERS[int(i)] for i in rng.integers(0, len(LETTERS), int(rng.integers(1, 3))))
+    return f"{district}-{letters} {int(rng.integers(1, 9999))}"
+
+
+def render_plate(text: str, width: int = 520) -> np.ndarray:
+    """A German plate as RGB uint8, `width` pixels wide (520 x 110 mm)."""
+    scale = width / PLATE_MM[0]
+    height = round(PLATE_MM[1] * scale)
+    plate = Image.new("RGB", (width, height), (245, 245, 240))
+    draw = ImageDraw.Draw(plate)
+    border = max(1, round(4 * scale))
+    draw.rectangle([0, 0, width - 1, height - 1], outline=(10, 10, 10), width=border)
+    band = round(40 * scale)
+    draw.rectangle([border, border, band, height - 1 - border], fill=EU_BLUE)
+    small = ImageFont.load_default(size=max(6, round(28 * scale)))
+    draw.text(((band + border) / 2, height * 0.72), "D", fill=(255, 255, 255), font=small, anchor="mm")
+    for k in range(12):  # the ring of EU stars, as dots
+        angle = 2 * np.pi * k / 12
+        x, y = (band + border) / 2 + 11 * scale * np.cos(angle), height * 0.32 + 11 * scale * np.sin(angle)
+        draw.ellipse([x - scale * 1.5, y - scale * 1.5, x + scale * 1.5, y + scale * 1.5], fill=EU_YELLOW)
+    font = ImageFont.load_default(size=max(8, round(75 * scale)))
+    draw.text((band + (width - band) / 2, height / 2), text, fill=(10, 10, 10), font=font, anchor="mm")
+    return np.asarray(plate)
+
+
+def plant_plate(frame: np.ndarray, rng: np.random.Generator, width: int) -> Planted:
+    """Warp a plate of about `width` pixels into the frame at a random place, tilt and foreshortening (in place)."""
+    plate = render_plate(plate_text(rng), width)
+    h, w = plate.shape[:2]
+    tilt = np.deg2rad(rng.uniform(-12, 12))
+    shrink = rng.uniform(0.0, 0.25)  # one end farther away than the other
+    corners = np.array([[0, 0], [w, shrink * h / 2], [w, h - shrink * h / 2], [0, h]], np.float32)
+    rotation = np.array([[np.cos(tilt), -np.sin(tilt)], [np.sin(tilt), np.cos(tilt)]], np.float32)
+    corners = (corners - [w / 2, h / 2]) @ rotation.T
+    extent = corners.max(axis=0) - corners.min(axis=0)
+    centre = [rng.uniform(extent[0] / 2 + 2, FRAME[0] - extent[0] / 2 - 2), rng.uniform(extent[1] / 2 + 2, FRAME[1] - extent[1] / 2 - 2)]
+    target = (corners + centre).astype(np.float32)
+    source = np.array([[0, 0], [w, 0], [w, h], [0, h]], np.float32)
+    transform = cv2.getPerspectiveTransform(source, target)
+    warped = cv2.warpPerspective(plate, transform, FRAME, flags=cv2.INTER_AREA)
+    alpha = cv2.warpPerspective(np.full((h, w), 255, np.uint8), transform, FRAME, flags=cv2.INTER_AREA)[..., None] / 255.0
+    frame[:] = (frame * (1 - alpha) + warped * alpha).round().astype(np.uint8)
+    return Planted("plate", tuple(float(v) for v in (*target.min(axis=0), *target.max(axis=0))))
+
+
+def face_crop() -> np.ndarray | None:
+    """Grace Hopper's head from matplotlib's sample data (RGB uint8), or None where matplotlib is not installed."""
+    try:
+        from matplotlib import cbook
+    except ImportError:
+        return None
+    with cbook.get_sample_data("grace_hopper.jpg") as f:
+        portrait = np.asarray(Image.open(f).convert("RGB"))
+    return portrait[30:330, 110:400]  # forehead to chin, ear to ear (the photo is 512 x 600)
+
+
+def plant_face(frame: np.ndarray, face: np.ndarray, rng: np.random.Generator, height: int) -> Planted:
+    """Paste the face `height` pixels high at a random place (in place)."""
+    width = round(face.shape[1] * height / face.shape[0])
+    resized = cv2.resize(face, (width, height), interpolation=cv2.INTER_AREA)
+    x, y = int(rng.integers(0, FRAME[0] - width)), int(rng.integers(0, FRAME[1] - height))
+    frame[y:y + height, x:x + width] = resized
+    return Planted("face", (float(x), float(y), float(x + width), float(y + height)))
