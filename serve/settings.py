@@ -7,8 +7,9 @@ defaults, and `python -m serve.cli settings` prints this reference.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -98,6 +99,26 @@ class ServeSettings(BaseSettings):
         ),
     )
     retention_days_clean: int = Field(30, ge=0, description="Days images of clean bins are kept before the retention command deletes them.")
+    # Statistics, load grades and open data (serve/statistics.py, serve/load_grade.py, serve/open_data.py).
+    local_timezone: str = Field(
+        "Europe/Berlin",
+        description="The city's time zone (IANA name): statistics count ISO weeks and load grades count days on its calendar, as collection runs.",
+    )
+    repeat_findings_min: int = Field(2, ge=1, description="Confirmed findings from which the dashboard lists a bin as a repeated finding.")
+    repeat_findings_days: int = Field(365, ge=1, description="Window for repeated findings, days back from the end of the dashboard's date range.")
+    load_grade_fraction: str = Field("biowaste", min_length=1, description="The waste fraction whose truck loads are graded against the biowaste ordinance.")
+    load_limit_foreign_pct: float = Field(3.0, gt=0, le=100, description="Load grade: most foreign matter a load may hold, percent (BioAbfV since May 2025: 3).")
+    load_limit_plastics_pct: float = Field(1.0, gt=0, le=100, description="Load grade: most plastics a load may hold, percent (BioAbfV since May 2025: 1).")
+    materials_file: Path = Field(
+        Path("configs/materials.yaml"), description="YAML mapping each detector class to its material; the load grade's plastics share counts the `plastic` ones."
+    )
+    open_data_min_bins: int = Field(
+        10, ge=2, description="Open data: a district-week cell describing fewer distinct bins than this is suppressed (`export open-data --k` overrides)."
+    )
+    open_data_licence: Literal["dl-de/by-2-0", "dl-de/zero-2-0", "CC-BY-4.0", "CC0-1.0"] = Field(
+        "dl-de/by-2-0", description="Licence named in the open-data metadata: dl-de/by-2-0, dl-de/zero-2-0, CC-BY-4.0 or CC0-1.0."
+    )
+    open_data_publisher: str | None = Field(None, description="Publisher named in the open-data metadata, e.g. the city's waste company; unset: none is named.")
     metrics_token: SecretStr | None = Field(
         None,
         description=(
@@ -146,6 +167,14 @@ class ServeSettings(BaseSettings):
     quality_fog_min_veil: float | None = Field(None, description=_override("fog_min_veil", "median dark channel 0-255 from which a veil of fog or steam is considered"))
     quality_fog_max_detail: float | None = Field(None, description=_override("fog_max_detail", "local contrast at or below which a veiled image is foggy"))
     quality_fog_max_sharpness: float | None = Field(None, description=_override("fog_max_sharpness", "Laplacian variance at or below which a veiled image is foggy"))
+
+    @field_validator("local_timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        from serve.time_buckets import zone
+
+        zone(value)  # one line naming the zone when the system does not know it
+        return value
 
     @property
     def migrates_itself(self) -> bool:
