@@ -5,6 +5,7 @@
 #   make check-serve-install  the service alone (`pip install .`, no training stack) in build/venv-serve: starts, judges a photo
 #   make serve  start the inference service (needs models/model.onnx from make run)
 #   make bench-serve  measure the service; prints a table
+#   make bench-privacy  recall of the privacy step's finders on planted plates and faces; prints a table
 #   make bench-realdata [EPOCHS=n]  binsight vs Ultralytics YOLO on TrashNet++ (own venv .venv-bench); prints a table
 #   make test-integration  the Label Studio ML backend and importer against a real Label Studio (own venv .venv-labelstudio)
 SHELL := /bin/bash
@@ -18,7 +19,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: run test install data repro register serve bench-serve bench-realdata check-serve-install test-integration clean-data help
+.PHONY: run test install data repro register serve bench-serve bench-privacy bench-realdata check-serve-install test-integration clean-data help
 
 help:
 	@grep -E '^#   make' Makefile | sed 's/^#   //'
@@ -102,6 +103,9 @@ serve: $(INSTALLED)
 
 bench-serve: $(INSTALLED)
 	$(BIN)/python -m bench.serve_bench
+
+bench-privacy: $(INSTALLED)
+	$(BIN)/python -m bench.privacy_recall
 
 # Ultralytics (AGPL-3.0) lives only in this venv, never in .venv. It asks for
 # opencv-python (the GUI build, which needs libGL); binsight pins the headless

@@ -1,8 +1,10 @@
 """The evidence picture: the stored photo with the detections drawn on it.
 
-The stored upload keeps its bytes, EXIF orientation tag included; the boxes
-are in pixels of the upright photo (the service rotates by that tag before
-detecting), so the drawing is made on the upright photo too.
+The boxes are in pixels of the upright photo (the service rotates by the
+EXIF orientation tag before detecting), so the drawing is made on the upright
+photo too. With privacy on, the stored photo is already upright, without the
+tag (serve/privacy.py re-encodes the decoded frame); with it off, the stored
+upload keeps its bytes, tag included, and is rotated here.
 """
 
 from __future__ import annotations
