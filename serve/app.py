@@ -21,7 +21,7 @@ from serve.observability import Metrics, RequestTimer
 from serve.openapi import install_openapi
 from serve.responses import to_out  # noqa: F401  (kept importable from here)
 from serve.pages import STATIC_DIR, install_page_handlers
-from serve.routers import admin, dashboard, health, labelstudio, login, reviewers, trucks
+from serve.routers import admin, dashboard, health, labelstudio, login, notices, reviewers, trucks
 from serve.routers.docs import install_docs
 from serve.settings import ServeSettings
 
@@ -59,6 +59,7 @@ def create_app(settings: ServeSettings | None = None, detector: Detector | None 
     app.include_router(login.router)
     app.include_router(reviewers.router)
     app.include_router(admin.router)
+    app.include_router(notices.router)
     app.include_router(dashboard.router)
     install_page_handlers(app)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")

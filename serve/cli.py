@@ -3,7 +3,7 @@
     python -m serve.cli serve                 start the HTTP service (BINSIGHT_HOST / BINSIGHT_PORT)
     python -m serve.cli create-key NAME (--truck ID | --fleet)   create an API key (printed once)
     python -m serve.cli revoke-key NAME
-    python -m serve.cli retention [--days N]  delete images of clean bins older than N days
+    python -m serve.cli retention [--days N]  delete the photos the retention policy no longer keeps (serve/retention.py)
     python -m serve.cli migrate               bring the database to the newest schema (once per release;
                                               with PostgreSQL the service does not migrate by itself)
     python -m serve.cli settings [--example]  list every setting with its description (--example: .env.example)
@@ -11,6 +11,7 @@
     python -m serve.cli set-password NAME [--password-stdin] | disable-user NAME | enable-user NAME | list-users
     python -m serve.cli export-reviewed --out DIR   reviewed inspections into a dataset folder for `dvc repro`
     python -m serve.cli gdpr export BIN --out FILE.zip | gdpr delete BIN [--yes]   a household's data: hand out, erase
+    python -m serve.cli notices list [--level N] | notices render ID --out FILE.pdf|.html   notices to residents
 
 The same commands are `binsight serve`, `binsight create-key NAME`, ...
 (binsight/cli.py), which share add_commands() and run() below.
@@ -24,6 +25,7 @@ import sys
 
 from pathlib import Path
 
+from serve import notices_cli
 from serve.settings import ServeSettings, env_example
 
 
@@ -74,9 +76,12 @@ def add_commands(sub) -> None:
     bound.add_argument("--fleet", action="store_true", help="a fleet key: posts for any truck and reads back all trucks' inspections")
     revoke = sub.add_parser("revoke-key", help="revoke an API key", description=f"Revoke the API key of that name. {settings_note}")
     revoke.add_argument("name", help="the name given to create-key")
-    retention = sub.add_parser("retention", help="delete images of clean bins after the retention period",
-                               description=f"Delete stored images of clean bins older than the retention period. {settings_note}")
-    retention.add_argument("--days", type=int, default=None, help="retention in days (default: BINSIGHT_RETENTION_DAYS_CLEAN)")
+    retention = sub.add_parser("retention", help="delete the photos the retention policy no longer keeps",
+                               description="Delete stored photos by the retention policy (README: Retention): clean bins after "
+                               "BINSIGHT_RETENTION_DAYS_CLEAN days, rejected and unusable ones after BINSIGHT_RETENTION_DAYS_REJECTED, "
+                               "confirmed findings once their case is closed. The service also runs it every "
+                               f"BINSIGHT_RETENTION_INTERVAL_MINUTES. {settings_note}")  # fmt: skip
+    retention.add_argument("--days", type=int, default=None, help="days for clean bins' photos (default: BINSIGHT_RETENTION_DAYS_CLEAN)")
     sub.add_parser("migrate", help="apply database migrations",
                    description="Bring the database to the newest schema. Run it once per release before the service starts: "
                    "with PostgreSQL the service does not migrate by itself (BINSIGHT_AUTO_MIGRATE), since replicas starting "
@@ -118,6 +123,7 @@ def add_commands(sub) -> None:
                                       "id again unless --yes.")
     gdpr_delete.add_argument("bin_id", metavar="BIN", help="the bin's RFID, exactly as the trucks send it")
     gdpr_delete.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    notices_cli.add_commands(sub, settings_note)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -154,6 +160,9 @@ def run(args: argparse.Namespace) -> int:
             )
             return 2
         _check_schema(settings)  # one clear line now rather than a traceback from the server's start-up
+        from serve.notice_config import load_notice_config
+
+        load_notice_config(settings.notices_config)  # likewise for a mistake in the notices' configuration
         import uvicorn
 
         from serve.app import create_app
@@ -187,11 +196,16 @@ def run(args: argparse.Namespace) -> int:
         return _export_reviewed(args, settings, sessions)
     if args.command == "gdpr":
         return _gdpr(args, settings, sessions)
+    if args.command in notices_cli.COMMANDS:
+        return notices_cli.run(args, settings, sessions)
     if args.command == "retention":
-        from serve.retention import delete_clean_images
+        from serve.notice_config import load_notice_config
+        from serve.retention import apply_policy
 
         days = settings.retention_days_clean if args.days is None else args.days
-        print(f"deleted {delete_clean_images(sessions, settings.image_dir, days, qc_sample_rate=settings.review_qc_sample_rate)} images of clean bins older than {days} days")
+        report = apply_policy(sessions, settings.image_dir, load_notice_config(settings.notices_config), days, settings.retention_days_rejected,
+                              settings.review_qc_sample_rate)  # fmt: skip
+        print(f"{report.summary()} (clean after {days} days, rejected and unusable after {settings.retention_days_rejected})")
         return 0
     return 1
 

@@ -18,13 +18,14 @@ rows there are never updated or deleted.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone
+from typing import Any
 
 from sqlalchemy import and_, case, delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import sessionmaker
+from sqlalchemy.orm import Session, sessionmaker
 
 from serve.accounts import Account
 from serve.db import QC_DRAW_RANGE, REVIEW_STATES, Inspection, ReviewClaim, ReviewEvent, User
@@ -212,6 +213,8 @@ class Decision:
 class Decided:
     inspection: Inspection
     changes: list[dict] = field(default_factory=list)
+    consequence: Any = None
+    """What `decide`'s `consequence` returned (serve/notices.py: the notice issued, or why none)."""
 
 
 def check_boxes(boxes: Sequence[Box], class_names: Sequence[str], width: int, height: int, model_count: int) -> None:
@@ -246,8 +249,12 @@ def box_changes(before: Sequence[dict], after: Sequence[Box]) -> list[dict]:
 
 
 def decide(sessions: sessionmaker, inspection_id: str, reviewer: Account, decision: Decision, class_names: Sequence[str],
-           now: datetime | None = None) -> Decided:  # fmt: skip
-    """Store a reviewer's decision under their live claim, with its audit event; the claim ends."""
+           now: datetime | None = None, consequence: Callable[[Session, Inspection], Any] | None = None) -> Decided:  # fmt: skip
+    """Store a reviewer's decision under their live claim, with its audit event; the claim ends.
+
+    `consequence(session, inspection)` runs in the same transaction once the decision is stored (serve/notices.py
+    issues the resident's notice there): the decision and what follows from it are stored together or not at all.
+    """
     if decision.state not in REVIEW_STATES:
         raise ReviewError(f"unknown decision {decision.state!r}; choose from {', '.join(REVIEW_STATES)}")
     now = now or _now()
@@ -279,8 +286,9 @@ def decide(sessions: sessionmaker, inspection_id: str, reviewer: Account, decisi
         inspection.review_state, inspection.reviewed_detections = decision.state, after
         inspection.reviewed_at, inspection.reviewed_by = now, reviewer.name
         s.flush()
+        followed = consequence(s, inspection) if consequence is not None else None
         s.expunge(inspection)
-    return Decided(inspection, changes)
+    return Decided(inspection, changes, followed)
 
 
 def trail(sessions: sessionmaker, inspection_id: str) -> list[ReviewEvent]:

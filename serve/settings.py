@@ -99,6 +99,20 @@ class ServeSettings(BaseSettings):
         ),
     )
     retention_days_clean: int = Field(30, ge=0, description="Days images of clean bins are kept before the retention command deletes them.")
+    retention_days_rejected: int = Field(
+        90, ge=0,
+        description=(
+            "Days images of rejected and unusable inspections (and confirmed findings that made no notice) are kept, from "
+            "capture; long enough to `export-reviewed` them for training (serve/retention.py)."
+        ),
+    )
+    retention_interval_minutes: float = Field(
+        60.0, ge=0, description="Minutes between the service's own retention runs (the first one interval after start-up); 0: off, run `binsight retention` instead."
+    )
+    notices_config: Path = Field(
+        Path("configs/notices/escalation.yaml"),
+        description="YAML of the notices to residents: escalation levels per fraction, window, sender, German names, the letter's template.",
+    )
     # Statistics, load grades and open data (serve/statistics.py, serve/load_grade.py, serve/open_data.py).
     local_timezone: str = Field(
         "Europe/Berlin",

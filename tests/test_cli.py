@@ -17,7 +17,7 @@ from tests.import_helpers import GOOD, jpeg, snapshot, yolo
 SUBCOMMANDS = [["import"], ["import", "yolo"], ["import", "coco"], ["import", "labelstudio"], ["serve"], ["create-key"], ["revoke-key"],
                ["retention"], ["migrate"], ["settings"], ["config"], ["create-user"], ["set-password"], ["disable-user"],
                ["enable-user"], ["list-users"], ["export-reviewed"], ["labelstudio-config"], ["gdpr"], ["gdpr", "export"],
-               ["gdpr", "delete"]]
+               ["gdpr", "delete"], ["notices"], ["notices", "list"], ["notices", "render"]]
 
 
 def test_every_subcommand_is_listed():

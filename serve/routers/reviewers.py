@@ -27,7 +27,9 @@ from serve import review
 from serve.db import Inspection
 from serve.dependencies import Sessions, Settings, Store, loaded_detector
 from serve.detector import Detector
+from serve.notices import NoticeIssuer
 from serve.pages import PageError, Reviewer, checked_form, render
+from serve.routers.notices import NoticeSettings, decided_notice_messages, decided_notice_param, outcome_param
 from serve.review import Box, ChangedMeanwhile, Decision, NotClaimed, QueueFilter, QueuePolicy, ReviewError
 
 router = APIRouter(include_in_schema=False)
@@ -108,6 +110,7 @@ async def queue_page(request: Request, info: Reviewer, sessions: Sessions, setti
     decided = request.query_params.get("decided")
     if decided in DECIDED_MESSAGES:
         messages.append(("success", DECIDED_MESSAGES[decided].split(".")[0] + "."))
+    messages += decided_notice_messages(request)
     if request.query_params.get("empty"):
         messages.append(("info", "Nothing left to review under these filters."))
     return render(request, "queue.html", {
@@ -125,11 +128,12 @@ async def next_item(request: Request, info: Reviewer, sessions: Sessions, settin
     params = filter_params(flt)
     decided = request.query_params.get("decided")
     if found is None:  # the last decision's message goes along: the reviewer sees it was stored
-        last = {"decided": decided} if decided in DECIDED_MESSAGES else {}
+        last = {"decided": decided, **decided_notice_param(request)} if decided in DECIDED_MESSAGES else {}
         return RedirectResponse(f"/review{query({**params, 'empty': '1', **last})}", status_code=303)
     extra = {"skipped": ",".join(skipped)} if skipped else {}
     if request.query_params.get("decided") in DECIDED_MESSAGES:
         extra["decided"] = request.query_params["decided"]
+        extra.update(decided_notice_param(request))
     return RedirectResponse(f"/review/items/{found.id}{query({**params, **extra})}", status_code=303)
 
 
@@ -165,6 +169,7 @@ async def item_page(request: Request, inspection_id: str, info: Reviewer, sessio
     decided = request.query_params.get("decided")
     if decided in DECIDED_MESSAGES:
         messages.append(("success", DECIDED_MESSAGES[decided]))
+    messages += decided_notice_messages(request)
     readonly_reason = (
         f"Reviewed already ({row.review_state}); shown read-only." if row.review_state
         else f"{holder or 'Another reviewer'} is reviewing this one right now; shown read-only."
@@ -211,7 +216,7 @@ def parse_boxes(raw: str | None) -> list[Box] | None:
 
 
 @router.post("/review/items/{inspection_id}/decision", name="review_decide")
-async def decide(request: Request, inspection_id: str, info: Reviewer, sessions: Sessions, detector: PageDetector):
+async def decide(request: Request, inspection_id: str, info: Reviewer, sessions: Sessions, detector: PageDetector, notice_config: NoticeSettings):
     form = await checked_form(request, info)
     boxes = parse_boxes(form.get("boxes"))
     for b in boxes or []:
@@ -220,14 +225,15 @@ async def decide(request: Request, inspection_id: str, info: Reviewer, sessions:
     seen = form.get("state_before", "")  # what the page showed: "" for not reviewed
     decision = Decision(form.get("decision", ""), boxes, (form.get("note") or "").strip()[:500] or None, expected_state=seen or None)
     try:
-        await run_in_threadpool(review.decide, sessions, inspection_id, info.account, decision, detector.class_names)
+        decided = await run_in_threadpool(review.decide, sessions, inspection_id, info.account, decision, detector.class_names, None,
+                                          NoticeIssuer(notice_config, detector.policy))  # the resident's notice, in the same transaction
     except ChangedMeanwhile as err:
         raise PageError(409, "Not stored: someone decided it meanwhile", f"{err}. Your decision was not stored.") from None
     except NotClaimed as err:
         raise PageError(409, "Not stored: this inspection is no longer yours", f"{err}. Your decision was not stored.") from None
     except ReviewError as err:
         raise PageError(400, "Not stored: the decision is incomplete", f"{err}. Nothing was stored.") from None
-    params = {**filter_params(read_filter(request)), "decided": decision.state}
+    params = {**filter_params(read_filter(request)), "decided": decision.state, **outcome_param(decided.consequence)}
     if skipped_ids(request):
         params["skipped"] = ",".join(skipped_ids(request))
     return RedirectResponse(f"/review/next{query(params)}", status_code=303)
