@@ -171,5 +171,5 @@ def html_to_pdf(html: str, font: Path | None = None) -> bytes:
     pdf.set_font(family, size=10.5)
     headings = {tag: TextStyle(font_family=family, font_style="B", font_size_pt=size, color=(17, 17, 17), t_margin=top, b_margin=0.4)
                 for tag, size, top in (("h1", 14, 4), ("h2", 11.5, 3), ("h3", 11, 3))}  # fmt: skip
-    pdf.write_html(body, font_family=family, tag_styles=headings)
+    pdf.write_html(body, font_family=family, tag_styles=headings, li_prefix_color=(17, 17, 17))  # fpdf2 draws bullets red by default
     return bytes(pdf.output())
