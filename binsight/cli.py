@@ -9,6 +9,7 @@
     binsight create-user NAME --role reviewer|admin | set-password NAME | disable-user NAME | enable-user NAME | list-users
     binsight export-reviewed --out DIR  reviewed inspections into a dataset folder, for `dvc add` and `dvc repro`
     binsight gdpr export BIN --out FILE.zip | gdpr delete BIN   a household's data (Art. 15 / Art. 17)
+    binsight export inspections|loads|open-data --out ...  statistics for BI tools and the open-data portal
     binsight notices list [--level N] | notices render ID --out FILE.pdf|.html   notices to residents
     binsight config                    every pipeline parameter with its meaning
 

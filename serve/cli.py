@@ -12,6 +12,7 @@
     python -m serve.cli export-reviewed --out DIR   reviewed inspections into a dataset folder for `dvc repro`
     python -m serve.cli gdpr export BIN --out FILE.zip | gdpr delete BIN [--yes]   a household's data: hand out, erase
     python -m serve.cli notices list [--level N] | notices render ID --out FILE.pdf|.html   notices to residents
+    python -m serve.cli export inspections|loads|open-data ...   statistics for BI tools and the open-data portal
 
 The same commands are `binsight serve`, `binsight create-key NAME`, ...
 (binsight/cli.py), which share add_commands() and run() below.
@@ -25,7 +26,7 @@ import sys
 
 from pathlib import Path
 
-from serve import notices_cli
+from serve import export_cli, notices_cli
 from serve.settings import ServeSettings, env_example
 
 
@@ -118,11 +119,13 @@ def add_commands(sub) -> None:
                                       description="Write every inspection, photo and review decision of the bin into one .zip archive.")
     gdpr_export.add_argument("bin_id", metavar="BIN", help="the bin's RFID, exactly as the trucks send it")
     gdpr_export.add_argument("--out", required=True, type=Path, metavar="FILE", help="the archive to write, e.g. bin-E2004711.zip")
-    gdpr_delete = requests.add_parser("delete", help="erase every record and photo of the bin (Art. 17)",
-                                      description="Erase the bin's inspections, photos, review trail and claims. Asks to type the bin "
-                                      "id again unless --yes.")
+    gdpr_delete = requests.add_parser("delete", help="erase the bin's personal data; its inspections stay, anonymous, for the statistics (Art. 17)",
+                                      description="Erase the bin's photos, review trail, claims and notices, and replace its inspections "
+                                      "by anonymous copies (no bin, position, ids or time of day; serve/gdpr.py says why), so the "
+                                      "statistics stay. Asks to type the bin id again unless --yes.")
     gdpr_delete.add_argument("bin_id", metavar="BIN", help="the bin's RFID, exactly as the trucks send it")
     gdpr_delete.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    export_cli.add_commands(sub, settings_note)
     notices_cli.add_commands(sub, settings_note)
 
 
@@ -196,6 +199,8 @@ def run(args: argparse.Namespace) -> int:
         return _export_reviewed(args, settings, sessions)
     if args.command == "gdpr":
         return _gdpr(args, settings, sessions)
+    if args.command in export_cli.COMMANDS:
+        return export_cli.run(args, settings, sessions)
     if args.command in notices_cli.COMMANDS:
         return notices_cli.run(args, settings, sessions)
     if args.command == "retention":
@@ -276,8 +281,9 @@ def _gdpr(args: argparse.Namespace, settings: ServeSettings, sessions) -> int:
         return 0
     if not args.yes and input(f"erase everything stored about bin {args.bin_id}? type the bin id again: ").strip() != args.bin_id:
         raise ValueError("not confirmed; nothing was erased")
-    done = gdpr.delete_bin(sessions, settings.image_dir, args.bin_id)
-    print(f"erased bin {args.bin_id}: {done.inspections} inspections, {done.images} photos, {done.review_events} review decisions")
+    done = gdpr.delete_bin(sessions, settings.image_dir, args.bin_id, settings.local_timezone)
+    print(f"erased bin {args.bin_id}: {done.inspections} inspections anonymised (kept for the statistics), {done.images} photos, "
+          f"{done.review_events} review decisions and {done.notices} notices deleted")
     return 0
 
 

@@ -1,15 +1,46 @@
 """Data-subject requests per bin: everything stored about one bin, handed out (Art. 15 GDPR) or erased (Art. 17).
 
     binsight gdpr export BIN --out bin.zip    every record and photo of the bin, as one archive
-    binsight gdpr delete BIN                  all of it removed: rows, review trail, claims, photos
+    binsight gdpr delete BIN                  the bin's personal data erased; its inspections stay, anonymous
 
 A bin's RFID identifies a household, so its inspections, their photos and
 the reviewers' decisions about them are that household's personal data.
-The export is written to a temporary file beside the target and renamed
-when complete: a failed export leaves no half archive. Erasure removes the
-rows in one transaction first and the photo files after it: a crash in
-between leaves only files without a row, which the service's start-up sweep
-removes; never a row whose photo is gone unannounced.
+The export is written to a temporary file beside the target and renamed when
+complete: a failed export leaves no half archive.
+
+Erasure keeps the statistics. Deleting the household's inspections outright
+would change every published rate after the fact (the district's week, the
+truck's load grade). Instead each inspection is replaced by an anonymous copy
+that keeps only what the statistics count: fraction, district, route, truck,
+tour, local day, verdict, quality issue, review state, the detections' labels,
+scores and boxes, the photo's size and visible share. Gone are:
+- the bin id, the GPS position and distance to the bin: what names the household;
+- the photo file (and its hash, which would find the photo wherever a copy lies);
+- the inspection id and the truck's capture id (both known outside binsight:
+  the truck's delivery log keeps them, a notice letter may quote the id): the
+  copy has new random ones, so neither leads to it;
+- the exact capture and receipt time: set to noon of the same local day (a
+  truck's times in sequence would place the bin between its neighbours on the
+  route, whose GPS positions are stored); the day and ISO week stay;
+- who reviewed it and when; the review trail (notes may describe the
+  household) and claims; the bin's notices;
+- the row itself: the copy is a new row, so not even the table's physical
+  order (SQLite's rowid) keeps it next to its neighbours on the route.
+The image-access log keeps its entries as they are, bin id included
+(serve/access_log.py: the controller's accountability record under Art. 5 (2),
+only ever added to, holding no photo); they name the old inspection ids,
+which lead to no row any more.
+
+Why this satisfies Art. 17: what remains can no longer be related to the
+household by anyone with means reasonably likely to be used (Recital 26): it
+is anonymous data, which the GDPR does not govern, as if aggregated. It stays
+one of many in its district's week (the open data publishes no cell of fewer
+than k bins) and describes no bin at all. The city's bin registry (address and
+RFID, kept for collection and fees under its own legal basis) is not touched.
+
+Erasure replaces the rows in one transaction first and deletes the photo
+files after it: a crash in between leaves only files without a row, which the
+service's start-up sweep removes; never a row whose photo is gone unannounced.
 """
 
 from __future__ import annotations
@@ -17,15 +48,17 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import uuid
 import zipfile
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, time, timezone
 from pathlib import Path
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, or_, select
 from sqlalchemy.orm import sessionmaker
 
-from serve.db import Inspection, ReviewClaim, ReviewEvent, as_utc
+from serve.db import Inspection, Notice, ReviewClaim, ReviewEvent, as_utc
+from serve.time_buckets import local_date, zone
 
 RECORD_COLUMNS = (
     "id", "truck_id", "capture_id", "bin_id", "fraction", "captured_at", "received_at", "latitude", "longitude", "verdict",
@@ -52,6 +85,16 @@ class BinSummary:
     inspections: int
     images: int
     review_events: int
+    notices: int = 0
+
+
+ANONYMISED_PHOTO_HASH = "0" * 64
+KEPT_COLUMNS = (
+    "truck_id", "fraction", "verdict", "contamination_score", "quality_issue", "detections", "model_version", "image_width",
+    "image_height", "qc_draw", "review_state", "reviewed_detections", "tour_id", "bin_link", "bin_link_reason", "district",
+    "route", "visible_share",
+)  # fmt: skip
+"""What an anonymised inspection keeps (module docstring): what the statistics and load grades count, nothing that names the bin."""
 
 
 def _json_value(value):
@@ -99,19 +142,37 @@ def export_bin(sessions: sessionmaker, image_dir: Path, bin_id: str, out: Path) 
     return BinSummary(len(inspections), images, len(events))
 
 
-def delete_bin(sessions: sessionmaker, image_dir: Path, bin_id: str) -> BinSummary:
-    """Erase everything stored about the bin; NoSuchBin when nothing is."""
+def local_noon(moment: datetime, tz: str) -> datetime:
+    """Noon of the moment's local day, in UTC: the day and ISO week stay, the time of day is gone."""
+    return datetime.combine(local_date(as_utc(moment), tz), time(12), zone(tz)).astimezone(timezone.utc)
+
+
+def anonymised_copy(row: Inspection, tz: str, now: datetime) -> Inspection:
+    """A new inspection with the statistics of `row` and nothing that leads back to its bin (module docstring)."""
+    day = local_noon(row.captured_at, tz)
+    return Inspection(
+        **{c: getattr(row, c) for c in KEPT_COLUMNS}, id=str(uuid.uuid4()), capture_id=f"erased-{uuid.uuid4().hex}", bin_id=None,
+        captured_at=day, received_at=day, latitude=None, longitude=None, bin_distance_m=None, privacy_regions=None, image_path=None,
+        image_sha256=ANONYMISED_PHOTO_HASH, image_deleted_at=now, reviewed_at=None, reviewed_by=None,
+    )  # fmt: skip
+
+
+def delete_bin(sessions: sessionmaker, image_dir: Path, bin_id: str, tz: str) -> BinSummary:
+    """Erase the bin's personal data, its inspections kept as anonymous copies for the statistics; NoSuchBin when nothing is stored."""
     inspections, events = _rows(sessions, bin_id)
     ids = [i.id for i in inspections]
     paths = [image_dir / i.image_path for i in inspections if i.image_path]
+    now = datetime.now(timezone.utc)
     with sessions.begin() as s:
         # Claims and events first, explicitly: SQLite enforces no foreign keys unless asked.
         s.execute(delete(ReviewClaim).where(ReviewClaim.inspection_id.in_(ids)))
         s.execute(delete(ReviewEvent).where(ReviewEvent.inspection_id.in_(ids)))
+        notices = s.execute(delete(Notice).where(or_(Notice.bin_id == bin_id, Notice.inspection_id.in_(ids)))).rowcount
         s.execute(delete(Inspection).where(Inspection.id.in_(ids)))
+        s.add_all([anonymised_copy(row, tz, now) for row in inspections])
     images = 0
     for path in paths:
         if path.is_file():
             path.unlink()
             images += 1
-    return BinSummary(len(inspections), images, len(events))
+    return BinSummary(len(inspections), images, len(events), notices)

@@ -17,7 +17,8 @@ from tests.import_helpers import GOOD, jpeg, snapshot, yolo
 SUBCOMMANDS = [["import"], ["import", "yolo"], ["import", "coco"], ["import", "labelstudio"], ["serve"], ["create-key"], ["revoke-key"],
                ["retention"], ["migrate"], ["settings"], ["config"], ["create-user"], ["set-password"], ["disable-user"],
                ["enable-user"], ["list-users"], ["export-reviewed"], ["labelstudio-config"], ["gdpr"], ["gdpr", "export"],
-               ["gdpr", "delete"], ["notices"], ["notices", "list"], ["notices", "render"]]
+               ["gdpr", "delete"], ["notices"], ["notices", "list"], ["notices", "render"], ["export"],
+               ["export", "inspections"], ["export", "loads"], ["export", "open-data"]]
 
 
 def test_every_subcommand_is_listed():

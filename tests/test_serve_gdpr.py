@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import func, select
 
 from serve import accounts, gdpr, review
-from serve.db import Inspection, ReviewClaim, ReviewEvent, make_engine, make_sessionmaker
+from serve.db import Inspection, ReviewClaim, ReviewEvent, as_utc, make_engine, make_sessionmaker
 from tests.serve_helpers import migrated
 
 T0 = datetime(2026, 11, 20, 8, 0, tzinfo=timezone.utc)
@@ -62,6 +62,7 @@ def test_export_holds_every_record_photo_and_decision_of_the_bin_and_nothing_els
 
 
 def test_delete_erases_the_bin_and_leaves_the_others(store):
+    """Since the statistics (issue 10) the bin's inspections stay as anonymous copies; before, they were deleted."""
     sessions, image_dir = store
     rita = accounts.create_user(sessions, "rita", "reviewer", "correct horse battery")
     mine = [add(sessions, image_dir, "BIN-1", 1), add(sessions, image_dir, "BIN-1", 2)]
@@ -70,15 +71,24 @@ def test_delete_erases_the_bin_and_leaves_the_others(store):
     review.decide(sessions, mine[0], rita, review.Decision("confirmed"), ["can"])
     review.claim(sessions, mine[1], rita, timedelta(minutes=5))  # open in someone's browser right now
 
-    summary = gdpr.delete_bin(sessions, image_dir, "BIN-1")
+    summary = gdpr.delete_bin(sessions, image_dir, "BIN-1", "Europe/Berlin")
     assert (summary.inspections, summary.images, summary.review_events) == (2, 2, 1)
     with sessions() as s:
-        assert s.scalars(select(Inspection.id)).all() == [other]
+        rows = s.scalars(select(Inspection)).all()
         assert s.scalar(select(func.count()).select_from(ReviewEvent)) == 0
         assert s.scalar(select(func.count()).select_from(ReviewClaim)) == 0
+    copies = [r for r in rows if r.id != other]
+    assert len(copies) == 2 and not {r.id for r in copies} & set(mine)  # new ids: the old ones lead nowhere
+    assert {r.capture_id for r in copies}.isdisjoint({"BIN-1-1", "BIN-1-2"})
+    for copy in copies:
+        assert (copy.bin_id, copy.latitude, copy.longitude, copy.image_path, copy.reviewed_by, copy.reviewed_at) == (None,) * 6
+        assert as_utc(copy.captured_at) == datetime(2026, 11, 20, 11, 0, tzinfo=timezone.utc)  # noon in Berlin, the same day
+        assert copy.verdict == "contaminated" and copy.detections[0]["label"] == "can"  # what the statistics count
+    assert {r.review_state for r in copies} == {"confirmed", None}
+    assert next(r for r in rows if r.id == other).bin_id == "BIN-2"
     assert [p.name for p in image_dir.rglob("*.jpg")] == [f"{other}.jpg"]
     with pytest.raises(gdpr.NoSuchBin, match="no inspection of bin 'BIN-1'"):
-        gdpr.delete_bin(sessions, image_dir, "BIN-1")
+        gdpr.delete_bin(sessions, image_dir, "BIN-1", "Europe/Berlin")
 
 
 def test_the_commands_confirm_and_say_what_they_did(tmp_path):
@@ -97,4 +107,4 @@ def test_the_commands_confirm_and_say_what_they_did(tmp_path):
     refused = run("delete", "BIN-9", stdin="BIN-8\n")
     assert refused.returncode == 2 and "not confirmed; nothing was erased" in refused.stderr
     done = run("delete", "BIN-9", stdin="BIN-9\n")
-    assert done.returncode == 0 and "erased bin BIN-9: 1 inspections, 1 photos" in done.stdout
+    assert done.returncode == 0 and "erased bin BIN-9: 1 inspections anonymised (kept for the statistics), 1 photos" in done.stdout
