@@ -134,3 +134,16 @@ def test_without_a_model_the_load_grades_say_why(tmp_path):
         r = c.get(f"/dashboard?{RANGE}")
     assert r.status_code == 200
     assert "Load grades are not available:" in r.text and "no model card" in r.text and "--classes" in r.text
+
+
+def test_the_load_grades_cover_the_last_four_weeks_of_the_range(client):
+    add_all(client.app.state.sessions, [
+        inspection("2026-10-01T07:00:00+02:00", "contaminated", truck="HAM-OLD", detections=[box("can", 0, 0, 50, 50)]),
+        inspection("2026-11-02T07:00:00+01:00", "contaminated", truck="HAM-NEW", detections=[box("can", 0, 0, 50, 50)]),
+    ])  # fmt: skip
+    log_in(client, "rita")
+    html = client.get("/dashboard?from=2026-09-01&to=2026-11-29").text
+    loads = html[html.index('id="loads"'):]
+    assert "Loads of 2026-11-02 to 2026-11-29" in loads  # 28 days up to the 29th start on the 2nd
+    assert "<td>HAM-NEW</td>" in loads and "HAM-OLD" not in loads
+    assert "HAM-OLD" in html[:html.index('id="loads"')]  # the rates still count it

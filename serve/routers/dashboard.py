@@ -33,6 +33,8 @@ router = APIRouter(include_in_schema=False)
 
 DEFAULT_WEEKS = 12
 LOADS_SHOWN = 100
+LOAD_DAYS = 28
+"""The page grades the loads of the last four weeks of its range (each photo's boxes are read); `binsight export loads` grades any range."""
 CHARTS = ("weekly", "districts", "fractions", "trucks")
 SVG_HEADERS = {
     **PAGE_HEADERS,
@@ -65,6 +67,13 @@ def read_filter(request: Request, tz: str) -> StatsFilter:
         raise PageError(400, "Bad filter", f"{err}.") from None
 
 
+def load_window(flt: StatsFilter, tz: str) -> StatsFilter:
+    """The last LOAD_DAYS days of the filter's range (to today when it has no end)."""
+    last = flt.last_day or local_date(datetime.now(timezone.utc), tz)
+    first = last - timedelta(days=LOAD_DAYS - 1)
+    return StatsFilter(max(first, flt.first_day) if flt.first_day else first, last, flt.fraction)
+
+
 def filter_query(flt: StatsFilter) -> str:
     params = {"from": flt.first_day, "to": flt.last_day, "fraction": flt.fraction}
     return urlencode({k: str(v) for k, v in params.items() if v})
@@ -95,7 +104,8 @@ async def dashboard_page(request: Request, info: Reviewer):
         loads, problem = None, policy_problem
         if policy is not None:
             try:
-                loads = grade_loads(sessions, flt, tz, settings.load_grade_fraction, policy, load_materials(settings.materials_file), limits)
+                loads = grade_loads(sessions, load_window(flt, tz), tz, settings.load_grade_fraction, policy,
+                                    load_materials(settings.materials_file), limits)  # fmt: skip
             except ValueError as err:  # a missing materials file, a graded fraction the policy lacks: said on the page
                 problem = str(err)
         return stats, repeated, loads, problem, fractions_seen(sessions, policy or ())
@@ -107,7 +117,7 @@ async def dashboard_page(request: Request, info: Reviewer):
         "charts": CHARTS, "repeated": repeated, "repeat_min": settings.repeat_findings_min, "repeat_days": settings.repeat_findings_days,
         "loads": (loads or [])[:LOADS_SHOWN], "loads_total": len(loads or []), "loads_over": sum(1 for g in graded if g.over),
         "loads_graded": len(graded), "loads_problem": loads_problem, "limits": limits, "indicator": INDICATOR_LABEL,
-        "graded_fraction": settings.load_grade_fraction, "tz": tz, "default_weeks": DEFAULT_WEEKS, "k": settings.open_data_min_bins,
+        "graded_fraction": settings.load_grade_fraction, "load_window": load_window(flt, tz), "tz": tz, "default_weeks": DEFAULT_WEEKS, "k": settings.open_data_min_bins,
     }, info=info)  # fmt: skip
 
 
