@@ -23,7 +23,11 @@ def tiny_params_dict() -> dict:
     params["synth"].update(num_bins=14, image_size=128, captures_per_bin=[1, 2], degradation_probability=0.5)
     params["prepare"].update(val_share=0.2, test_share=0.2)
     params["model"].update(min_size=128, max_size=128, fpn_channels=32)
-    params["train"].update(epochs=1, batch_size=4, warmup_iters=2, num_workers=0, threads=2, cuda_batch_size=4, cuda_num_workers=0)
+    # native: the fixtures train inside the test process, whose kernels earlier tests have already fixed
+    # (portable numerics must be set before a process's first tensor op; tests/test_cpu_numerics.py and the
+    # DVC pipeline test run them in fresh processes).
+    params["train"].update(epochs=1, batch_size=4, warmup_iters=2, num_workers=0, threads=2, cuda_batch_size=4, cuda_num_workers=0,
+                           cpu_numerics="native")
     params["export"].update(parity_images=2)
     params["evaluate"].update(grid_images=4)
     return params
