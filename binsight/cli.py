@@ -11,6 +11,8 @@
     binsight gdpr export BIN --out FILE.zip | gdpr delete BIN   a household's data (Art. 15 / Art. 17)
     binsight export inspections|loads|open-data --out ...  statistics for BI tools and the open-data portal
     binsight notices list [--level N] | notices render ID --out FILE.pdf|.html   notices to residents
+    binsight registry import-bins CSV [--replace] | import-districts GEOJSON [--name-property P] | relink [--since DATE] | show RFID
+    binsight access-log [--bin RFID] [--since DATE] [--user NAME]   who opened which photo, as CSV
     binsight config                    every pipeline parameter with its meaning
 
 The service commands are serve/cli.py's (`python -m serve.cli ...` still

@@ -14,6 +14,8 @@ the data).
 from __future__ import annotations
 
 import csv
+import getpass
+import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, time, timezone
@@ -36,13 +38,29 @@ def record_access(sessions: sessionmaker, *, actor_kind: str, actor: str, inspec
     Its own transaction: the row is written before the photo leaves, so a
     failure to log refuses the photo instead of handing it out unrecorded.
     """
+    record_accesses(sessions, actor_kind=actor_kind, actor=actor, opened=[(inspection_id, bin_id)], what=what)
+
+
+def record_accesses(sessions: sessionmaker, *, actor_kind: str, actor: str, opened: Iterable[tuple[str, str | None]], what: str) -> None:
+    """record_access for many (inspection id, bin id) at once, in one transaction (an export of a bin's photos)."""
     if actor_kind not in ACTOR_KINDS:
         raise ValueError(f"unknown actor kind {actor_kind!r}; one of {', '.join(ACTOR_KINDS)}")
     if what not in WHAT:
         raise ValueError(f"unknown access {what!r}; one of {', '.join(WHAT)}")
+    if not actor:
+        raise ValueError("the access log needs the actor's name")
+    now = datetime.now(timezone.utc)
     with sessions.begin() as s:
-        s.add(ImageAccess(at=datetime.now(timezone.utc), actor_kind=actor_kind, actor=actor, inspection_id=inspection_id,
-                          bin_id=bin_id, what=what))  # fmt: skip
+        s.add_all(ImageAccess(at=now, actor_kind=actor_kind, actor=actor, inspection_id=inspection_id, bin_id=bin_id, what=what)
+                  for inspection_id, bin_id in opened)  # fmt: skip
+
+
+def os_user() -> str:
+    """Who runs this command, for `cli` entries: the login name, or the user id where the system knows no name."""
+    try:
+        return getpass.getuser()
+    except (OSError, KeyError):  # a container's uid without a passwd entry
+        return f"uid {os.getuid()}"
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,8 @@
     python -m serve.cli export-reviewed --out DIR   reviewed inspections into a dataset folder for `dvc repro`
     python -m serve.cli gdpr export BIN --out FILE.zip | gdpr delete BIN [--yes]   a household's data: hand out, erase
     python -m serve.cli notices list [--level N] | notices render ID --out FILE.pdf|.html   notices to residents
+    python -m serve.cli registry import-bins CSV | import-districts GEOJSON | relink | show RFID   the bin registry
+    python -m serve.cli access-log [--bin RFID] [--since DATE] [--user NAME]   who opened which photo (CSV)
     python -m serve.cli export inspections|loads|open-data ...   statistics for BI tools and the open-data portal
 
 The same commands are `binsight serve`, `binsight create-key NAME`, ...
@@ -26,7 +28,7 @@ import sys
 
 from pathlib import Path
 
-from serve import export_cli, notices_cli
+from serve import export_cli, notices_cli, operations_cli
 from serve.settings import ServeSettings, env_example
 
 
@@ -125,6 +127,7 @@ def add_commands(sub) -> None:
                                       "statistics stay. Asks to type the bin id again unless --yes.")
     gdpr_delete.add_argument("bin_id", metavar="BIN", help="the bin's RFID, exactly as the trucks send it")
     gdpr_delete.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    operations_cli.add_commands(sub, settings_note)
     export_cli.add_commands(sub, settings_note)
     notices_cli.add_commands(sub, settings_note)
 
@@ -199,6 +202,8 @@ def run(args: argparse.Namespace) -> int:
         return _export_reviewed(args, settings, sessions)
     if args.command == "gdpr":
         return _gdpr(args, settings, sessions)
+    if args.command in operations_cli.COMMANDS:
+        return operations_cli.run(args, settings, sessions)
     if args.command in export_cli.COMMANDS:
         return export_cli.run(args, settings, sessions)
     if args.command in notices_cli.COMMANDS:

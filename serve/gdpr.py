@@ -6,7 +6,9 @@
 A bin's RFID identifies a household, so its inspections, their photos and
 the reviewers' decisions about them are that household's personal data.
 The export is written to a temporary file beside the target and renamed when
-complete: a failed export leaves no half archive.
+complete: a failed export leaves no half archive. It includes the bin's
+entries of the image access log (Art. 15 (1)(c): who received the data) and
+its registry entry, and each export is itself logged (actor kind `cli`).
 
 Erasure keeps the statistics. Deleting the household's inspections outright
 would change every published rate after the fact (the district's week, the
@@ -57,20 +59,25 @@ from pathlib import Path
 from sqlalchemy import delete, or_, select
 from sqlalchemy.orm import sessionmaker
 
-from serve.db import Inspection, Notice, ReviewClaim, ReviewEvent, as_utc
+from serve import access_log
+from serve.db import Bin, Inspection, Notice, ReviewClaim, ReviewEvent, as_utc
 from serve.time_buckets import local_date, zone
 
 RECORD_COLUMNS = (
     "id", "truck_id", "capture_id", "bin_id", "fraction", "captured_at", "received_at", "latitude", "longitude", "verdict",
     "contamination_score", "quality_issue", "detections", "model_version", "image_sha256", "image_width", "image_height",
-    "image_deleted_at", "review_state", "reviewed_detections", "reviewed_at", "reviewed_by",
+    "image_deleted_at", "review_state", "reviewed_detections", "reviewed_at", "reviewed_by", "tour_id", "bin_link", "bin_link_reason",
+    "bin_distance_m", "district", "route",
 )  # fmt: skip
+BIN_COLUMNS = ("rfid", "address", "district", "route", "fraction", "latitude", "longitude", "updated_at")
 EVENT_COLUMNS = ("inspection_id", "user_name", "at", "decision", "state_before", "detections_before", "detections_after", "changes", "note")
 ABOUT = """Everything binsight stores about bin {bin_id}, exported {when} (Art. 15 GDPR).
 
 records.json  every inspection of the bin (capture time, truck, position, the
               model's verdict and detections, a reviewer's decision) and the
-              review trail of each (who decided what, when, what changed)
+              review trail of each (who decided what, when, what changed),
+              the bin's entry in the city's registry, and the access log: who
+              opened which photo, when (reviewers, trucks' API keys, exports)
 images/       the photos still stored, named by inspection id; a photo deleted
               by the retention policy is no longer there ("image_deleted_at")
 """
@@ -113,14 +120,22 @@ def _rows(sessions: sessionmaker, bin_id: str) -> tuple[list[Inspection], list[R
     return inspections, events
 
 
-def export_bin(sessions: sessionmaker, image_dir: Path, bin_id: str, out: Path) -> BinSummary:
-    """Write the bin's archive to `out` (a .zip); NoSuchBin when nothing of it is stored."""
+def export_bin(sessions: sessionmaker, image_dir: Path, bin_id: str, out: Path, exported_by: str | None = None) -> BinSummary:
+    """Write the bin's archive to `out` (a .zip); NoSuchBin when nothing of it is stored.
+
+    The export is logged per inspection in the access log, as `exported_by`
+    (default: the operating-system user running it).
+    """
     inspections, events = _rows(sessions, bin_id)
+    with sessions() as s:
+        registered = s.get(Bin, bin_id)
     records = {
         "bin_id": bin_id,
         "exported_at": datetime.now(timezone.utc).isoformat(),
+        "registry": None if registered is None else {c: _json_value(getattr(registered, c)) for c in BIN_COLUMNS},
         "inspections": [{c: _json_value(getattr(i, c)) for c in RECORD_COLUMNS} for i in inspections],
         "review_events": [{c: _json_value(getattr(e, c)) for c in EVENT_COLUMNS} for e in events],
+        "image_access": [access_log.as_dict(a) for a in access_log.entries(sessions, access_log.AccessQuery(bin_id=bin_id))],
     }
     out.parent.mkdir(parents=True, exist_ok=True)
     images = 0
@@ -139,6 +154,9 @@ def export_bin(sessions: sessionmaker, image_dir: Path, bin_id: str, out: Path) 
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    # Logged once the archive exists: a failed export handed nothing out.
+    access_log.record_accesses(sessions, actor_kind="cli", actor=exported_by or access_log.os_user(),
+                               opened=[(i.id, bin_id) for i in inspections], what="export")  # fmt: skip
     return BinSummary(len(inspections), images, len(events))
 
 

@@ -13,11 +13,12 @@ from serve.schemas import DetectionOut, InspectionOut
 
 def to_out(row: Inspection) -> InspectionOut:
     return InspectionOut(
-        id=row.id, truck_id=row.truck_id, capture_id=row.capture_id, bin_id=row.bin_id, fraction=row.fraction,
+        id=row.id, truck_id=row.truck_id, capture_id=row.capture_id, bin_id=row.bin_id, tour_id=row.tour_id, fraction=row.fraction,
         captured_at=as_utc(row.captured_at), received_at=as_utc(row.received_at), latitude=row.latitude, longitude=row.longitude,
         verdict=row.verdict, contamination_score=row.contamination_score, quality_issue=row.quality_issue,
         detections=[DetectionOut(**d) for d in row.detections], model_version=row.model_version,
-        image_available=row.image_path is not None, review_state=row.review_state,
+        image_available=row.image_path is not None, review_state=row.review_state, bin_link=row.bin_link,
+        bin_link_reason=row.bin_link_reason, bin_distance_m=row.bin_distance_m, district=row.district, route=row.route,
     )
 
 

@@ -55,9 +55,15 @@ class QueueFilter:
     truck_id: str | None = None
     captured_from: date | None = None
     captured_to: date | None = None  # inclusive: the whole day
+    district: str | None = None  # the bin's, as copied at capture time (serve/bin_link.py)
+    route: str | None = None
 
     def conditions(self) -> list:
         out = []
+        if self.district:
+            out.append(Inspection.district == self.district)
+        if self.route:
+            out.append(Inspection.route == self.route)
         if self.fraction:
             out.append(Inspection.fraction == self.fraction)
         if self.truck_id:

@@ -11,6 +11,8 @@ from pydantic import AfterValidator, AwareDatetime, BaseModel, BeforeValidator, 
 Verdict = Literal["clean", "contaminated", "inconclusive"]
 ReviewState = Literal["confirmed", "rejected", "unusable"]  # serve/db.py REVIEW_STATES
 ReviewFilter = Literal["unreviewed", "confirmed", "rejected", "unusable"]
+BinLink = Literal["linked", "uncertain"]  # serve/db.py BIN_LINKS
+BinLinkReason = Literal["missing_rfid", "unknown_rfid", "far_from_bin"]  # serve/db.py BIN_LINK_REASONS
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]*$"
 
 # RFC 3339's date-time (what OpenAPI's `format: date-time` means): pydantic alone
@@ -43,7 +45,10 @@ class CaptureMetadata(BaseModel):
     # dependentRequired: the OpenAPI document says what validated_metadata() checks.
     model_config = ConfigDict(extra="forbid", json_schema_extra={"dependentRequired": {"latitude": ["longitude"], "longitude": ["latitude"]}})
 
-    bin_id: str = Field(min_length=1, max_length=64, pattern=ID_PATTERN, description="The bin's RFID tag.")
+    bin_id: str | None = Field(
+        None, min_length=1, max_length=64, pattern=ID_PATTERN,
+        description="The bin's RFID tag; left out when the truck could not read it (the photo is still stored, its bin link uncertain).",
+    )
     truck_id: str = Field(min_length=1, max_length=64, pattern=ID_PATTERN, description="The truck's id.")
     fraction: str = Field(min_length=1, max_length=32, description="Waste fraction of the bin, one of the loaded model's (e.g. biowaste).")
     captured_at: UtcDateTime = Field(
@@ -56,6 +61,10 @@ class CaptureMetadata(BaseModel):
     )
     latitude: float | None = Field(None, ge=-90, le=90, description="WGS84 latitude of the lift; with longitude or not at all.")
     longitude: float | None = Field(None, ge=-180, le=180, description="WGS84 longitude of the lift; with latitude or not at all.")
+    tour_id: str | None = Field(
+        None, min_length=1, max_length=64, pattern=ID_PATTERN,
+        description="The truck's tour (one load to the plant), as the truck numbers it; left out: the load is the truck's day.",
+    )
 
 
 class DetectionOut(BaseModel):
@@ -76,7 +85,8 @@ class InspectionOut(BaseModel):
     id: str
     truck_id: str
     capture_id: str
-    bin_id: str
+    bin_id: str | None = Field(description="The bin's RFID tag; null when the truck could not read it.")
+    tour_id: str | None = Field(description="The truck's tour, when it sent one.")
     fraction: str
     captured_at: datetime
     received_at: datetime
@@ -91,6 +101,15 @@ class InspectionOut(BaseModel):
     review_state: ReviewState | None = Field(
         description="A reviewer's decision on the verdict: confirmed, rejected, or the photo unusable; null until reviewed."
     )
+    bin_link: BinLink | None = Field(
+        description="Whether the photo belongs to the registered bin: linked, or uncertain (never escalated); null if stored before the registry."
+    )
+    bin_link_reason: BinLinkReason | None = Field(
+        description="Why the link is uncertain: no RFID sent, an RFID the registry does not know, or a capture far from the bin."
+    )
+    bin_distance_m: float | None = Field(description="Metres between the capture's position and the bin's registered location, when both are known.")
+    district: str | None = Field(description="The bin's district in the registry at capture time.")
+    route: str | None = Field(description="The bin's collection route in the registry at capture time.")
 
 
 class InspectionPage(BaseModel):

@@ -133,6 +133,13 @@ class ServeSettings(BaseSettings):
         "dl-de/by-2-0", description="Licence named in the open-data metadata: dl-de/by-2-0, dl-de/zero-2-0, CC-BY-4.0 or CC0-1.0."
     )
     open_data_publisher: str | None = Field(None, description="Publisher named in the open-data metadata, e.g. the city's waste company; unset: none is named.")
+    bin_link_max_distance_m: float = Field(
+        75.0, gt=0,
+        description=(
+            "Metres the capture's GPS position may lie from the bin's registered location; farther, the inspection's link "
+            "to the bin is uncertain (far_from_bin): shown to reviewers, never escalated."
+        ),
+    )
     metrics_token: SecretStr | None = Field(
         None,
         description=(

@@ -8,7 +8,7 @@
     POST /review/items/{id}/skip         give it back and go on
 
 The filters travel in the query string from page to page, so "next" keeps
-to the fraction, truck and days a reviewer chose. Skipped items are listed
+to the fraction, truck, days, district and route a reviewer chose. Skipped items are listed
 there too (up to MAX_SKIPPED), so the next item is another one.
 """
 
@@ -24,7 +24,9 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, RedirectResponse
 
 from serve import review
-from serve.db import Inspection
+from serve.access_log import record_access
+from serve.db import Bin, Inspection
+from serve.registry import districts_and_routes
 from serve.dependencies import Sessions, Settings, Store, loaded_detector
 from serve.detector import Detector
 from serve.notices import NoticeIssuer
@@ -76,11 +78,14 @@ def read_filter(request: Request) -> QueueFilter:
         truck_id=(q.get("truck_id") or "").strip() or None,
         captured_from=_day(q.get("captured_from"), "captured_from"),
         captured_to=_day(q.get("captured_to"), "captured_to"),
+        district=q.get("district") or None,
+        route=q.get("route") or None,
     )
 
 
 def filter_params(flt: QueueFilter) -> dict[str, str]:
-    out = {"fraction": flt.fraction, "truck_id": flt.truck_id, "captured_from": flt.captured_from, "captured_to": flt.captured_to}
+    out = {"fraction": flt.fraction, "truck_id": flt.truck_id, "captured_from": flt.captured_from, "captured_to": flt.captured_to,
+           "district": flt.district, "route": flt.route}  # fmt: skip
     return {k: str(v) for k, v in out.items() if v}
 
 
@@ -99,9 +104,10 @@ async def queue_page(request: Request, info: Reviewer, sessions: Sessions, setti
 
     def load():
         items = review.queue(sessions, policy, flt, QUEUE_PAGE_SIZE)
-        return items, review.counts(sessions, policy, flt), review.claim_holders(sessions, [row.id for row in items])
+        places = districts_and_routes(sessions)
+        return items, review.counts(sessions, policy, flt), review.claim_holders(sessions, [row.id for row in items]), places
 
-    items, counts, holders = await run_in_threadpool(load)
+    items, counts, holders, (districts, routes) = await run_in_threadpool(load)
     for row in items:  # what the model found, for the list
         labels = [d["label"] for d in row.detections or []]
         row.found = ", ".join(sorted(set(labels))) or "—"
@@ -116,7 +122,7 @@ async def queue_page(request: Request, info: Reviewer, sessions: Sessions, setti
     return render(request, "queue.html", {
         "active": "queue", "items": items, "counts": counts, "holders": holders, "flt": flt, "filter_params": params,
         "filter_query": query(params), "fractions": detector.policy.fractions, "threshold": policy.threshold,
-        "limit": QUEUE_PAGE_SIZE, "messages": messages,
+        "limit": QUEUE_PAGE_SIZE, "messages": messages, "districts": districts, "routes": routes,
     }, info=info)  # fmt: skip
 
 
@@ -152,15 +158,16 @@ async def item_page(request: Request, inspection_id: str, info: Reviewer, sessio
     def load():
         with sessions() as s:
             row = s.get(Inspection, inspection_id)
+            registered = s.get(Bin, row.bin_id) if row is not None and row.bin_id is not None else None
         if row is None:
-            return None, False, None
+            return None, False, None, None
         claimed = row.review_state is None and review.claim(sessions, row.id, info.account, policy.claim_ttl)
         holder = None
         if row.review_state is None and not claimed:
             holder = review.claim_holders(sessions, [row.id]).get(row.id)
-        return row, claimed, holder
+        return row, claimed, holder, registered
 
-    row, editable, holder = await run_in_threadpool(load)
+    row, editable, holder, registered = await run_in_threadpool(load)
     if row is None:
         raise PageError(404, "No such inspection", f"There is no inspection {inspection_id}.")
     trail = await run_in_threadpool(review.trail, sessions, row.id)
@@ -181,6 +188,8 @@ async def item_page(request: Request, inspection_id: str, info: Reviewer, sessio
     return render(request, "item.html", {
         "row": row, "editable": editable, "readonly_reason": readonly_reason, "trail": trail, "editor": editor,
         "image_available": store.image_file(row) is not None, "filter_query": query(params), "messages": messages,
+        # Still linked when the registry lists another fraction (serve/bin_link.py); the reviewer should know.
+        "registered_fraction": registered.fraction if registered is not None and registered.fraction != row.fraction else None,
     }, info=info)  # fmt: skip
 
 
@@ -188,10 +197,13 @@ async def item_page(request: Request, inspection_id: str, info: Reviewer, sessio
 async def item_image(inspection_id: str, info: Reviewer, sessions: Sessions, store: Store):
     def load():
         with sessions() as s:
-            return s.get(Inspection, inspection_id)
+            row = s.get(Inspection, inspection_id)
+        path = store.image_file(row) if row is not None else None
+        if path is not None:  # logged before the photo leaves (serve/access_log.py)
+            record_access(sessions, actor_kind="user", actor=info.account.name, inspection_id=row.id, bin_id=row.bin_id, what="image")
+        return path
 
-    row = await run_in_threadpool(load)
-    path = store.image_file(row) if row is not None else None
+    path = await run_in_threadpool(load)
     if path is None:
         raise PageError(404, "No photo", "This inspection's photo is not stored (unknown inspection, or deleted by retention).")
     return FileResponse(path, media_type="image/jpeg" if path.suffix.lower() in (".jpg", ".jpeg") else None,

@@ -21,7 +21,9 @@ from fastapi.responses import FileResponse
 from sqlalchemy import func, select
 
 from pipeline.inspection import DetectFn, downscale, inspect
+from serve.access_log import record_access
 from serve.auth import KeyOwner
+from serve.bin_link import link_to_registry
 from serve.db import Inspection
 from serve.dependencies import AppMetrics, Caller, Privacy, ReadyDetector, Sessions, Settings, Spec, Store, require_api_key
 from serve.detector import Detection, Detector
@@ -32,7 +34,7 @@ from serve.imaging import ImageRejected, decode_image
 from serve.observability import Metrics
 from serve.privacy import PrivacyFilter, SafeImage
 from serve.responses import created, replayed, to_out
-from serve.schemas import DetectionOut, DetectResponse, InspectionOut, InspectionPage, ReviewFilter, UtcDateTime, Verdict
+from serve.schemas import BinLink, DetectionOut, DetectResponse, InspectionOut, InspectionPage, ReviewFilter, UtcDateTime, Verdict
 from serve.storage import InspectionStore
 
 router = APIRouter(dependencies=[Depends(require_api_key)])
@@ -89,12 +91,13 @@ async def create_inspection(
             # The one verdict path (pipeline/inspection.py): the evaluation measures this very code.
             result = inspect(rgb, meta.fraction, timed(detector, metrics), detector.policy, spec.gate, spec.max_side)
             row = Inspection(
-                id=inspection_id, truck_id=meta.truck_id, capture_id=meta.capture_id, bin_id=meta.bin_id,
+                id=inspection_id, truck_id=meta.truck_id, capture_id=meta.capture_id, bin_id=meta.bin_id, tour_id=meta.tour_id,
                 fraction=meta.fraction, captured_at=meta.captured_at, received_at=now, latitude=meta.latitude,
                 longitude=meta.longitude, verdict=result.verdict, contamination_score=result.score, quality_issue=result.quality_issue,
                 detections=[d.model_dump() for d in reported(result.detections, result.contaminant_indices, settings.min_detection_score)],
                 model_version=detector.version, image_width=rgb.shape[1], image_height=rgb.shape[0],
             )
+            link_to_registry(store.sessions, row, settings.bin_link_max_distance_m)
         except BaseException:
             pending.discard()
             raise
@@ -145,6 +148,9 @@ def list_inspections(
     truck_id: str | None = None,
     fraction: Annotated[str | None, Query(description="Any text: past inspections keep fractions a later model may not know")] = None,
     verdict: Verdict | None = None,
+    district: str | None = None,
+    route: str | None = None,
+    bin_link: Annotated[BinLink | None, Query(description="linked, or uncertain: the photo may not belong to the registered bin")] = None,
     review_state: Annotated[ReviewFilter | None, Query(description="A reviewer's decision, or `unreviewed`")] = None,
     captured_from: Annotated[UtcDateTime | None, Query(description="Inclusive lower bound of captured_at (RFC 3339)")] = None,
     captured_to: Annotated[UtcDateTime | None, Query(description="Exclusive upper bound of captured_at (RFC 3339)")] = None,
@@ -158,7 +164,8 @@ def list_inspections(
     conditions = []
     if review_state is not None:
         conditions.append(Inspection.review_state.is_(None) if review_state == "unreviewed" else Inspection.review_state == review_state)
-    for column, value in ((Inspection.bin_id, bin_id), (Inspection.truck_id, truck_id), (Inspection.fraction, fraction), (Inspection.verdict, verdict)):
+    for column, value in ((Inspection.bin_id, bin_id), (Inspection.truck_id, truck_id), (Inspection.fraction, fraction), (Inspection.verdict, verdict),
+                          (Inspection.district, district), (Inspection.route, route), (Inspection.bin_link, bin_link)):
         if value is not None:
             conditions.append(column == value)
     if captured_from is not None:
@@ -180,7 +187,8 @@ def get_inspection(inspection_id: str, store: Store, caller: Caller) -> Inspecti
 
 @router.get("/v1/inspections/{inspection_id}/image", tags=["inspections"], response_class=Response, responses=IMAGE_RESPONSES)
 def get_image(inspection_id: str, store: Store, caller: Caller) -> Response:
-    _, path = stored_image(store, inspection_id, caller)
+    row, path = stored_image(store, inspection_id, caller)
+    record_access(store.sessions, actor_kind="api_key", actor=caller.name, inspection_id=row.id, bin_id=row.bin_id, what="image")
     return FileResponse(path, media_type="image/png" if path.suffix == ".png" else "image/jpeg")  # streamed, not read into memory
 
 
@@ -188,6 +196,7 @@ def get_image(inspection_id: str, store: Store, caller: Caller) -> Response:
             summary="The photo with detections drawn: contaminants in red, other objects in yellow.")
 def get_evidence(inspection_id: str, store: Store, caller: Caller) -> Response:
     row, path = stored_image(store, inspection_id, caller)
+    record_access(store.sessions, actor_kind="api_key", actor=caller.name, inspection_id=row.id, bin_id=row.bin_id, what="evidence")
     return Response(draw_evidence(path.read_bytes(), row.detections), media_type="image/jpeg")
 
 
