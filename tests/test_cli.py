@@ -18,7 +18,8 @@ SUBCOMMANDS = [["import"], ["import", "yolo"], ["import", "coco"], ["import", "l
                ["retention"], ["migrate"], ["settings"], ["config"], ["create-user"], ["set-password"], ["disable-user"],
                ["enable-user"], ["list-users"], ["export-reviewed"], ["labelstudio-config"], ["gdpr"], ["gdpr", "export"],
                ["gdpr", "delete"], ["notices"], ["notices", "list"], ["notices", "render"], ["export"],
-               ["export", "inspections"], ["export", "loads"], ["export", "open-data"]]
+               ["export", "inspections"], ["export", "loads"], ["export", "open-data"], ["registry"], ["registry", "import-bins"],
+               ["registry", "import-districts"], ["registry", "relink"], ["registry", "show"], ["access-log"]]
 
 
 def test_every_subcommand_is_listed():
