@@ -6,7 +6,9 @@ this one by capping torch, MKL and oneDNN at AVX2 from the outside
 (`ATEN_CPU_CAPABILITY`, `MKL_ENABLE_INSTRUCTIONS`, `ONEDNN_MAX_CPU_ISA`): in
 portable mode the weights after a few training steps must not change, in
 native mode they do (on a CPU with more than AVX2), which shows the
-comparison can fail.
+comparison can fail; and so they do in portable mode without MKL's pin,
+which shows that MKL reads it (its own query function is not exported by
+torch's statically linked MKL).
 """
 
 import os
@@ -23,7 +25,10 @@ import hashlib, sys, torch
 from pipeline import hardware
 from pipeline.config import load_params
 from pipeline.model import build_model
-hardware.fix_cpu_numerics(sys.argv[1])
+import os
+hardware.fix_cpu_numerics(sys.argv[1].removesuffix("-without-mkl-pin"))
+if sys.argv[1].endswith("-without-mkl-pin"):  # MKL reads it at its first call, still to come
+    del os.environ["MKL_CBWR"]
 torch.set_num_threads(2)
 torch.use_deterministic_algorithms(True, warn_only=True)
 torch.manual_seed(0)
@@ -67,6 +72,14 @@ def test_portable_training_computes_the_same_on_a_cpu_with_only_avx2():
 def test_native_training_differs_there_so_the_comparison_can_fail():
     here, avx2_only = digest("native"), digest("native", AVX2_ONLY_CPU)
     assert here[0] == NATIVE and avx2_only[0] == "AVX2"
+    assert here[1] != avx2_only[1]
+
+
+@needs_more_than_avx2
+def test_mkl_follows_its_pin():
+    """Without MKL_CBWR the portable setting would differ on an AVX2-only CPU: MKL reads the pin, and it matters."""
+    here, avx2_only = digest("portable-without-mkl-pin"), digest("portable-without-mkl-pin", AVX2_ONLY_CPU)
+    assert here[0] == avx2_only[0] == "AVX2"
     assert here[1] != avx2_only[1]
 
 

@@ -80,6 +80,12 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    unlinked = op.get_bind().execute(sa.text("SELECT count(*) FROM inspections WHERE bin_id IS NULL")).scalar()
+    if unlinked:  # checked first: a failed ALTER halfway would leave the schema between revisions
+        raise RuntimeError(
+            f"cannot downgrade below revision 0003: {unlinked} inspections have no bin id (RFID not read, or anonymised by "
+            "`binsight gdpr delete`), which revision 0002 does not allow; delete them first if that is intended"
+        )
     op.drop_table("notices")
     op.drop_table("image_access")
     op.drop_table("districts")
