@@ -9,13 +9,17 @@
   foreshortening, at several widths.
 - Faces: Grace Hopper's portrait from matplotlib's bundled sample data (the
   one photo of a person that ships offline here), cropped to the head and
-  pasted at several sizes. No photo of a whole person ships offline, so
-  people are not built (README, "Privacy: limits").
+  pasted at several sizes, also tilted and partly beyond the frame's edge.
+  No photo of a whole person ships offline, so people are not built
+  (README, "Privacy before storage", Limits).
+- Real waste photos for the false-blur rate: TrashNet++ (../shared/data/trashnetpp),
+  read where present, never copied.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -105,10 +109,36 @@ def face_crop() -> np.ndarray | None:
     return portrait[30:330, 110:400]  # forehead to chin, ear to ear (the photo is 512 x 600)
 
 
-def plant_face(frame: np.ndarray, face: np.ndarray, rng: np.random.Generator, height: int) -> Planted:
-    """Paste the face `height` pixels high at a random place (in place)."""
+def plant_face(frame: np.ndarray, face: np.ndarray, rng: np.random.Generator, height: int, angle: float = 0.0, cut: float = 0.0) -> Planted:
+    """Paste the face `height` pixels high at a random place (in place).
+
+    `angle`: degrees the head is turned in the image plane (a tilted head);
+    `cut`: share of its width that lies beyond the frame's left or right edge
+    (a head partly in view). The planted box is the part inside the frame.
+    """
+    frame_h, frame_w = frame.shape[:2]
     width = round(face.shape[1] * height / face.shape[0])
     resized = cv2.resize(face, (width, height), interpolation=cv2.INTER_AREA)
-    x, y = int(rng.integers(0, FRAME[0] - width)), int(rng.integers(0, FRAME[1] - height))
+    if angle:
+        turn = cv2.getRotationMatrix2D((width / 2, height / 2), angle, 1.0)
+        resized = cv2.warpAffine(resized, turn, (width, height), borderMode=cv2.BORDER_REFLECT)
+    y = int(rng.integers(0, frame_h - height))
+    if cut:
+        hidden = round(cut * width)
+        if rng.random() < 0.5:
+            frame[y:y + height, :width - hidden] = resized[:, hidden:]
+            return Planted("face", (0.0, float(y), float(width - hidden), float(y + height)))
+        frame[y:y + height, frame_w - width + hidden:] = resized[:, :width - hidden]
+        return Planted("face", (float(frame_w - width + hidden), float(y), float(frame_w), float(y + height)))
+    x = int(rng.integers(0, frame_w - width))
     frame[y:y + height, x:x + width] = resized
     return Planted("face", (float(x), float(y), float(x + width), float(y + height)))
+
+
+TRASHNET = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "trashnetpp"
+
+
+def waste_photos(count: int, split: str = "valid") -> list[np.ndarray]:
+    """The first `count` TrashNet++ photos of `split` (320 x 320) scaled to FRAME, RGB; [] where the data set is absent."""
+    files = sorted((TRASHNET / split / "images").glob("*.jpg"))[:count]
+    return [cv2.resize(np.asarray(Image.open(f).convert("RGB")), FRAME, interpolation=cv2.INTER_CUBIC) for f in files]

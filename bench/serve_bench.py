@@ -7,7 +7,11 @@
 3. throughput and p50/p95/p99 latency at concurrency 4 and 16 for `--duration` s,
    against the bare model's throughput on the same cores;
 4. a crash test: SIGKILL to the service during a load test, restart, and check
-   that every request that got a 2xx is in the database with its image.
+   that every request that got a 2xx is in the database with its image;
+5. the privacy step's cost: steps 2-3 (c=1 and c=16) again with
+   BINSIGHT_PRIVACY_BLUR=false, against the runs above (privacy on, the
+   default). The images are the dataset's 320 x 320 JPEGs; the step's cost on
+   truck-sized frames is measured by `make bench-privacy`.
 
 The service runs as `python -m serve.cli serve` in a subprocess on loopback,
 with its own temporary database and image folder.
@@ -257,6 +261,12 @@ def main(argv: list[str] | None = None) -> None:
     levels = {c: asyncio.run(load(port, key, images, c, args.duration, f"C{c}")) for c in (4, 16)}
     crash = crash_test(service, key, images, database_url, work / "images")
     service.stop()
+    # Same database and key; only the privacy step is switched off.
+    service = Service({**env, "BINSIGHT_PRIVACY_BLUR": "false"}, port)
+    service.start()
+    off_sequential = asyncio.run(load(port, key, images, 1, min(20.0, args.duration), "SEQ-OFF"))
+    off_c16 = asyncio.run(load(port, key, images, 16, args.duration, "C16-OFF"))
+    service.stop()
 
     budget = 1.5 * (bare["inference_p50"] + bare["decode_p50"])
     print(f"\nbinsight service benchmark ({os.cpu_count()} cores, images {Image.open(io.BytesIO(images[0])).size})\n")
@@ -276,6 +286,10 @@ def main(argv: list[str] | None = None) -> None:
         print(f"| concurrency {c}: requests / errors | {r['requests']} / {r['errors']} | 0 errors |")
     print(f"| SIGKILL under load: 2xx answered | {crash['acknowledged']} | |")
     print(f"| ... of them missing in the database / without image | {crash['missing_rows']} / {crash['missing_images']} | 0 / 0 |")
+    added = (sequential["p50"] - off_sequential["p50"]) * 1000
+    print(f"| privacy off: endpoint p50, concurrency 1 | {off_sequential['p50'] * 1000:.1f} ms (privacy on adds {added:+.1f} ms) | |")
+    print(f"| privacy off: concurrency 16 throughput | {off_c16['throughput']:.1f} req/s "
+          f"(privacy on: {levels[16]['throughput'] / off_c16['throughput']:.0%} of it) | |")
 
 
 if __name__ == "__main__":

@@ -1,9 +1,8 @@
 """Finding European licence plates with OpenCV's image operations, no trained model.
 
-The OpenCV build binsight pins (5.0, headless) ships no Haar cascades and no
-HOG detector: OpenCV 5 moved both to opencv_contrib, whose wheel brings no
-cascade files either (README, "Privacy: limits"). A plate is found instead by
-what EU plates look like: a bright, unsaturated rectangle about 2.5 to 6.5
+OpenCV's bundled plate cascades are trained on Russian plates (another
+shape, font and colour band), so a plate is found instead by what EU plates
+look like: a bright, unsaturated rectangle about 2.5 to 6.5
 times as wide as high, holding a row of dark characters of about half its
 height. That catches upright and moderately tilted or foreshortened plates
 large enough to read; it misses plates that are dirty, steeply angled, seen

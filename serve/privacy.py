@@ -4,7 +4,8 @@ Runs in the image writer thread (serve/storage.py) beside inference, on the
 decoded, upright RGB frame; the verdict is computed on the original frame in
 memory, and the unprotected frame is never written (serve/routers/trucks.py).
 
-1. Finders (objects with `kind` and `find(rgb) -> boxes`) look at a copy
+1. Finders (objects with `kind` and `find(rgb) -> boxes`: faces and people,
+   serve/people_finders.py; plates, serve/plate_finder.py) look at a copy
    downscaled to BINSIGHT_PRIVACY_DETECTION_SIDE; their boxes are mapped back
    and padded, because a finder's box is tight and a blurred edge must not
    leave an ear or a plate's last letter readable.
@@ -24,6 +25,7 @@ import cv2
 import numpy as np
 
 from serve.hopper_masks import HopperMasks
+from serve.people_finders import FaceFinder, PersonFinder
 from serve.plate_finder import PlateFinder
 
 Box = tuple[float, float, float, float]
@@ -49,9 +51,12 @@ class SafeImage:
 
 
 def default_finders() -> list[Finder]:
-    # Only the plate finder: the pinned OpenCV 5 build ships no face or person
-    # detector (Haar cascades and HOG moved to opencv_contrib), see README.
-    return [PlateFinder()]
+    # Faces (OpenCV's frontal Haar cascade), upright people (its HOG people
+    # detector), plates (serve/plate_finder.py). Left out after measuring
+    # (BENCHMARKS.md, privacy): the profile and upper-body cascades (2-5 x the
+    # cost, more false blurs on waste photos, nothing found that we could test).
+    # Built once here; a missing cascade file stops the start.
+    return [FaceFinder(), PersonFinder(), PlateFinder()]
 
 
 class PrivacyFilter:

@@ -41,7 +41,7 @@ class ServeSettings(BaseSettings):
     privacy_blur: bool = Field(
         True,
         description=(
-            "Blur licence plates found in a photo before it is stored (serve/privacy.py; README, Privacy: limits). Off, "
+            "Blur faces, people and licence plates found in a photo before it is stored (serve/privacy.py; README, Privacy before storage). Off, "
             "and with no mask file, photos are stored exactly as uploaded."
         ),
     )

@@ -1,14 +1,15 @@
 """Privacy before storage: what is written to disk is the protected photo; the verdict sees the original.
 
-A German plate is planted in a bin scene (bench/privacy_scenes.py) and found
-by the real plate finder; a face, for which the pinned OpenCV ships no
-detector, is "found" by an injected finder at the place it was pasted, to
-check the blur path for any kind of region.
+A German plate and a face (Grace Hopper's portrait) are planted in bin
+scenes (bench/privacy_scenes.py) and found by the real default finders
+(serve/plate_finder.py, serve/people_finders.py); an injected finder checks
+that a found region is blurred beyond recovery.
 """
 
 from __future__ import annotations
 
 import io
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import cv2
@@ -26,6 +27,7 @@ from serve.db import Inspection
 from serve.dependencies import get_detector
 from serve.hopper_masks import MaskFileError, load_masks
 from serve.plate_finder import PlateFinder
+from serve.people_finders import FaceFinder, PersonFinder
 from serve.privacy import PrivacyFilter
 from serve.settings import ServeSettings
 from tests.conftest import REPO
@@ -200,7 +202,8 @@ def write_masks(tmp_path: Path, text: str) -> Path:
 
 
 def test_the_mask_blanks_outside_the_hopper_of_that_truck_only(tmp_path, detector):
-    masks = write_masks(tmp_path, f"{TRUCK}:\n  [[0.0, 0.0], [0.5, 0.0], [0.5, 1.0], [0.0, 1.0]]\n")
+    whole_frame = "default: [[0, 0], [1, 0], [1, 1], [0, 1]]\n"  # said outright: other trucks keep their whole frame
+    masks = write_masks(tmp_path, f"{whole_frame}{TRUCK}:\n  [[0.0, 0.0], [0.5, 0.0], [0.5, 1.0], [0.0, 1.0]]\n")
     frame = bin_scene(2)
     photo = jpeg_bytes(frame, quality=95)
     with make_client(tmp_path, detector, privacy_masks=masks) as client:
@@ -220,6 +223,12 @@ def test_the_mask_blanks_outside_the_hopper_of_that_truck_only(tmp_path, detecto
     assert all(seen[:, -5:].max() > 30 for seen, _ in detector.seen)
 
 
+def test_the_shipped_example_mask_file_loads_and_masks_a_truck_it_does_not_list():
+    masks = load_masks(REPO / "configs/privacy_masks.example.yaml")
+    assert {"default", "HAM-EB-101", "HAM-EB-102"} <= set(masks.polygons)
+    assert 0.3 < masks.raster("HAM-NEW-999", 200, 150).mean() < 0.9
+
+
 def test_the_default_entry_masks_trucks_not_listed(tmp_path):
     masks = load_masks(write_masks(tmp_path, "default:\n  - [[0, 0], [1, 0], [1, 0.5], [0, 0.5]]\nA-1:\n  - [[0, 0], [1, 0], [1, 1]]\n"))
     assert masks.raster("unlisted", 100, 80).mean() == pytest.approx(0.5, abs=0.02)
@@ -235,6 +244,8 @@ def test_the_default_entry_masks_trucks_not_listed(tmp_path):
         ("HAM-EB-101:\n  [[0, 0], [1.5, 0], [1, 1]]\n", "must lie in 0-1, got [1.5, 0]"),
         ("HAM-EB-101:\n  [[0, 0], [1, zero], [1, 1]]\n", "pair of numbers"),
         ("- [[0, 0], [1, 0], [1, 1]]\n", "expected a mapping"),
+        # Without `default` a new truck, not yet listed, would store its whole frame.
+        ("HAM-EB-101:\n  [[0, 0], [1, 0], [1, 1]]\n", "no 'default' entry; a truck not listed would store its whole frame"),
     ],
 )
 def test_a_bad_mask_file_stops_the_start_naming_file_and_problem(tmp_path, detector, text, problem):
@@ -270,3 +281,70 @@ def test_a_png_upload_stays_png(tmp_path, detector):
 def test_the_plate_finder_leaves_bin_scenes_alone():
     finder = PlateFinder()
     assert sum(len(finder.find(bin_scene(seed)[::2, ::2])) for seed in range(6)) == 0
+
+
+@pytest.fixture
+def face():
+    crop = face_crop()
+    if crop is None:
+        pytest.skip("matplotlib's sample photo is not installed")
+    return crop
+
+
+def test_a_planted_face_is_blurred_in_the_stored_file_by_the_default_finders(tmp_path, detector, face):
+    frame = bin_scene(11)
+    planted = plant_face(frame, face, np.random.default_rng(5), 240)
+    photo = jpeg_bytes(frame, quality=95)
+    with make_client(tmp_path, detector) as client:  # the service's own PrivacyFilter: nothing injected
+        client.headers[API_KEY_HEADER] = auth.create_key(client.app.state.sessions, "truck", truck_id=TRUCK)
+        body = upload(client, photo, "face-2")
+        stored = stored_pixels(client, body["id"])
+        row = client.app.state.store.get(body["id"])
+    assert detail(crop(stored, planted.box)) < 0.25 * detail(crop(decoded(photo), planted.box))
+    faces = [r["box"] for r in row.privacy_regions if r["kind"] == "face"]
+    assert faces, row.privacy_regions
+    covered = np.zeros(stored.shape[:2], bool)
+    for x1, y1, x2, y2 in faces:
+        covered[y1:y2, x1:x2] = True
+    assert crop(covered[..., None], planted.box).mean() > 0.9  # the head, not only the eyes
+
+
+def test_a_waste_photo_without_people_is_stored_unblurred(tmp_path, detector):
+    frame = bin_scene(12)  # contaminants, no person, no plate
+    photo = jpeg_bytes(frame, quality=95)
+    with make_client(tmp_path, detector) as client:
+        client.headers[API_KEY_HEADER] = auth.create_key(client.app.state.sessions, "truck", truck_id=TRUCK)
+        body = upload(client, photo, "clean-1")
+        stored = stored_pixels(client, body["id"])
+        row = client.app.state.store.get(body["id"])
+    assert row.privacy_regions == []
+    assert np.abs(stored - decoded(photo)).mean() < 3  # re-encoded, nothing blurred
+
+
+def test_the_finders_give_the_same_answers_from_several_threads_at_once(face):
+    frames = []
+    for seed in range(8):
+        frame = bin_scene(20 + seed)
+        if seed % 2 == 0:
+            plant_face(frame, face, np.random.default_rng(seed), 200)
+        frames.append(frame)
+    finders = [FaceFinder(), PersonFinder(), PlateFinder()]  # shared, as the writer pool shares the service's
+
+    def found(frame):
+        return [sorted(f.find(frame)) for f in finders]
+
+    alone = [found(f) for f in frames]
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        for _ in range(3):
+            assert list(pool.map(found, frames)) == alone
+    assert all(faces for k, (faces, _, _) in enumerate(alone) if k % 2 == 0)  # the planted faces were found
+    assert not any(faces for k, (faces, _, _) in enumerate(alone) if k % 2 == 1)
+
+
+def test_a_missing_cascade_stops_the_start_naming_the_file(monkeypatch, tmp_path):
+    from serve import people_finders
+
+    monkeypatch.setattr(people_finders.cv2.data, "haarcascades", str(tmp_path) + "/")
+    with pytest.raises(people_finders.DetectorFileError) as failure:
+        FaceFinder()
+    assert str(tmp_path / people_finders.FRONTAL_CASCADE) in str(failure.value)
