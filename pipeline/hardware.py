@@ -123,10 +123,17 @@ def fix_cpu_numerics(mode: str) -> None:
     """
     if mode == "native":
         return
-    os.environ.update(PORTABLE_ENVIRONMENT)
-    torch.backends.mkldnn.enabled = False
+    before = os.environ.get("ATEN_CPU_CAPABILITY")
+    os.environ["ATEN_CPU_CAPABILITY"] = PORTABLE_ENVIRONMENT["ATEN_CPU_CAPABILITY"]
     capability = torch.backends.cpu.get_cpu_capability()
-    if capability != PORTABLE_CAPABILITY:
+    if capability == PORTABLE_CAPABILITY:
+        os.environ.update(PORTABLE_ENVIRONMENT)
+        torch.backends.mkldnn.enabled = False
+    else:  # refused: the process is left as it was (a caller that goes on computes as before)
+        if before is None:
+            del os.environ["ATEN_CPU_CAPABILITY"]
+        else:
+            os.environ["ATEN_CPU_CAPABILITY"] = before
         raise SystemExit(
             f"train.cpu_numerics is portable, but torch's CPU kernels run at {capability}, not {PORTABLE_CAPABILITY}: "
             "this CPU lacks AVX2, or this process computed before the kernels were pinned; set train.cpu_numerics: native"

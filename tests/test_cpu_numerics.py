@@ -98,3 +98,14 @@ def test_a_process_that_computed_before_the_pin_is_refused():
     assert done.returncode != 0
     assert f"run at {NATIVE}, not AVX2" in done.stderr and "cpu_numerics: native" in done.stderr
     assert "Traceback" not in done.stderr  # SystemExit: one clear line
+
+
+@needs_more_than_avx2
+def test_a_refused_pin_leaves_the_process_as_it_was():
+    done = run(
+        "import os, torch; (torch.rand(64) + 1).sum(); from pipeline import hardware\n"
+        "try:\n    hardware.fix_cpu_numerics('portable')\nexcept SystemExit:\n    pass\n"
+        "print(torch.backends.mkldnn.enabled, os.environ.get('MKL_CBWR'), os.environ.get('ATEN_CPU_CAPABILITY'))"
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["True", "None", "None"]

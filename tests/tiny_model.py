@@ -37,6 +37,7 @@ def build(out: Path) -> dict:
     raw["model"].update(min_size=128, max_size=128, fpn_channels=32, backbone_weights=None)
     raw["verdict"].update(threshold_mode="fixed")
     raw["export"].update(parity_images=1)
+    raw["train"]["cpu_numerics"] = "native"  # may run inside a test process whose kernels are fixed already
     params = Params.model_validate(raw)
     taxonomy = load_taxonomy(REPO / "configs/classes.yaml")
 
