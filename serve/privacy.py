@@ -74,13 +74,16 @@ class PrivacyFilter:
         height, width = rgb.shape[:2]
         safe = rgb.copy()
         regions: list[dict] = []
-        for kind, box in self._found(rgb):
-            x1, y1, x2, y2 = _padded(box, width, height)
+        hopper = None if self.masks is None else self.masks.raster(truck_id, width, height)
+        # What the mask blanks needs no finder: they look only at the hopper's bounding box,
+        # which costs less and cannot blur waste outside it by mistake.
+        left, top, right, bottom = _bounds(hopper) if hopper is not None else (0, 0, width, height)
+        for kind, box in self._found(rgb[top:bottom, left:right]) if right > left and bottom > top else []:
+            x1, y1, x2, y2 = _padded((box[0] + left, box[1] + top, box[2] + left, box[3] + top), width, height)
             if x2 - x1 >= 1 and y2 - y1 >= 1:
                 safe[y1:y2, x1:x2] = _obliterate(safe[y1:y2, x1:x2])
                 regions.append({"kind": kind, "box": [x1, y1, x2, y2]})
         visible_share = 1.0
-        hopper = None if self.masks is None else self.masks.raster(truck_id, width, height)
         if hopper is not None:
             outside = hopper == 0
             safe[outside] = 0
@@ -107,6 +110,12 @@ class PrivacyFilter:
         scale = min(1.0, self.detection_side / max(height, width))
         small = rgb if scale == 1.0 else cv2.resize(rgb, (max(1, round(width * scale)), max(1, round(height * scale))), interpolation=cv2.INTER_AREA)
         return [(finder.kind, tuple(v / scale for v in box)) for finder in self.finders for box in finder.find(small)]
+
+
+def _bounds(hopper: np.ndarray) -> tuple[int, int, int, int]:
+    """The bounding box (left, top, right, bottom) of a mask's inside; all zero when nothing is inside."""
+    ys, xs = np.nonzero(hopper)
+    return (0, 0, 0, 0) if xs.size == 0 else (int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1)
 
 
 def _padded(box: Box, width: int, height: int) -> tuple[int, int, int, int]:

@@ -348,3 +348,26 @@ def test_a_missing_cascade_stops_the_start_naming_the_file(monkeypatch, tmp_path
     with pytest.raises(people_finders.DetectorFileError) as failure:
         FaceFinder()
     assert str(tmp_path / people_finders.FRONTAL_CASCADE) in str(failure.value)
+
+
+def test_finders_look_only_inside_the_hopper(tmp_path):
+    """A face outside the hopper is blanked by the mask, not searched for; a face inside is found where it is."""
+
+    class Recording:
+        kind = "face"
+
+        def __init__(self):
+            self.shapes = []
+
+        def find(self, rgb):
+            self.shapes.append(rgb.shape[:2])
+            return [(2.0, 2.0, 12.0, 12.0)]  # in the coordinates of what it was handed
+
+    masks = load_masks(write_masks(tmp_path, "default: [[0.5, 0.25], [1, 0.25], [1, 1], [0.5, 1]]\n"))
+    finder = Recording()
+    frame = bin_scene(3)
+    height, width = frame.shape[:2]
+    _, regions, _ = PrivacyFilter(masks, detection_side=10_000, finders=[finder]).protect(frame, TRUCK)
+    assert finder.shapes == [(height - height // 4, width - width // 2)]  # the hopper's bounding box only
+    [face] = [r["box"] for r in regions if r["kind"] == "face"]
+    assert face[0] >= width // 2 and face[1] >= height // 4  # mapped back into the frame, inside the hopper
