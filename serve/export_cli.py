@@ -12,6 +12,7 @@ ValueError: serve/cli.py and binsight/cli.py print it as one line, exit 2.
 from __future__ import annotations
 
 import argparse
+from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
@@ -21,44 +22,58 @@ from serve.statistics import StatsFilter
 COMMANDS = ("export",)
 
 
+@dataclass(frozen=True)
+class ExportKind:
+    """One `export` subcommand: all take --out and a day range; `options` are its own arguments (flags, add_argument's keywords)."""
+
+    name: str
+    help: str
+    description: str
+    out: tuple[str, str]  # --out's metavar and help
+    fraction: bool = True  # whether --fraction applies
+    options: tuple[tuple[tuple[str, ...], dict], ...] = ()
+
+
+KINDS = (
+    ExportKind(
+        "inspections", "one row (CSV) or feature (GeoJSON) per inspection: PERSONAL DATA, for internal use",
+        "Every inspection with its verdict, review state, district, route, truck, week, fraction, score, bin and GPS "
+        "position, for BI tools. Personal data: for staff only, never to be published (open data: `export open-data`).",
+        ("FILE", "the file to write"),
+        options=((("--format",), {"required": True, "choices": ["csv", "geojson"], "help": "csv, or geojson (points at the capture's GPS)"}),),
+    ),
+    ExportKind(
+        "loads", "the per-load grade against the biowaste ordinance, as CSV (an image-based indicator, not a lab analysis)",
+        "One row per truck load (truck, local day, tour) of BINSIGHT_LOAD_GRADE_FRACTION: estimated foreign-matter and "
+        "plastics shares and the grade against the limits. An image-based indicator, not a lab analysis (serve/load_grade.py).",
+        ("FILE", "the CSV file to write"), fraction=False,
+        options=((("--classes",), {"type": Path, "default": None,
+                                   "help": "class list with the fraction policy (default: the model card in BINSIGHT_MODEL_DIR)"}),),
+    ),
+    ExportKind(
+        "open-data", "contamination per district, ISO week and fraction for the open-data portal, with metadata.json",
+        "Aggregated, k-anonymous open data: DIR/contamination_by_district_week.csv and DIR/metadata.json. A cell "
+        "whose usable photos come from fewer than K distinct bins is suppressed; no totals are published; only weeks that ended "
+        "BINSIGHT_OPEN_DATA_GRACE_DAYS (28) days ago; counts rounded to 5 (serve/open_data.py).",
+        ("DIR", "the folder to write the two files into"),
+        options=((("--k",), {"type": int, "default": None, "help": "least distinct bins per published cell (default: BINSIGHT_OPEN_DATA_MIN_BINS, 10)"}),),
+    ),
+)  # fmt: skip
+
+
 def add_commands(sub, settings_note: str) -> None:
     export = sub.add_parser("export", help="statistics exports: inspections and load grades (staff), open data (public)",
                             description=f"Export inspections, load grades or aggregated open data. {settings_note}")
     kinds = export.add_subparsers(dest="export_kind", required=True, metavar="WHAT")
-
-    def date_range(parser, fraction: bool = True) -> None:
+    for kind in KINDS:
+        parser = kinds.add_parser(kind.name, help=kind.help, description=kind.description)
+        for flags, options in kind.options:
+            parser.add_argument(*flags, **options)
+        parser.add_argument("--out", required=True, type=Path, metavar=kind.out[0], help=kind.out[1])
         parser.add_argument("--from", dest="first_day", metavar="DAY", help="first local day included, YYYY-MM-DD (default: the earliest)")
         parser.add_argument("--to", dest="last_day", metavar="DAY", help="last local day included, YYYY-MM-DD (default: the latest)")
-        if fraction:
+        if kind.fraction:
             parser.add_argument("--fraction", help="one waste fraction only, e.g. biowaste (default: all)")
-
-    inspections = kinds.add_parser(
-        "inspections", help="one row (CSV) or feature (GeoJSON) per inspection: PERSONAL DATA, for internal use",
-        description="Every inspection with its verdict, review state, district, route, truck, week, fraction, score, bin and GPS "
-        "position, for BI tools. Personal data: for staff only, never to be published (open data: `export open-data`).",
-    )  # fmt: skip
-    inspections.add_argument("--format", required=True, choices=["csv", "geojson"], help="csv, or geojson (points at the capture's GPS)")
-    inspections.add_argument("--out", required=True, type=Path, metavar="FILE", help="the file to write")
-    date_range(inspections)
-
-    loads = kinds.add_parser(
-        "loads", help="the per-load grade against the biowaste ordinance, as CSV (an image-based indicator, not a lab analysis)",
-        description="One row per truck load (truck, local day, tour) of BINSIGHT_LOAD_GRADE_FRACTION: estimated foreign-matter and "
-        "plastics shares and the grade against the limits. An image-based indicator, not a lab analysis (serve/load_grade.py).",
-    )  # fmt: skip
-    loads.add_argument("--out", required=True, type=Path, metavar="FILE", help="the CSV file to write")
-    loads.add_argument("--classes", type=Path, default=None,
-                       help="class list with the fraction policy (default: the model card in BINSIGHT_MODEL_DIR)")  # fmt: skip
-    date_range(loads, fraction=False)
-
-    open_data = kinds.add_parser(
-        "open-data", help="contamination per district, ISO week and fraction for the open-data portal, with metadata.json",
-        description="Aggregated, k-anonymous open data: DIR/contamination_by_district_week.csv and DIR/metadata.json. A cell "
-        "describing fewer than K distinct bins is suppressed; no totals are published; only complete weeks (serve/open_data.py).",
-    )  # fmt: skip
-    open_data.add_argument("--out", required=True, type=Path, metavar="DIR", help="the folder to write the two files into")
-    open_data.add_argument("--k", type=int, default=None, help="least distinct bins per published cell (default: BINSIGHT_OPEN_DATA_MIN_BINS, 10)")
-    date_range(open_data)
 
 
 def _day(value: str | None, option: str) -> date | None:
@@ -97,9 +112,11 @@ def run(args: argparse.Namespace, settings: ServeSettings, sessions) -> int:
     from serve.open_data import export_open_data
 
     k = settings.open_data_min_bins if args.k is None else args.k
-    dataset = export_open_data(sessions, flt, tz, k, args.out, settings.open_data_licence, settings.open_data_publisher)
+    dataset = export_open_data(sessions, flt, tz, k, args.out, settings.open_data_licence, settings.open_data_publisher,
+                               grace_days=settings.open_data_grace_days)  # fmt: skip
     suppressed = sum(1 for c in dataset.cells if dataset.suppressed(c))
-    print(f"wrote {args.out}: {len(dataset.cells)} district-week cells, {suppressed} suppressed (fewer than {k} bins)")
+    print(f"wrote {args.out}: {len(dataset.cells)} district-week cells, {suppressed} suppressed (fewer than {k} bins, or one bin "
+          f"dominant); weeks up to {dataset.last_day} ({dataset.grace_days} days' grace)")  # fmt: skip
     if not settings.open_data_publisher:
         print("note: metadata.json names no publisher; set BINSIGHT_OPEN_DATA_PUBLISHER")
     return 0

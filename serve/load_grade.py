@@ -57,6 +57,7 @@ import yaml
 from sqlalchemy import select
 from sqlalchemy.orm import sessionmaker
 
+from serve.boxes_of_record import contaminant_boxes_of_record
 from serve.db import Inspection
 from serve.statistics import StatsFilter
 from serve.time_buckets import local_date
@@ -65,7 +66,6 @@ INDICATOR_LABEL = "image-based indicator, not a lab analysis"
 PLASTIC = "plastic"
 MATERIALS = ("plastic", "metal", "glass", "paper", "electronics", "hygiene", "other")
 GRADES = ("within limits", "over limit", "not graded")
-REVIEWER_DECIDED = ("confirmed", "rejected")
 LOAD_COLUMNS = (
     Inspection.truck_id, Inspection.captured_at, Inspection.tour_id, Inspection.fraction, Inspection.verdict, Inspection.review_state,
     Inspection.detections, Inspection.reviewed_detections, Inspection.image_width, Inspection.image_height, Inspection.visible_share,
@@ -120,12 +120,10 @@ def union_area(boxes: Sequence[Sequence[float]], width: float, height: float) ->
 
 def contaminant_boxes(row, contaminants: frozenset[str]) -> list[tuple[str, list[float]]]:
     """(label, box) of the photo's contaminants: the reviewer's where one decided, else the model's (module docstring)."""
-    if row.review_state in REVIEWER_DECIDED and row.reviewed_detections is not None:
-        boxes = [d for d in row.reviewed_detections if d["label"] in contaminants]
-        if row.verdict == "contaminated" and row.review_state == "rejected":
-            boxes = [d for d in boxes if d.get("origin") is None]  # the finding was wrong; only what the reviewer drew
-        return [(d["label"], d["box"]) for d in boxes]
-    return [(d["label"], d["box"]) for d in row.detections or [] if d.get("contaminant")]
+    boxes = contaminant_boxes_of_record(row, contaminants)  # unusable photos never get here (_usable)
+    if row.verdict == "contaminated" and row.review_state == "rejected":
+        boxes = [d for d in boxes if d.get("origin") is None]  # the finding was wrong; only what the reviewer drew
+    return [(d["label"], d["box"]) for d in boxes]
 
 
 @dataclass

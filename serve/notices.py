@@ -30,6 +30,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from pipeline.policy import FractionPolicy
 from serve import escalation
+from serve.bin_lock import lock_bin
+from serve.boxes_of_record import contaminant_boxes_of_record
 from serve.db import Bin, Inspection, Notice, as_utc
 from serve.escalation import PastNotice
 from serve.notice_config import NoticeConfig
@@ -61,9 +63,8 @@ def past(notice: Notice) -> PastNotice:
 
 
 def found_contaminants(inspection: Inspection, contaminants: frozenset[str]) -> list[str]:
-    """The contaminant classes among the boxes as the reviewer left them (the model's when unchanged), sorted."""
-    boxes = inspection.reviewed_detections if inspection.reviewed_detections is not None else inspection.detections or []
-    return sorted({b["label"] for b in boxes if b["label"] in contaminants})
+    """The contaminant classes among the boxes as the reviewer left them (serve/boxes_of_record.py), sorted."""
+    return sorted({b["label"] for b in contaminant_boxes_of_record(inspection, contaminants)})
 
 
 WHY_NOT = ("not_confirmed", "not_contaminated", "no_contaminant_box", "uncertain_link", "no_rules", "exists")
@@ -96,9 +97,8 @@ class NoticeIssuer:
         refused = why_no_notice(inspection, found, self.config)
         if refused is not None:
             return NoticeOutcome(None, *refused)
-        # One decision of a bin at a time: of two confirmations racing, the second sees the first's notice
-        # (PostgreSQL locks the bin's row; SQLite already holds the database's write lock from the claim's delete).
-        s.execute(select(Bin.rfid).where(Bin.rfid == inspection.bin_id).with_for_update())
+        # One decision of a bin at a time, registered or not: of two confirmations racing, the second sees the first's notice.
+        lock_bin(s, inspection.bin_id)
         if s.scalar(select(Notice.id).where(Notice.inspection_id == inspection.id)) is not None:
             return NoticeOutcome(None, "exists", "a notice for this finding exists already")
         rules = self.config.rules(inspection.fraction)

@@ -12,8 +12,6 @@ ValueError, which both command lines print as one line.
 from __future__ import annotations
 
 import argparse
-import getpass
-import os
 from pathlib import Path
 
 from sqlalchemy import select
@@ -89,7 +87,7 @@ def _find(sessions, notice_id: str):
 
 
 def _render(args: argparse.Namespace, settings, sessions, config) -> int:
-    from serve.access_log import record_access
+    from serve.access_log import os_user, record_access
     from serve.letters import compose
 
     suffix = args.out.suffix.lower()
@@ -99,16 +97,9 @@ def _render(args: argparse.Namespace, settings, sessions, config) -> int:
         raise ValueError(f"--out {args.out}: no folder {args.out.parent}")
     notice = _find(sessions, args.notice_id)
     letter = compose(sessions, settings.image_dir, config, notice)
-    record_access(sessions, actor_kind="cli", actor=_operator(), inspection_id=notice.inspection_id, bin_id=notice.bin_id, what="notice")
+    record_access(sessions, actor_kind="cli", actor=os_user(), inspection_id=notice.inspection_id, bin_id=notice.bin_id, what="notice")
     content = letter.pdf() if suffix == ".pdf" else letter.html.encode("utf-8")
     args.out.write_bytes(content)
     print(f"wrote {args.out}: notice {notice.id} of bin {notice.bin_id}, level {notice.level} ({config.level_title(notice.fraction, notice.action)})")
     return 0
 
-
-def _operator() -> str:
-    """Who ran the command, for the access log: the login name of the operating-system account."""
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return f"uid {os.getuid()}"
