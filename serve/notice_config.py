@@ -62,7 +62,9 @@ class NoticeConfig(_Section):
     """configs/notices/escalation.yaml."""
 
     letter_template: Path = Field(description="The letter's Jinja2 template (German), relative to the configuration file.")
-    crop_margin: float = Field(0.15, ge=0, le=1, description="Margin around the evidence crop, share of the crop's larger side.")
+    crop_margin: float = Field(0.15, ge=0, le=1, description="Margin around each evidence crop, share of its box's larger side.")
+    crop_max_share: float = Field(0.25, gt=0, le=1, description="Most of the frame one evidence crop may show, share of its area "
+                                  "(a larger margin is narrowed; a box larger than this is shown as the box itself).")  # fmt: skip
     pdf_font: Path | None = Field(
         None, description="TrueType font of the PDF, relative to the configuration file; null: built-in Helvetica (Latin-1)."
     )

@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import json
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -22,7 +23,8 @@ from sqlalchemy import select
 from serve import accounts, auth
 from serve.app import create_app
 from serve.db import Bin, ImageAccess, Inspection, Notice
-from serve.letters import crop_box
+from serve import letters
+from serve.crop_areas import plan_crops
 from serve.notice_config import load_notice_config
 from serve.settings import ServeSettings
 from tests.test_serve_injected import CAN_BOX, HEIGHT, WIDTH, SeeingDetector
@@ -138,7 +140,7 @@ def test_the_letter_pdf_names_the_bin_the_contaminant_and_the_date_and_holds_onl
 
     images = [image for page in pdf.pages for image in page.images]
     assert len(images) == 1
-    left, top, right, bottom = crop_box([list(CAN_BOX)], WIDTH, HEIGHT, CONFIG.crop_margin)
+    [(left, top, right, bottom)] = plan_crops([list(CAN_BOX)], WIDTH, HEIGHT, CONFIG.crop_margin, CONFIG.crop_max_share).areas
     assert images[0].image.size == (right - left, bottom - top) != (WIDTH, HEIGHT)
     # The crop shows the can's part of the photo, not another one.
     photo = np.asarray(Image.open(io.BytesIO(distinct_photo(1))).convert("RGB"), dtype=float)
@@ -146,6 +148,73 @@ def test_the_letter_pdf_names_the_bin_the_contaminant_and_the_date_and_holds_onl
     here = np.abs(shown - photo[top:bottom, left:right]).mean()  # JPEG twice over: close, not equal
     elsewhere = np.abs(shown - photo[HEIGHT - (bottom - top):, WIDTH - (right - left):]).mean()
     assert here < 12 and elsewhere > 3 * here, (here, elsewhere)
+
+
+def pdf_images(client, notice) -> list:
+    r = client.get(f"/notices/{notice.id}.pdf")
+    assert r.status_code == 200, r.text
+    pdf = PdfReader(io.BytesIO(r.content))
+    assert len(pdf.pages) == 1
+    return [image.image for page in pdf.pages for image in page.images]
+
+
+def test_two_boxes_in_opposite_corners_make_two_small_crops_not_the_whole_frame(client):
+    log_in(client, "rita")
+    inspection = linked_upload(client, 1)
+    corners = [[8.0, 8.0, 58.0, 58.0], [262.0, 182.0, 312.0, 232.0]]  # top left, bottom right of the 320 x 240 photo
+    decide(client, inspection, boxes=[{"label": "can", "box": b, "score": None, "origin": None} for b in corners])
+    notice = notice_of(client, inspection)
+
+    html = client.get(f"/notices/{notice.id}").text
+    assert html.count('src="data:image/jpeg;base64,') == 2 and "Ausschnitte mit den Störstoffen" in html
+    images = pdf_images(client, notice)
+    assert len(images) == 2
+    frame = WIDTH * HEIGHT
+    assert all(image.width * image.height <= CONFIG.crop_max_share * frame for image in images)
+    areas = plan_crops(corners, WIDTH, HEIGHT, CONFIG.crop_margin, CONFIG.crop_max_share).areas
+    assert sorted(image.size for image in images) == sorted((r - l, b - t) for l, t, r, b in areas)
+    covered = np.zeros((HEIGHT, WIDTH), bool)
+    for left, top, right, bottom in areas:
+        covered[top:bottom, left:right] = True
+    assert covered.mean() < 0.2  # the union of the crops is two corners, far from the whole frame
+    # Each crop shows its own corner of the photo (the letter keeps the plan's order), not the other one.
+    photo = np.asarray(Image.open(io.BytesIO(distinct_photo(1))).convert("RGB"), dtype=float)
+    for shown, (left, top, right, bottom), (l2, t2, r2, b2) in zip(images, areas, areas[::-1], strict=True):
+        pixels = np.asarray(shown.convert("RGB"), dtype=float)
+        here, there = np.abs(pixels - photo[top:bottom, left:right]).mean(), np.abs(pixels - photo[t2:b2, l2:r2]).mean()
+        assert here < 12 and there > 3 * here, (here, there)
+
+
+def test_a_photo_deleted_while_the_letter_is_made_gives_the_letter_without_it(client, monkeypatch):
+    log_in(client, "rita")
+    inspection = linked_upload(client, 1)
+    decide(client, inspection)
+    notice = notice_of(client, inspection)
+    opened = letters.open_upright
+
+    def retention_strikes(path):  # retention deletes the photo after the letter looked for it, before it is read
+        Path(path).unlink()
+        return opened(path)
+
+    monkeypatch.setattr(letters, "open_upright", retention_strikes)
+    page = client.get(f"/notices/{notice.id}")
+    assert page.status_code == 200 and "Das Foto dieser Leerung ist nicht mehr gespeichert." in page.text
+    assert "data:image/jpeg" not in page.text
+    monkeypatch.undo()
+    assert pdf_images(client, notice) == []
+
+
+def test_an_unreadable_photo_makes_an_error_page_naming_it(client):
+    log_in(client, "rita")
+    inspection = linked_upload(client, 1)
+    decide(client, inspection)
+    notice = notice_of(client, inspection)
+    with client.app.state.sessions() as s:
+        stored = client.app.state.settings.image_dir / s.get(Inspection, inspection).image_path
+    stored.write_bytes(b"not a JPEG")
+    page = client.get(f"/notices/{notice.id}.pdf")
+    assert page.status_code == 500 and "The letter could not be made" in page.text
+    assert f"the stored photo {stored} cannot be read" in page.text
 
 
 def test_the_html_letter_embeds_the_crop_and_every_opening_is_logged(client):

@@ -325,3 +325,19 @@ def test_logging_in_again_ends_the_previous_session(client):
     assert r.status_code == 303 and client.cookies.get("binsight_session") != first
     client.cookies.set("binsight_session", first)
     assert client.get("/review").status_code == 303  # the first session is gone on the server
+
+
+def test_a_photo_deleted_by_retention_answers_410_with_a_message_not_a_500(client):
+    inspection = upload(client, 1)
+    log_in(client, "rita")
+    assert client.get(f"/review/items/{inspection}/image").status_code == 200
+    with client.app.state.sessions() as s:
+        stored = client.app.state.settings.image_dir / s.get(Inspection, inspection).image_path
+    stored.unlink()  # the file went, the row still names it: retention between its two steps, or a check and the read
+    gone = client.get(f"/review/items/{inspection}/image")
+    assert gone.status_code == 410 and "no longer stored: retention deleted it" in gone.text
+    with client.app.state.sessions.begin() as s:
+        s.get(Inspection, inspection).image_path = None  # retention's record of the deletion
+    assert client.get(f"/review/items/{inspection}/image").status_code == 410
+    unknown = client.get("/review/items/no-such-inspection/image")
+    assert unknown.status_code == 404 and "There is no inspection no-such-inspection." in unknown.text

@@ -15,13 +15,14 @@ there too (up to MAX_SKIPPED), so the next item is another one.
 from __future__ import annotations
 
 import json
+import mimetypes
 from datetime import date, datetime, timedelta
 from typing import Annotated
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import FileResponse, RedirectResponse
+from fastapi.responses import RedirectResponse, Response
 
 from serve import review
 from serve.access_log import record_access
@@ -195,19 +196,28 @@ async def item_page(request: Request, inspection_id: str, info: Reviewer, sessio
 
 @router.get("/review/items/{inspection_id}/image", name="review_image")
 async def item_image(inspection_id: str, info: Reviewer, sessions: Sessions, store: Store):
-    def load():
+    def load() -> tuple[bytes, str]:
         with sessions() as s:
             row = s.get(Inspection, inspection_id)
-        path = store.image_file(row) if row is not None else None
-        if path is not None:  # logged before the photo leaves (serve/access_log.py)
-            record_access(sessions, actor_kind="user", actor=info.account.name, inspection_id=row.id, bin_id=row.bin_id, what="image")
-        return path
+        if row is None:
+            raise PageError(404, "No such inspection", f"There is no inspection {inspection_id}.")
+        gone = PageError(410, "Photo deleted", "This inspection's photo is no longer stored: retention deleted it. Its verdict and review remain.")
+        if row.image_path is None:
+            raise gone
+        path = store.image_dir / row.image_path
+        # Read here, not streamed by FileResponse later: retention may delete the file at any moment, and a file that
+        # vanished between a check and FileResponse's own stat() was a 500.
+        try:
+            content = path.read_bytes()
+        except FileNotFoundError:
+            raise gone from None
+        # Logged before the photo leaves (serve/access_log.py).
+        record_access(sessions, actor_kind="user", actor=info.account.name, inspection_id=row.id, bin_id=row.bin_id, what="image")
+        return content, path.suffix.lower()
 
-    path = await run_in_threadpool(load)
-    if path is None:
-        raise PageError(404, "No photo", "This inspection's photo is not stored (unknown inspection, or deleted by retention).")
-    return FileResponse(path, media_type="image/jpeg" if path.suffix.lower() in (".jpg", ".jpeg") else None,
-                        headers={"Cache-Control": "private, max-age=3600"})  # fmt: skip
+    content, suffix = await run_in_threadpool(load)
+    media_type = "image/jpeg" if suffix in (".jpg", ".jpeg") else mimetypes.types_map.get(suffix, "application/octet-stream")
+    return Response(content, media_type=media_type, headers={"Cache-Control": "private, max-age=3600"})
 
 
 def parse_boxes(raw: str | None) -> list[Box] | None:
