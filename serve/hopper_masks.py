@@ -11,9 +11,13 @@ coordinates (0-1, x to the right, y down, of the upright photo):
     HAM-EB-101:                   # one polygon
       [[0.15, 0.1], [0.85, 0.1], [0.95, 1.0], [0.05, 1.0]]
 
-A truck with no entry and no `default` keeps its whole frame. The file is
-read once at start-up; every problem stops the start with MaskFileError
-naming the file and the entry.
+The `default` entry is required: without it a truck not listed (a new one,
+or an id typed differently in the file) would store its whole frame, street
+and neighbours included, and nobody would notice. A fleet that wants the
+whole frame kept for unlisted trucks says so: `default: [[0, 0], [1, 0],
+[1, 1], [0, 1]]`. configs/privacy_masks.example.yaml is a commented example.
+The file is read once at start-up; every problem stops the start with
+MaskFileError naming the file and the entry.
 """
 
 from __future__ import annotations
@@ -47,6 +51,10 @@ def load_masks(path: Path) -> HopperMasks:
     if not isinstance(document, dict) or not document:
         raise MaskFileError(f"privacy mask file {path}: expected a mapping of truck id (or {DEFAULT_ENTRY!r}) to polygons")
     polygons = {str(truck): _polygons(path, str(truck), entry) for truck, entry in document.items()}
+    if DEFAULT_ENTRY not in polygons:
+        raise MaskFileError(f"privacy mask file {path}: no {DEFAULT_ENTRY!r} entry; a truck not listed would store its whole frame. "
+                            f"Add `{DEFAULT_ENTRY}:` with the hopper polygon for unlisted trucks (the whole frame, if that is meant: "
+                            "[[0, 0], [1, 0], [1, 1], [0, 1]])")  # fmt: skip
     return HopperMasks(polygons)
 
 
@@ -78,18 +86,18 @@ class HopperMasks:
     """The validated polygons, rasterised on demand per (truck, frame size) and cached: a truck's frames all have one size."""
 
     def __init__(self, polygons: dict[str, tuple[Polygon, ...]]):
+        if DEFAULT_ENTRY not in polygons:
+            raise MaskFileError(f"hopper masks need a {DEFAULT_ENTRY!r} entry for trucks not listed")
         self.polygons = polygons
         self._rasters: dict[tuple[str, int, int], np.ndarray] = {}
         self._lock = threading.Lock()
 
-    def polygons_for(self, truck_id: str) -> tuple[Polygon, ...] | None:
-        return self.polygons.get(truck_id, self.polygons.get(DEFAULT_ENTRY))
+    def polygons_for(self, truck_id: str) -> tuple[Polygon, ...]:
+        return self.polygons.get(truck_id, self.polygons[DEFAULT_ENTRY])
 
-    def raster(self, truck_id: str, width: int, height: int) -> np.ndarray | None:
-        """uint8 [H, W], 1 inside the hopper and 0 outside; None when the truck keeps its whole frame."""
+    def raster(self, truck_id: str, width: int, height: int) -> np.ndarray:
+        """uint8 [H, W], 1 inside the hopper and 0 outside."""
         polygons = self.polygons_for(truck_id)
-        if polygons is None:
-            return None
         key = (truck_id if truck_id in self.polygons else DEFAULT_ENTRY, width, height)
         with self._lock:
             found = self._rasters.get(key)
