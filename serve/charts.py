@@ -1,7 +1,7 @@
 """The dashboard's charts, drawn on the server as SVG with matplotlib: nothing from a CDN, no script in the page.
 
     weekly_svg(stats)                  contamination and confirmed rate per ISO week (lines)
-    bars_svg(title, rows)              the same two rates per district, fraction or truck (horizontal bars)
+    bars_svg(title, rows)              the same two rates per district, route, fraction or truck (horizontal bars)
 
 matplotlib's object-oriented API (a `Figure` of its own, no pyplot) keeps no
 global state, so charts can be drawn in the thread pool side by side. Text
@@ -84,14 +84,14 @@ def week_ticks(weeks: Sequence[str]) -> list[str]:
 
 
 def bars_svg(title: str, rows: Sequence[tuple[str, Counts]]) -> bytes:
-    """Both rates per row (district, fraction, truck), the highest rate on top; at most MAX_BARS rows."""
+    """Both rates per row (district, route, fraction, truck), the highest rate on top; at most MAX_BARS rows."""
     import matplotlib
     from matplotlib.figure import Figure
 
     shown = sorted(((label, c) for label, c in rows if c.usable), key=lambda lc: (-(lc[1].rate or 0), lc[0]))[:MAX_BARS]
     height = 1.3 + 0.36 * max(len(shown), 2)
     with matplotlib.rc_context(SVG_STYLE):
-        fig = Figure(figsize=(3.7, height), layout="constrained")  # a third of the page's width: about 360 px
+        fig = Figure(figsize=(5.6, height), layout="constrained")  # half the page's width (two per row: four bar charts): about 550 px
         ax = fig.subplots()
         ax.set_title(title)
         if not shown:

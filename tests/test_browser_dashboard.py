@@ -87,8 +87,8 @@ def test_the_dashboard_shows_its_charts_in_a_browser(site):
         page.get_by_role("button", name="Log in").click()
         page.wait_for_url(re.compile(r"/dashboard$"))
         charts = page.locator(".charts img")
-        sync_api.expect(charts).to_have_count(4)
-        for i in range(4):
+        sync_api.expect(charts).to_have_count(5)  # weekly, districts, routes, fractions, trucks
+        for i in range(5):
             charts.nth(i).scroll_into_view_if_needed()
         page.wait_for_function("() => [...document.querySelectorAll('.charts img')].every(i => i.complete)")
         widths = page.eval_on_selector_all(".charts img", "imgs => imgs.map(i => i.naturalWidth)")

@@ -98,12 +98,14 @@ def test_the_fraction_filter_and_the_charts_follow_the_query(client):
     assert re.findall(r'class="figure">([^<]+)<', summary)[:1] == ["1"]
     assert "No biowaste loads in this range." in html  # paper has no load grade
     assert f'/dashboard/charts/districts.svg?{RANGE.replace("&", "&amp;")}&amp;fraction=paper"' in html
+    assert f'/dashboard/charts/routes.svg?{RANGE.replace("&", "&amp;")}&amp;fraction=paper"' in html
+    assert 'alt="Contamination rate per route"' in html
 
 
 def test_charts_are_svg_images_with_a_policy_that_runs_nothing(client):
     two_weeks(client.app.state.sessions)
     log_in(client, "rita")
-    for chart in ("weekly", "districts", "fractions", "trucks"):
+    for chart in ("weekly", "districts", "routes", "fractions", "trucks"):
         r = client.get(f"/dashboard/charts/{chart}.svg?{RANGE}")
         assert r.status_code == 200 and r.headers["content-type"] == "image/svg+xml"
         assert r.headers["content-security-policy"].startswith("default-src 'none'")
@@ -111,6 +113,8 @@ def test_charts_are_svg_images_with_a_policy_that_runs_nothing(client):
         assert "<svg" in r.text and "<script" not in r.text
     assert "2026-W47" in client.get(f"/dashboard/charts/weekly.svg?{RANGE}").text
     assert "Süd" in client.get(f"/dashboard/charts/districts.svg?{RANGE}").text
+    routes = client.get(f"/dashboard/charts/routes.svg?{RANGE}").text
+    assert "Per route" in routes and ">R1<" in routes and ">R2<" in routes and "Süd" not in routes
     assert "no usable inspections" in client.get("/dashboard/charts/trucks.svg?from=2020-01-01&to=2020-01-05").text
     missing = client.get("/dashboard/charts/pie.svg")
     assert missing.status_code == 404 and "There is no chart &#39;pie&#39;" in missing.text

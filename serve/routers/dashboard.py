@@ -1,7 +1,7 @@
 """The statistics dashboard for staff: rates per week, district, route, fraction and truck, repeated findings, load grades.
 
     GET  /dashboard                        tables, charts, bins with repeated findings, load grades
-    GET  /dashboard/charts/{chart}.svg     one chart (weekly, districts, fractions, trucks) as SVG
+    GET  /dashboard/charts/{chart}.svg     one chart (weekly, districts, routes, fractions, trucks) as SVG
 
 Every logged-in person may open it, reviewers as well as admins: the admin
 role is for managing accounts, and the people who read statistics (operations,
@@ -35,7 +35,7 @@ DEFAULT_WEEKS = 12
 LOADS_SHOWN = 100
 LOAD_DAYS = 28
 """The page grades the loads of the last four weeks of its range (each photo's boxes are read); `binsight export loads` grades any range."""
-CHARTS = ("weekly", "districts", "fractions", "trucks")
+CHARTS = ("weekly", "districts", "routes", "fractions", "trucks")
 SVG_HEADERS = {
     **PAGE_HEADERS,
     # An SVG opened on its own is a document: nothing in it may load or run. matplotlib styles with a <style> element.
@@ -134,8 +134,8 @@ async def chart(request: Request, chart: str, info: Reviewer):
         stats = contamination_statistics(sessions, flt, settings.local_timezone)
         if chart == "weekly":
             return weekly_svg(stats)
-        table, title = {"districts": (stats.by_district, "Per district"), "fractions": (stats.by_fraction, "Per fraction"),
-                        "trucks": (stats.by_truck, "Per truck")}[chart]  # fmt: skip
+        table, title = {"districts": (stats.by_district, "Per district"), "routes": (stats.by_route, "Per route"),
+                        "fractions": (stats.by_fraction, "Per fraction"), "trucks": (stats.by_truck, "Per truck")}[chart]  # fmt: skip
         return bars_svg(title, [(key if key is not None else "(unknown)", counts) for key, counts in stats.ordered(table)])
 
     return Response(await run_in_threadpool(draw), media_type="image/svg+xml", headers=SVG_HEADERS)
