@@ -11,6 +11,17 @@ The truck reads the bin's RFID tag as it lifts the bin; the registry
     linked                    otherwise, including when the capture or the bin
                               has no position to compare
 
+`binsight registry relink` recomputes links from the registry as it is now.
+By default it touches only inspections that are not linked yet (uncertain,
+or stored before the registry): a linked inspection keeps the district and
+route of its capture time, so a bin that moves to another route, or a
+re-drawn district, does not rewrite the history the statistics and the
+open data already counted. `--all` recomputes every link (after correcting
+a wrong registry import, say). Neither ever touches the anonymous copies of
+an erased bin (link `erased`, serve/gdpr.py): they have no bin to link, and
+recomputing would make them `missing_rfid` without a district, dropping them
+from the statistics the erasure kept them for.
+
 Reviewers see an uncertain link, and such inspections never escalate: a
 notice must not reach a household for a bin that may not be theirs. The
 bin's district and route are copied onto the inspection as they were at
@@ -38,10 +49,10 @@ import math
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from serve.db import Bin, Inspection
+from serve.db import ERASED, Bin, Inspection
 
 EARTH_RADIUS_M = 6_371_008.8  # the mean radius (IUGG): haversine's error against WGS 84 stays under 0.5 %
 
@@ -97,14 +108,21 @@ class Relinked:
     by_link: dict[str, int]  # "linked", "uncertain: <reason>" -> inspections
 
 
-def relink(sessions: sessionmaker, max_distance_m: float, since: datetime | None = None, batch: int = 500) -> Relinked:
-    """Recompute the link of every inspection captured at or after `since` (all without), in batches of one transaction each."""
+def relink(sessions: sessionmaker, max_distance_m: float, since: datetime | None = None, batch: int = 500,
+           everything: bool = False) -> Relinked:  # fmt: skip
+    """Recompute the links of the inspections captured at or after `since` (all without) that are not linked yet, or of
+    all of them with `everything` (module docstring); never an erased bin's copies. In batches of one transaction each."""
     seen = changed = 0
     by_link: dict[str, int] = {}
     last_id = ""
+    scope = [func.coalesce(Inspection.bin_link, "") != ERASED]
+    if not everything:
+        scope.append(or_(Inspection.bin_link.is_(None), Inspection.bin_link == "uncertain"))
+    if since is not None:
+        scope.append(Inspection.captured_at >= since)
     while True:
         with sessions.begin() as s:
-            conditions = [Inspection.id > last_id] + ([Inspection.captured_at >= since] if since is not None else [])
+            conditions = [Inspection.id > last_id, *scope]
             rows = s.scalars(select(Inspection).where(*conditions).order_by(Inspection.id).limit(batch)).all()
             if not rows:
                 break

@@ -281,8 +281,16 @@ def _gdpr(args: argparse.Namespace, settings: ServeSettings, sessions) -> int:
     from serve import gdpr
 
     if args.request == "export":
-        done = gdpr.export_bin(sessions, settings.image_dir, args.bin_id, args.out)
-        print(f"wrote {args.out}: {done.inspections} inspections, {done.images} photos, {done.review_events} review decisions of bin {args.bin_id}")
+        notice_config = None
+        if settings.notices_config.is_file():  # the letters are included where the service could write them
+            from serve.notice_config import load_notice_config
+
+            notice_config = load_notice_config(settings.notices_config)
+        done = gdpr.export_bin(sessions, settings.image_dir, args.bin_id, args.out, notice_config=notice_config)
+        print(f"wrote {args.out}: {done.inspections} inspections, {done.images} photos, {done.review_events} review decisions, "
+              f"{done.notices} notices of bin {args.bin_id}")  # fmt: skip
+        if notice_config is None and done.notices:
+            print(f"note: no letter configuration at {settings.notices_config} (BINSIGHT_NOTICES_CONFIG): the notices' letters are not included")
         return 0
     if not args.yes and input(f"erase everything stored about bin {args.bin_id}? type the bin id again: ").strip() != args.bin_id:
         raise ValueError("not confirmed; nothing was erased")

@@ -31,8 +31,11 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, sessionmaker
 ROLES = ("reviewer", "admin")
 REVIEW_STATES = ("confirmed", "rejected", "unusable")
 """An inspection's final review state: the model's verdict confirmed or rejected, or the photo unusable."""
-BIN_LINKS = ("linked", "uncertain")
-"""An inspection's link to the bin registry: uncertain ones are shown to reviewers as such and never escalate."""
+ERASED = "erased"
+"""The bin link (and truck) of an anonymous copy left by `gdpr delete` (serve/gdpr.py): no bin, no photo, never relinked or reviewed."""
+BIN_LINKS = ("linked", "uncertain", ERASED)
+"""An inspection's link to the bin registry: uncertain ones are shown to reviewers as such and never escalate; erased ones
+are anonymous copies of an erased bin's inspections, kept for the statistics."""
 BIN_LINK_REASONS = ("missing_rfid", "unknown_rfid", "far_from_bin")
 QC_DRAW_RANGE = 10_000
 """Every inspection draws a number below this when stored; a clean one is sampled for quality control

@@ -21,6 +21,13 @@ Each image carries its capture metadata (fraction, bin, truck, time, GPS), so
 the prepare stage keeps all photos of one bin in one split. Writing goes
 through the importers' merge (pipeline/importers/merge.py): no image twice
 (content hash), nothing overwritten, all or nothing.
+
+Each photo about to be copied is entered in the image access log first
+(actor kind `cli`, the operating-system user, `export`; serve/access_log.py):
+a copy in a dataset folder is personal data handed on, and a household's
+`gdpr export` must name it. If the log cannot be written, nothing is copied.
+A photo the merge then finds already in the dataset stays logged: it was
+read for the export.
 """
 
 from __future__ import annotations
@@ -37,6 +44,7 @@ from pipeline.importers.common import Scan, SourceItem, box_problem, clip_box, r
 from pipeline.importers.merge import import_scan
 from pipeline.importers.result import ImportResult
 from pipeline.validate import Problem
+from serve import access_log
 from serve.db import Inspection, as_utc
 
 FORMAT = "binsight-review"
@@ -71,6 +79,11 @@ def capture_of(inspection: Inspection) -> dict:
     if inspection.latitude is not None and inspection.longitude is not None:
         capture["gps"] = {"lat": inspection.latitude, "lon": inspection.longitude}
     return capture
+
+
+def inspection_id(item: SourceItem) -> str:
+    """The inspection an item of the scan was read from (its `rel` is inspections/<id>)."""
+    return item.rel.removeprefix("inspections/")
 
 
 def _iso(value) -> str:
@@ -121,8 +134,13 @@ def scan_reviewed(sessions: sessionmaker, image_dir: Path, taxonomy: Taxonomy) -
     return scan, unusable, gone
 
 
-def export_reviewed(sessions: sessionmaker, image_dir: Path, data_dir: Path, taxonomy: Taxonomy, strict: bool = False) -> ExportOutcome:
+def export_reviewed(sessions: sessionmaker, image_dir: Path, data_dir: Path, taxonomy: Taxonomy, strict: bool = False,
+                    exported_by: str | None = None) -> ExportOutcome:  # fmt: skip
+    """Merge the reviewed photos into data_dir, logged as read by `exported_by` (default: the operating-system user) first."""
     scan, unusable, gone = scan_reviewed(sessions, image_dir, taxonomy)
+    if not (strict and scan.problems):  # --strict with problems copies nothing (import_scan refuses it)
+        access_log.record_accesses(sessions, actor_kind="cli", actor=exported_by or access_log.os_user(),
+                                   opened=[(inspection_id(item), item.capture["bin_id"]) for item in scan.items], what="export")  # fmt: skip
     # The fraction passed here only stands in for items without one; every reviewed item has its own.
     fallback = next(iter(taxonomy.fractions))
     return ExportOutcome(import_scan(scan, data_dir, taxonomy, fallback, strict), unusable, gone)

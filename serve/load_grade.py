@@ -26,7 +26,9 @@ as it is tipped. From those photos it estimates, per load:
   which are plastic is configs/materials.yaml;
 - inconclusive photos (and those a reviewer marked unusable) say nothing about
   the load: they are left out and counted, and a load of only those is
-  `not graded`.
+  `not graded`;
+- the anonymous copies `gdpr delete` leaves (serve/gdpr.py) belong to no load:
+  an erasure takes the household's photos out of its past loads' grades.
 
 Why this is an indicator and not a measurement, and which way it errs:
 - a box is a rectangle around an object: a crumpled bag, a bottle lying
@@ -54,11 +56,11 @@ from pathlib import Path
 
 import numpy as np
 import yaml
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import sessionmaker
 
 from serve.boxes_of_record import contaminant_boxes_of_record
-from serve.db import Inspection
+from serve.db import ERASED, Inspection
 from serve.statistics import StatsFilter
 from serve.time_buckets import local_date
 
@@ -194,7 +196,9 @@ def grade_loads(sessions: sessionmaker, flt: StatsFilter, tz: str, graded_fracti
         raise ValueError(f"the fraction policy knows no {graded_fraction!r} (BINSIGHT_LOAD_GRADE_FRACTION); it has {sorted(policy)}")
     contaminants = policy[graded_fraction]
     loads: dict[tuple, LoadGrade] = {}
-    for row in _rows(sessions, [*StatsFilter(flt.first_day, flt.last_day, graded_fraction).conditions(tz)]):
+    # An erased bin's anonymous copies (serve/gdpr.py) keep no truck, tour, day or boxes: they belong to no load.
+    not_erased = func.coalesce(Inspection.bin_link, "") != ERASED
+    for row in _rows(sessions, [*StatsFilter(flt.first_day, flt.last_day, graded_fraction).conditions(tz), not_erased]):
         day = local_date(row.captured_at, tz)
         key = (row.truck_id, day, row.tour_id)
         load = loads.get(key)

@@ -2,7 +2,7 @@
 
     binsight registry import-bins CSV [--replace] [--classes FILE]
     binsight registry import-districts GEOJSON [--name-property name] [--replace]
-    binsight registry relink [--since DATE]
+    binsight registry relink [--since DATE] [--all]
     binsight registry show RFID
     binsight access-log [--bin RFID] [--since DATE] [--user NAME]   CSV on standard output
 
@@ -56,10 +56,14 @@ def add_commands(sub, settings_note: str) -> None:
     districts.add_argument("--replace", action="store_true", help="also remove the districts the file does not name")
     relink = actions.add_parser(
         "relink", help="recompute the bin link, district and route of stored inspections",
-        description="Recompute each inspection's link to its bin from the registry as it is now (e.g. after an import): "
-        f"linked, or uncertain (missing_rfid, unknown_rfid, far_from_bin beyond BINSIGHT_BIN_LINK_MAX_DISTANCE_M). {settings_note}",
+        description="Recompute the link to its bin of each inspection not linked yet (uncertain, or stored before the registry) "
+        "from the registry as it is now (e.g. after an import): linked, or uncertain (missing_rfid, unknown_rfid, far_from_bin "
+        "beyond BINSIGHT_BIN_LINK_MAX_DISTANCE_M). Linked inspections keep the district and route of their capture time unless "
+        f"--all; an erased bin's anonymous copies are never touched. {settings_note}",
     )
     relink.add_argument("--since", type=_day, metavar="DATE", help="only inspections captured on or after this day (UTC, YYYY-MM-DD)")
+    relink.add_argument("--all", action="store_true", dest="everything",
+                        help="recompute linked inspections too: their district and route become the registry's of today")  # fmt: skip
     show = actions.add_parser("show", help="one bin's registry entry and how its inspections are linked",
                               description="Print a bin's registry entry and its inspections' link states.")
     show.add_argument("rfid", metavar="RFID", help="the bin's RFID, exactly as registered")
@@ -87,7 +91,7 @@ def run(args: argparse.Namespace, settings, sessions) -> int:
         from serve.bin_link import relink
 
         since = datetime.combine(args.since, time.min, timezone.utc) if args.since else None
-        done = relink(sessions, settings.bin_link_max_distance_m, since)
+        done = relink(sessions, settings.bin_link_max_distance_m, since, everything=args.everything)
         states = ", ".join(f"{n} {state}" for state, n in done.by_link.items()) or "none"
         print(f"relinked {done.inspections} inspections ({done.changed} changed): {states}")
         return 0

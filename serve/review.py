@@ -28,7 +28,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from serve.accounts import Account
-from serve.db import QC_DRAW_RANGE, REVIEW_STATES, Inspection, ReviewClaim, ReviewEvent, User
+from serve.db import ERASED, QC_DRAW_RANGE, REVIEW_STATES, Inspection, ReviewClaim, ReviewEvent, User
 
 FLAGGED = ("contaminated", "inconclusive")
 BOX_MOVE_TOLERANCE = 0.5  # pixels: the editor's rounding is not a move
@@ -90,7 +90,9 @@ def _now() -> datetime:
 
 def waiting_condition(policy: QueuePolicy):
     sampled = and_(Inspection.verdict == "clean", Inspection.qc_draw < math.ceil(policy.qc_sample_rate * QC_DRAW_RANGE))
-    return and_(Inspection.review_state.is_(None), or_(Inspection.verdict.in_(FLAGGED), sampled))
+    # Nothing to look at: the anonymous copy of an erased bin's inspection (serve/gdpr.py), or a photo retention deleted.
+    reviewable = and_(func.coalesce(Inspection.bin_link, "") != ERASED, Inspection.image_deleted_at.is_(None))
+    return and_(Inspection.review_state.is_(None), or_(Inspection.verdict.in_(FLAGGED), sampled), reviewable)
 
 
 def uncertainty_order(policy: QueuePolicy) -> list:

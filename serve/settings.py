@@ -129,6 +129,9 @@ class ServeSettings(BaseSettings):
     open_data_min_bins: int = Field(
         10, ge=2, description="Open data: a district-week cell describing fewer distinct bins than this is suppressed (`export open-data --k` overrides)."
     )
+    open_data_grace_days: int = Field(
+        28, ge=0, description="Open data: days after a week's end before it is published, so late uploads and reviews no longer change it."
+    )
     open_data_licence: Literal["dl-de/by-2-0", "dl-de/zero-2-0", "CC-BY-4.0", "CC0-1.0"] = Field(
         "dl-de/by-2-0", description="Licence named in the open-data metadata: dl-de/by-2-0, dl-de/zero-2-0, CC-BY-4.0 or CC0-1.0."
     )

@@ -12,7 +12,7 @@ from PIL import Image
 
 from pipeline.config import PrepareConfig, load_taxonomy
 from pipeline.prepare import prepare
-from serve import accounts, review
+from serve import access_log, accounts, review
 from serve.db import Inspection, make_engine, make_sessionmaker
 from serve.export_reviewed import export_reviewed
 from serve.review import Box, Decision, QueuePolicy
@@ -143,3 +143,27 @@ def test_what_each_verdict_and_decision_teaches(store, tmp_path):
     labels = lambda item: sorted(names[a["category_id"]] for a in doc["annotations"] if a["image_id"] == by_source[f"inspections/{item}"])  # noqa: E731
     assert labels(flagged) == ["glass"] and labels(missed) == ["can"]
     assert f"inspections/{foggy}" not in by_source and f"inspections/{odd}" not in by_source
+
+
+def test_each_copied_photo_is_logged_first_and_a_failing_log_copies_nothing(store, tmp_path, monkeypatch):
+    sessions, image_dir = store
+    rita = accounts.create_user(sessions, "rita", "reviewer", "correct horse battery")
+    items = [add_photo(sessions, image_dir, n, "contaminated", [can([10.0, 10.0, 40.0, 50.0])]) for n in (1, 2)]
+    add_photo(sessions, image_dir, 3, "contaminated", [can([10.0, 10.0, 40.0, 50.0])])  # not reviewed: not read, not logged
+    for item in items:
+        assert review.claim(sessions, item, rita, timedelta(minutes=5))
+        review.decide(sessions, item, rita, Decision("confirmed"), TAXONOMY.class_names)
+
+    def refuse(*args, **kwargs):
+        raise RuntimeError("the access log is not writable")
+
+    monkeypatch.setattr(access_log, "record_accesses", refuse)
+    with pytest.raises(RuntimeError, match="the access log is not writable"):
+        export_reviewed(sessions, image_dir, tmp_path / "data", TAXONOMY)
+    assert not (tmp_path / "data").exists()  # nothing copied without its log entries
+    monkeypatch.undo()
+
+    outcome = export_reviewed(sessions, image_dir, tmp_path / "data", TAXONOMY)
+    assert outcome.result.images_added == 2
+    logged = sorted((e.actor_kind, e.actor, e.inspection_id, e.bin_id, e.what) for e in access_log.entries(sessions, access_log.AccessQuery()))
+    assert logged == sorted(("cli", access_log.os_user(), i, f"bin-{n}", "export") for i, n in zip(items, (1, 2), strict=True))

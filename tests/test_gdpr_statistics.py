@@ -66,9 +66,15 @@ def test_the_statistics_stay_and_nothing_of_the_bin_is_left(store):
     assert (summary.inspections, summary.images, summary.review_events, summary.notices) == (3, 2, 1, 1)
 
     stats_after, loads_after = dashboard(sessions)
-    assert stats_after == stats_before  # every rate, week, district, route, fraction and truck as before
-    assert loads_after == loads_before and loads_before  # the load grades too
+    # Every count by ISO week, district and fraction stays. Deliberately lost (serve/gdpr.py): the copies keep no truck,
+    # route or tour, so they count under truck `erased` and no route, and leave their loads' grades.
+    for table in ("total", "by_week", "by_district", "by_fraction"):
+        assert getattr(stats_after, table) == getattr(stats_before, table), table
     assert stats_after.total.inspections == 5 and stats_after.by_week["2026-W48"].inspections == 3
+    assert stats_after.by_truck["erased"].inspections == 3 and stats_after.by_truck["HAM-1"].inspections == 2
+    assert stats_after.by_route == {"R1": stats_after.by_truck["HAM-1"], None: stats_after.by_truck["erased"]}
+    assert sum(g["images"] + g["excluded"] for g in loads_before) - sum(g["images"] + g["excluded"] for g in loads_after) == 3
+    assert all(g["truck_id"] == "HAM-1" for g in loads_after) and loads_after
 
     with pytest.raises(gdpr.NoSuchBin):
         gdpr.export_bin(sessions, image_dir, "E2-HOUSEHOLD", image_dir.parent / "request.zip")
@@ -85,9 +91,13 @@ def test_the_statistics_stay_and_nothing_of_the_bin_is_left(store):
     assert len(copies) == 3
     for copy in copies:
         assert (copy.bin_id, copy.latitude, copy.longitude, copy.image_path, copy.reviewed_by) == (None,) * 5
+        assert (copy.truck_id, copy.tour_id, copy.route, copy.bin_link, copy.visible_share) == ("erased", None, None, "erased", None)
+        assert copy.detections == [] and copy.reviewed_detections is None and (copy.image_width, copy.image_height) == (0, 0)
+        assert copy.contamination_score in (0.1, 0.9) and not copy.capture_id.startswith("erased")
         local = as_utc(copy.captured_at).astimezone(ZoneInfo(TZ))
-        assert (local.hour, local.minute) == (12, 0)  # the time of day is gone, the day stays
-    assert sorted(as_utc(c.captured_at).astimezone(ZoneInfo(TZ)).date() for c in copies) == [date(2026, 11, 16), date(2026, 11, 23), date(2026, 11, 24)]
+        assert (local.weekday(), local.hour, local.minute) == (0, 12, 0)  # the day and time are gone, the ISO week stays
+        assert copy.image_deleted_at == copy.captured_at  # not the moment of erasure, which would group one request's copies
+    assert sorted(as_utc(c.captured_at).astimezone(ZoneInfo(TZ)).date() for c in copies) == [date(2026, 11, 16), date(2026, 11, 23), date(2026, 11, 23)]
     assert notices == [] and events == []
     assert list(image_dir.rglob("*.jpg")) == []
     with sessions() as s:  # the neighbours are untouched

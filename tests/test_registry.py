@@ -270,7 +270,36 @@ def test_relink_recomputes_the_links_of_stored_inspections(sessions, tmp_path):
     assert rows[missing].bin_link_reason == "missing_rfid"
     assert rows[early].bin_link is None  # before --since: untouched
     assert relink(sessions, 75.0).changed == 1  # only the early one was left to change
-    assert relink(sessions, 2000.0).by_link["linked"] == 3  # a wider limit links the far one too
+    wider = relink(sessions, 2000.0)  # a wider limit links the far one too; the linked ones are not even looked at
+    assert (wider.inspections, wider.by_link.get("linked")) == (3, 1)
+    assert relink(sessions, 2000.0, everything=True).by_link["linked"] == 3
+
+
+def test_relink_keeps_linked_history_and_never_touches_an_erased_bins_copies(sessions, tmp_path):
+    from serve import gdpr
+
+    linked = add_inspection(sessions, "E1")
+    unknown = add_inspection(sessions, "E2")
+    erased = add_inspection(sessions, "E3")
+    import_bins(sessions, read_bins(write(tmp_path, f"{HEADER}\nE1;Weg 1;Mitte;R-1;paper;51,67;7,81\nE3;Weg 3;Mitte;R-1;paper;51,67;7,81\n"), FRACTIONS))
+    relink(sessions, 75.0)
+    gdpr.delete_bin(sessions, tmp_path / "images", "E3", "Europe/Berlin")
+    # The city redraws its routes: E1 moves to Süd, and E2 is registered at last.
+    import_bins(sessions, read_bins(write(tmp_path, f"{HEADER}\nE1;Weg 1;Süd;R-9;paper;51,67;7,81\nE2;Weg 2;Süd;R-9;paper;51,67;7,81\n"), FRACTIONS))
+
+    done = relink(sessions, 75.0)
+    assert (done.inspections, done.by_link) == (1, {"linked": 1})  # only the one not linked yet
+    with sessions() as s:
+        rows = {i.id: i for i in s.scalars(select(Inspection))}
+        [copy] = [r for r in rows.values() if r.bin_link == "erased"]
+    assert (rows[linked].district, rows[linked].route) == ("Mitte", "R-1")  # as at capture time
+    assert (rows[unknown].bin_link, rows[unknown].district) == ("linked", "Süd")
+    assert erased not in rows and (copy.district, copy.bin_link_reason) == ("Mitte", None)
+
+    everything = relink(sessions, 75.0, everything=True)
+    assert everything.inspections == 2 and "uncertain: missing_rfid" not in everything.by_link  # the copy stays out
+    with sessions() as s:
+        assert (s.get(Inspection, linked).district, s.get(Inspection, copy.id).district) == ("Süd", "Mitte")
 
 
 def test_show_gives_the_entry_and_how_its_inspections_are_linked(sessions, tmp_path):
@@ -309,6 +338,10 @@ def test_the_commands_import_relink_and_show(sessions, tmp_path):
     assert done.returncode == 0 and "1 added" in done.stdout and "1 placed in a district" in done.stdout, done.stderr
     done = run_cli(tmp_path, sessions, "registry", "relink", "--since", "2026-11-01")
     assert done.returncode == 0 and done.stdout.strip() == "relinked 1 inspections (1 changed): 1 linked", done.stderr
+    again = run_cli(tmp_path, sessions, "registry", "relink")
+    assert again.returncode == 0 and again.stdout.strip() == "relinked 0 inspections (0 changed): none", again.stderr  # all linked
+    everything = run_cli(tmp_path, sessions, "registry", "relink", "--all")
+    assert everything.returncode == 0 and everything.stdout.strip() == "relinked 1 inspections (0 changed): 1 linked", everything.stderr
     shown = run_cli(tmp_path, sessions, "registry", "show", "E1")
     assert shown.returncode == 0 and "district    Mitte" in shown.stdout and "inspections 1 linked" in shown.stdout
 

@@ -10,8 +10,10 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from sqlalchemy import func, select
 
-from serve import accounts, gdpr, review
-from serve.db import Inspection, ReviewClaim, ReviewEvent, as_utc, make_engine, make_sessionmaker
+from serve import access_log, accounts, gdpr, review
+from serve.db import Inspection, Notice, ReviewClaim, ReviewEvent, as_utc, make_engine, make_sessionmaker
+from serve.notice_config import load_notice_config
+from serve.settings import ServeSettings
 from tests.serve_helpers import migrated
 
 T0 = datetime(2026, 11, 20, 8, 0, tzinfo=timezone.utc)
@@ -82,8 +84,8 @@ def test_delete_erases_the_bin_and_leaves_the_others(store):
     assert {r.capture_id for r in copies}.isdisjoint({"BIN-1-1", "BIN-1-2"})
     for copy in copies:
         assert (copy.bin_id, copy.latitude, copy.longitude, copy.image_path, copy.reviewed_by, copy.reviewed_at) == (None,) * 6
-        assert as_utc(copy.captured_at) == datetime(2026, 11, 20, 11, 0, tzinfo=timezone.utc)  # noon in Berlin, the same day
-        assert copy.verdict == "contaminated" and copy.detections[0]["label"] == "can"  # what the statistics count
+        assert as_utc(copy.captured_at) == datetime(2026, 11, 16, 11, 0, tzinfo=timezone.utc)  # noon in Berlin, the week's Monday
+        assert (copy.verdict, copy.contamination_score, copy.detections) == ("contaminated", 0.8, [])  # what the statistics count
     assert {r.review_state for r in copies} == {"confirmed", None}
     assert next(r for r in rows if r.id == other).bin_id == "BIN-2"
     assert [p.name for p in image_dir.rglob("*.jpg")] == [f"{other}.jpg"]
@@ -108,3 +110,88 @@ def test_the_commands_confirm_and_say_what_they_did(tmp_path):
     assert refused.returncode == 2 and "not confirmed; nothing was erased" in refused.stderr
     done = run("delete", "BIN-9", stdin="BIN-9\n")
     assert done.returncode == 0 and "erased bin BIN-9: 1 inspections anonymised (kept for the statistics), 1 photos" in done.stdout
+
+
+def notice(sessions, inspection_id: str, bin_id: str, level: int, withdrawn: bool = False) -> str:
+    with sessions.begin() as s:
+        row = Notice(inspection_id=inspection_id, bin_id=bin_id, fraction="biowaste", level=level, action="information letter",
+                     contaminants=["can"], issued_at=T0 + timedelta(days=level), issued_by="rita",
+                     withdrawn_at=T0 + timedelta(days=9) if withdrawn else None, withdrawn_by="otto" if withdrawn else None)  # fmt: skip
+        s.add(row)
+        s.flush()
+        return row.id
+
+
+def test_export_holds_the_bins_notices_and_their_letters(store, tmp_path):
+    sessions, image_dir = store
+    # No photo files: the letters then say the photo is gone (this test's photos are not real JPEGs anyway).
+    mine = [add(sessions, image_dir, "BIN-1", 1, with_image=False), add(sessions, image_dir, "BIN-1", 2, with_image=False)]
+    other = add(sessions, image_dir, "BIN-2", 3)
+    first, second = notice(sessions, mine[0], "BIN-1", 1), notice(sessions, mine[1], "BIN-1", 2, withdrawn=True)
+    notice(sessions, other, "BIN-2", 1)
+
+    config = load_notice_config(ServeSettings(_env_file=None).notices_config_path)  # binsight's own letter
+    summary = gdpr.export_bin(sessions, image_dir, "BIN-1", tmp_path / "bin.zip", notice_config=config)
+    assert summary.notices == 2
+    with zipfile.ZipFile(tmp_path / "bin.zip") as archive:
+        records = json.loads(archive.read("records.json"))
+        letters = sorted(n for n in archive.namelist() if n.startswith("letters/"))
+        texts = [archive.read(n).decode("utf-8") for n in letters]
+    assert [n["id"] for n in records["notices"]] == [first, second]
+    assert {k: records["notices"][1][k] for k in ("level", "action", "contaminants", "issued_by", "withdrawn_by")} == {
+        "level": 2, "action": "information letter", "contaminants": ["can"], "issued_by": "rita", "withdrawn_by": "otto"}
+    assert records["notices"][1]["issued_at"].startswith("2026-11-22") and records["notices"][1]["withdrawn_at"].startswith("2026-11-29")
+    assert len(letters) == 2 and all(n.endswith(".html") and "BIN-1" in n for n in letters)
+    assert all("<html" in text.lower() and "BIN-1" in text for text in texts)
+    without = gdpr.export_bin(sessions, image_dir, "BIN-1", tmp_path / "plain.zip")  # no letter configuration: records only
+    with zipfile.ZipFile(tmp_path / "plain.zip") as archive:
+        assert without.notices == 2 and not [n for n in archive.namelist() if n.startswith("letters/")]
+
+
+def test_an_export_whose_access_log_fails_hands_nothing_out(store, tmp_path, monkeypatch):
+    sessions, image_dir = store
+    mine = add(sessions, image_dir, "BIN-1", 1)
+
+    def refuse(*args, **kwargs):
+        raise RuntimeError("the access log is not writable")
+
+    monkeypatch.setattr(access_log, "record_accesses", refuse)
+    with pytest.raises(RuntimeError, match="the access log is not writable"):
+        gdpr.export_bin(sessions, image_dir, "BIN-1", tmp_path / "out" / "bin.zip")
+    assert list((tmp_path / "out").iterdir()) == []  # neither the archive nor its temporary file
+    monkeypatch.undo()
+    gdpr.export_bin(sessions, image_dir, "BIN-1", tmp_path / "out" / "bin.zip", exported_by="ops")
+    logged = [(e.actor_kind, e.actor, e.inspection_id, e.bin_id, e.what) for e in access_log.entries(sessions, access_log.AccessQuery())]
+    assert logged == [("cli", "ops", mine, "BIN-1", "export")]
+
+
+def test_an_upload_arriving_during_the_erasure_is_erased_or_comes_after_it(store, monkeypatch):
+    """The race: the truck's upload commits while delete_bin is between selecting the bin's rows and committing."""
+    import threading
+
+    sessions, image_dir = store
+    add(sessions, image_dir, "BIN-1", 1)
+    done = {}
+    real_copy = gdpr.anonymised_copy
+
+    def upload():
+        add(sessions, image_dir, "BIN-1", 2)
+        done["uploaded"] = True
+
+    def copy_while_uploading(row, tz):
+        if "thread" not in done:
+            done["thread"] = threading.Thread(target=upload)
+            done["thread"].start()
+            done["thread"].join(timeout=2)  # PostgreSQL: it commits now; SQLite: it waits for the erasure's write lock
+            done["during"] = done.get("uploaded", False)
+        return real_copy(row, tz)
+
+    monkeypatch.setattr(gdpr, "anonymised_copy", copy_while_uploading)
+    summary = gdpr.delete_bin(sessions, image_dir, "BIN-1", "Europe/Berlin")
+    done["thread"].join(timeout=30)
+    with sessions() as s:
+        left = s.scalar(select(func.count()).select_from(Inspection).where(Inspection.bin_id == "BIN-1"))
+    if done["during"]:  # committed inside the erasure's window: erased with the rest
+        assert (summary.inspections, left) == (2, 0)
+    else:  # held back until the erasure committed: a new upload of the bin, after it
+        assert (summary.inspections, left, done["uploaded"]) == (1, 1, True)

@@ -218,3 +218,24 @@ def test_a_decision_on_what_someone_decided_meanwhile_is_refused(sessions, rita,
     with pytest.raises(review.ChangedMeanwhile, match="decided meanwhile \\(confirmed by rita\\)"):
         review.decide(sessions, item, otto, Decision("rejected", expected_state=None), CLASSES)
     assert [e.user_name for e in review.trail(sessions, item)] == ["rita"]
+
+
+def test_an_erased_bins_copies_and_photos_already_deleted_never_wait(sessions, rita, tmp_path):
+    """`gdpr delete` leaves anonymous copies without a photo (serve/gdpr.py); retention deletes photos: nothing to look at."""
+    from serve import gdpr
+
+    waiting = add(sessions, "contaminated", 0.7)
+    erased = add(sessions, "contaminated", 0.6)  # bin b1 too: its copy keeps verdict and (no) review state
+    with sessions.begin() as s:
+        s.execute(update(Inspection).where(Inspection.id == waiting).values(bin_id="b2"))
+    gdpr.delete_bin(sessions, tmp_path, "b1", "Europe/Berlin")
+    gone = add(sessions, "contaminated", 0.55)
+    with sessions.begin() as s:
+        s.execute(update(Inspection).where(Inspection.id == gone).values(bin_id="b3", image_deleted_at=T0))
+        copy = s.scalar(select(Inspection).where(Inspection.bin_link == "erased"))
+    assert copy is not None and copy.review_state is None and copy.verdict == "contaminated"  # would qualify by verdict alone
+    assert [i.id for i in review.queue(sessions, POLICY)] == [waiting]
+    assert review.counts(sessions, POLICY).waiting == 1
+    assert review.claim_next(sessions, rita, POLICY).id == waiting
+    assert review.claim_next(sessions, rita, POLICY, exclude=[waiting]) is None
+    assert erased not in {i.id for i in review.queue(sessions, POLICY)}
