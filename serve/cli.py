@@ -168,7 +168,7 @@ def run(args: argparse.Namespace) -> int:
         _check_schema(settings)  # one clear line now rather than a traceback from the server's start-up
         from serve.notice_config import load_notice_config
 
-        load_notice_config(settings.notices_config)  # likewise for a mistake in the notices' configuration
+        load_notice_config(settings.notices_config_path)  # likewise for a mistake in the notices' configuration
         import uvicorn
 
         from serve.app import create_app
@@ -213,7 +213,7 @@ def run(args: argparse.Namespace) -> int:
         from serve.retention import apply_policy
 
         days = settings.retention_days_clean if args.days is None else args.days
-        report = apply_policy(sessions, settings.image_dir, load_notice_config(settings.notices_config), days, settings.retention_days_rejected,
+        report = apply_policy(sessions, settings.image_dir, load_notice_config(settings.notices_config_path), days, settings.retention_days_rejected,
                               settings.review_qc_sample_rate)  # fmt: skip
         print(f"{report.summary()} (clean after {days} days, rejected and unusable after {settings.retention_days_rejected})")
         return 0
@@ -282,15 +282,15 @@ def _gdpr(args: argparse.Namespace, settings: ServeSettings, sessions) -> int:
 
     if args.request == "export":
         notice_config = None
-        if settings.notices_config.is_file():  # the letters are included where the service could write them
+        if settings.notices_config_path.is_file():  # the letters are included where the service could write them
             from serve.notice_config import load_notice_config
 
-            notice_config = load_notice_config(settings.notices_config)
+            notice_config = load_notice_config(settings.notices_config_path)
         done = gdpr.export_bin(sessions, settings.image_dir, args.bin_id, args.out, notice_config=notice_config)
         print(f"wrote {args.out}: {done.inspections} inspections, {done.images} photos, {done.review_events} review decisions, "
               f"{done.notices} notices of bin {args.bin_id}")  # fmt: skip
         if notice_config is None and done.notices:
-            print(f"note: no letter configuration at {settings.notices_config} (BINSIGHT_NOTICES_CONFIG): the notices' letters are not included")
+            print(f"note: no letter configuration at {settings.notices_config_path} (BINSIGHT_NOTICES_CONFIG): the notices' letters are not included")
         return 0
     if not args.yes and input(f"erase everything stored about bin {args.bin_id}? type the bin id again: ").strip() != args.bin_id:
         raise ValueError("not confirmed; nothing was erased")

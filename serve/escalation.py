@@ -2,7 +2,7 @@
 
 Pure logic on a bin's earlier notices; serve/notices.py reads them from the
 database and stores the result. The rules, with a fraction's `window_days`
-as the window (configs/notices/escalation.yaml):
+as the window (serve/defaults/notices/escalation.yaml):
 
 - Withdrawn notices (an appeal upheld, a mistake) do not count, ever.
 - The bin's record is its run of notices in which each came within the

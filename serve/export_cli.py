@@ -104,7 +104,7 @@ def run(args: argparse.Namespace, settings: ServeSettings, sessions) -> int:
 
         policy = policy_from_files(args.classes, settings.model_dir)
         limits = Limits(settings.load_limit_foreign_pct, settings.load_limit_plastics_pct)
-        loads = grade_loads(sessions, flt, tz, settings.load_grade_fraction, policy, load_materials(settings.materials_file), limits)
+        loads = grade_loads(sessions, flt, tz, settings.load_grade_fraction, policy, load_materials(settings.materials_path), limits)
         export_loads(loads, args.out)
         over = sum(1 for g in loads if g.grade == "over limit")
         print(f"wrote {args.out}: {len(loads)} loads, {over} over a limit ({INDICATOR_LABEL})")

@@ -85,7 +85,7 @@ def privacy_filter(settings: ServeSettings) -> PrivacyFilter:
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: ServeSettings = app.state.settings
     # A mistake in the notices' configuration stops the start here, in one line naming the file and key.
-    app.state.notice_config = await to_thread.run_sync(load_notice_config, settings.notices_config)
+    app.state.notice_config = await to_thread.run_sync(load_notice_config, settings.notices_config_path)
     async with AsyncExitStack() as on_shutdown:  # runs its callbacks in reverse, also when start-up fails
         engine = make_engine(settings.database_url)
         on_shutdown.push_async_callback(to_thread.run_sync, engine.dispose)

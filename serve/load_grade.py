@@ -23,7 +23,7 @@ as it is tipped. From those photos it estimates, per load:
 - the visible waste area is the photo's area times `visible_share` (the share
   of the frame showing the hopper, 1.0 when unknown);
 - which classes are contaminants is the fraction's policy (the model card);
-  which are plastic is configs/materials.yaml;
+  which are plastic is serve/defaults/materials.yaml;
 - inconclusive photos (and those a reviewer marked unusable) say nothing about
   the load: they are left out and counted, and a load of only those is
   `not graded`;
@@ -83,7 +83,7 @@ class Limits:
 
 
 def load_materials(path: Path) -> dict[str, str]:
-    """Class name -> material from a YAML file like configs/materials.yaml; ValueError with one line when it is not one."""
+    """Class name -> material from a YAML file like serve/defaults/materials.yaml; ValueError with one line when it is not one."""
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except OSError as err:
@@ -143,7 +143,7 @@ class LoadGrade:
     foreign_area: float = 0.0
     plastics_area: float = 0.0
     unmapped_classes: set[str] = field(default_factory=set)
-    """Contaminant classes configs/materials.yaml does not name: counted as foreign matter, not as plastic."""
+    """Contaminant classes serve/defaults/materials.yaml does not name: counted as foreign matter, not as plastic."""
     limits: Limits = field(default_factory=Limits)
 
     @property

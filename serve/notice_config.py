@@ -1,4 +1,4 @@
-"""The notices' configuration (configs/notices/escalation.yaml): escalation rules, sender, names, the letter.
+"""The notices' configuration (serve/defaults/notices/escalation.yaml): escalation rules, sender, names, the letter.
 
 Every key is declared once here, with its meaning; the YAML file's comments
 say the same for the people who edit it. `load_notice_config` reads and
@@ -59,7 +59,7 @@ class FractionRules(_Section):
 
 
 class NoticeConfig(_Section):
-    """configs/notices/escalation.yaml."""
+    """serve/defaults/notices/escalation.yaml."""
 
     letter_template: Path = Field(description="The letter's Jinja2 template (German), relative to the configuration file.")
     crop_margin: float = Field(0.15, ge=0, le=1, description="Margin around each evidence crop, share of its box's larger side.")

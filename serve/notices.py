@@ -9,7 +9,7 @@ A reviewer's `confirmed` on an inspection makes a notice when all of these hold
 - the inspection is linked to a registered bin (`bin_link == "linked"`): an
   uncertain link (no RFID read, an unknown tag, the truck far from the bin's
   address) never makes a notice, since someone else may have filled that bin;
-- its fraction has escalation rules (configs/notices/escalation.yaml);
+- its fraction has escalation rules (serve/defaults/notices/escalation.yaml);
 - it has no notice yet.
 
 Rejected and unusable decisions make none. The level comes from the bin's

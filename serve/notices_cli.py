@@ -32,7 +32,7 @@ def _level(value: str) -> int:
 
 def add_commands(sub, settings_note: str) -> None:
     about = ("Notices to residents, one per confirmed finding of a bin linked to the registry; their levels follow the "
-             f"escalation rules of BINSIGHT_NOTICES_CONFIG (configs/notices/escalation.yaml). {settings_note}")  # fmt: skip
+             f"escalation rules of BINSIGHT_NOTICES_CONFIG (serve/defaults/notices/escalation.yaml). {settings_note}")  # fmt: skip
     notices = sub.add_parser("notices", help="notices to residents: bins per escalation level, a letter as PDF or HTML", description=about)
     actions = notices.add_subparsers(dest="action", required=True, metavar="ACTION")
     listing = actions.add_parser("list", help="bins with an open escalation record, per level",
@@ -49,7 +49,7 @@ def add_commands(sub, settings_note: str) -> None:
 def run(args: argparse.Namespace, settings, sessions) -> int:
     from serve.notice_config import load_notice_config
 
-    config = load_notice_config(settings.notices_config)
+    config = load_notice_config(settings.notices_config_path)
     if args.action == "list":
         return _list(sessions, config, args.level)
     return _render(args, settings, sessions, config)

@@ -12,6 +12,9 @@ from typing import Literal
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+DEFAULTS = Path(__file__).parent / "defaults"
+"""Configuration files binsight ships inside its package, so that an install without the repository starts."""
+
 
 def _override(key: str, meaning: str) -> str:
     return f"Override of the model card's verdict.quality.{key} ({meaning}); unset: the card's value, the one the evaluation measured."
@@ -109,9 +112,12 @@ class ServeSettings(BaseSettings):
     retention_interval_minutes: float = Field(
         60.0, ge=0, description="Minutes between the service's own retention runs (the first one interval after start-up); 0: off, run `binsight retention` instead."
     )
-    notices_config: Path = Field(
-        Path("configs/notices/escalation.yaml"),
-        description="YAML of the notices to residents: escalation levels per fraction, window, sender, German names, the letter's template.",
+    notices_config: Path | None = Field(
+        None,
+        description=(
+            "YAML of the notices to residents: escalation levels per fraction, window, sender, German names, the letter's template; "
+            "unset: binsight's own example (serve/defaults/notices/escalation.yaml, a template to copy and adapt: its sender is made up)."
+        ),
     )
     # Statistics, load grades and open data (serve/statistics.py, serve/load_grade.py, serve/open_data.py).
     local_timezone: str = Field(
@@ -123,8 +129,12 @@ class ServeSettings(BaseSettings):
     load_grade_fraction: str = Field("biowaste", min_length=1, description="The waste fraction whose truck loads are graded against the biowaste ordinance.")
     load_limit_foreign_pct: float = Field(3.0, gt=0, le=100, description="Load grade: most foreign matter a load may hold, percent (BioAbfV since May 2025: 3).")
     load_limit_plastics_pct: float = Field(1.0, gt=0, le=100, description="Load grade: most plastics a load may hold, percent (BioAbfV since May 2025: 1).")
-    materials_file: Path = Field(
-        Path("configs/materials.yaml"), description="YAML mapping each detector class to its material; the load grade's plastics share counts the `plastic` ones."
+    materials_file: Path | None = Field(
+        None,
+        description=(
+            "YAML mapping each detector class to its material; the load grade's plastics share counts the `plastic` ones; "
+            "unset: binsight's own (serve/defaults/materials.yaml, both recipes' classes)."
+        ),
     )
     open_data_min_bins: int = Field(
         10, ge=2, description="Open data: a district-week cell describing fewer distinct bins than this is suppressed (`export open-data --k` overrides)."
@@ -199,6 +209,14 @@ class ServeSettings(BaseSettings):
 
         zone(value)  # one line naming the zone when the system does not know it
         return value
+
+    @property
+    def notices_config_path(self) -> Path:
+        return self.notices_config or DEFAULTS / "notices" / "escalation.yaml"
+
+    @property
+    def materials_path(self) -> Path:
+        return self.materials_file or DEFAULTS / "materials.yaml"
 
     @property
     def migrates_itself(self) -> bool:

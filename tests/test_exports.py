@@ -108,7 +108,7 @@ def test_load_grades_as_csv_labelled_as_an_indicator(sessions, tmp_path):
         inspection("2026-11-16T07:06:00+01:00", "inconclusive", truck="HAM-1", tour="1"),
     ])  # fmt: skip
     policy = policy_from_files(REPO / "configs/classes.yaml", tmp_path)
-    loads = grade_loads(sessions, StatsFilter(), TZ, "biowaste", policy, load_materials(REPO / "configs/materials.yaml"))
+    loads = grade_loads(sessions, StatsFilter(), TZ, "biowaste", policy, load_materials(REPO / "serve/defaults/materials.yaml"))
     assert export_loads(loads, tmp_path / "loads.csv") == 1
     (row,) = read_csv(tmp_path / "loads.csv")
     assert list(row) == list(LOAD_COLUMNS)

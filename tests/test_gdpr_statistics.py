@@ -34,7 +34,7 @@ def photo(image_dir, name: str) -> str:
 def dashboard(sessions):
     """What the dashboard shows: the rates in every breakdown and the load grades."""
     policy = policy_from_files(REPO / "configs/classes.yaml", REPO)
-    loads = grade_loads(sessions, EVERYTHING, TZ, "biowaste", policy, load_materials(REPO / "configs/materials.yaml"))
+    loads = grade_loads(sessions, EVERYTHING, TZ, "biowaste", policy, load_materials(REPO / "serve/defaults/materials.yaml"))
     return contamination_statistics(sessions, EVERYTHING, TZ), [load_record(g) for g in loads]
 
 

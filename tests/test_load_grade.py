@@ -18,7 +18,7 @@ from tests.conftest import REPO
 from tests.serve_helpers import migrated
 from tests.stats_helpers import TZ, add_all, box, inspection
 
-MATERIALS = REPO / "configs/materials.yaml"
+MATERIALS = REPO / "serve/defaults/materials.yaml"
 
 
 @pytest.fixture
@@ -77,7 +77,7 @@ def loads_of_a_day(sessions) -> None:
                    reviewed=[box("can", 0, 0, 50, 50, origin=0), box("plastic_bottle", 0, 0, 10, 5)]),
         # T3: only an inconclusive photo.
         inspection("2026-11-16T07:00:00+01:00", "inconclusive", truck="T3"),
-        # T4: a class configs/materials.yaml does not name: foreign matter, not plastic, and named.
+        # T4: a class serve/defaults/materials.yaml does not name: foreign matter, not plastic, and named.
         inspection("2026-11-16T07:00:00+01:00", "contaminated", truck="T4", detections=[box("mystery", 0, 0, 10, 10)]),
         # The paper bin has no load grade.
         inspection("2026-11-16T07:03:00+01:00", "contaminated", truck="T1", tour="1", fraction="paper", detections=[box("glass", 0, 0, 100, 100)]),

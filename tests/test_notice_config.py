@@ -11,7 +11,7 @@ from serve.notice_config import NoticeConfigError, load_notice_config
 from serve.settings import ServeSettings
 from tests.conftest import REPO
 
-SHIPPED = REPO / "configs/notices/escalation.yaml"
+SHIPPED = REPO / "serve/defaults/notices/escalation.yaml"
 
 
 def test_the_shipped_configuration_names_every_class_and_covers_every_fraction_with_contaminants(taxonomy):

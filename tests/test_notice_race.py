@@ -21,7 +21,7 @@ from serve.notice_config import load_notice_config
 from serve.notices import NoticeIssuer
 from tests.stats_helpers import add_all, inspection
 
-CONFIG = load_notice_config("configs/notices/escalation.yaml")
+CONFIG = load_notice_config("serve/defaults/notices/escalation.yaml")
 POLICY = FractionPolicy.from_mapping({"biowaste": ["can"]}, 0.5)
 CAN = [{"label": "can", "box": [10, 10, 40, 40], "score": 0.9, "origin": 0}]
 RFID = "E200-GONE-FROM-REGISTRY"

@@ -32,7 +32,7 @@ from tests.test_serve_pages import PASSWORD, csrf_in, distinct_photo, log_in, up
 
 RFID = "E200A1B2C3D4"  # tests/serve_helpers.py form()'s bin
 ADDRESS = "Südstraße 12, 59065 Hamm"
-CONFIG = load_notice_config("configs/notices/escalation.yaml")
+CONFIG = load_notice_config("serve/defaults/notices/escalation.yaml")
 WINDOW = timedelta(days=CONFIG.rules("biowaste").window_days)
 
 

@@ -18,7 +18,7 @@ from serve.settings import ServeSettings
 from tests.conftest import REPO
 from tests.test_serve_storage import inspection, store  # noqa: F401  (the fixture: SQLite and PostgreSQL)
 
-CONFIG = load_notice_config(REPO / "configs/notices/escalation.yaml")
+CONFIG = load_notice_config(REPO / "serve/defaults/notices/escalation.yaml")
 WINDOW = timedelta(days=CONFIG.rules("biowaste").window_days)
 NOW = datetime(2027, 6, 1, tzinfo=timezone.utc)
 CLEAN_DAYS, REJECTED_DAYS = 30, 90

@@ -105,7 +105,7 @@ async def dashboard_page(request: Request, info: Reviewer):
         if policy is not None:
             try:
                 loads = grade_loads(sessions, load_window(flt, tz), tz, settings.load_grade_fraction, policy,
-                                    load_materials(settings.materials_file), limits)  # fmt: skip
+                                    load_materials(settings.materials_path), limits)  # fmt: skip
             except ValueError as err:  # a missing materials file, a graded fraction the policy lacks: said on the page
                 problem = str(err)
         return stats, repeated, loads, problem, fractions_seen(sessions, policy or ())
