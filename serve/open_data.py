@@ -73,7 +73,7 @@ from pipeline.atomic import write_bytes_atomic
 from serve.db import Inspection
 from serve.exports import why_unwritable
 from serve.statistics import CONFIRMED_FINDING, NOT_USABLE, REVIEWED, USABLE, Counts, StatsFilter, count_where
-from serve.time_buckets import local_date, local_week, prepare_connection, week_start
+from serve.time_buckets import fetch_all, local_date, local_week, week_start
 
 DATA_FILE = "contamination_by_district_week.csv"
 METADATA_FILE = "metadata.json"
@@ -196,10 +196,7 @@ def collect(sessions: sessionmaker, flt: StatsFilter, tz: str, k: int, today: da
                func.sum(per_bin.c.contaminated), func.sum(per_bin.c.reviewed), func.sum(per_bin.c.confirmed))
         .group_by(*keys)
     )  # fmt: skip
-    with sessions() as s:
-        connection = s.connection()
-        prepare_connection(connection)
-        rows = connection.execute(query).all()
+    rows = fetch_all(sessions, query)
     cells = [Cell(district or UNASSIGNED, week_key, fraction, int(bins or 0), int(usable_bins or 0), int(top or 0),
                   Counts(*(int(n or 0) for n in numbers)))
              for district, week_key, fraction, bins, usable_bins, top, *numbers in rows]  # fmt: skip

@@ -34,7 +34,7 @@ from sqlalchemy import and_, case, func, or_, select
 from sqlalchemy.orm import sessionmaker
 
 from serve.db import Inspection, as_utc
-from serve.time_buckets import local_date, local_week, prepare_connection, utc_bounds
+from serve.time_buckets import fetch_all, local_date, local_week, utc_bounds
 
 NOT_USABLE = or_(Inspection.verdict == "inconclusive", Inspection.review_state == "unusable")
 USABLE = and_(Inspection.verdict != "inconclusive", func.coalesce(Inspection.review_state, "") != "unusable")
@@ -129,10 +129,7 @@ def contamination_statistics(sessions: sessionmaker, flt: StatsFilter, tz: str) 
         .where(*flt.conditions(tz))
         .group_by(*keys)
     )  # fmt: skip
-    with sessions() as s:
-        connection = s.connection()
-        prepare_connection(connection)
-        rows = connection.execute(query).all()
+    rows = fetch_all(sessions, query)
     stats = Statistics()
     tables = (stats.by_week, stats.by_district, stats.by_route, stats.by_fraction, stats.by_truck)
     for week_key, district, route, fraction, truck, *numbers in rows:

@@ -147,3 +147,11 @@ def prepare_connection(connection: Connection) -> None:
     raw = connection.connection.driver_connection
     raw.create_function(SQLITE_WEEK, 2, _sqlite_week_fn, deterministic=True)
     raw.create_function(SQLITE_DAY, 2, _sqlite_day_fn, deterministic=True)
+
+
+def fetch_all(sessions, query) -> list:
+    """Run a query that may use local_week/local_day, on a connection prepared for them; all its rows."""
+    with sessions() as s:
+        connection = s.connection()
+        prepare_connection(connection)
+        return connection.execute(query).all()
