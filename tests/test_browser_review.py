@@ -74,13 +74,15 @@ class Site:
         self.url, self.app, self.slow, self.truck_key = server.url, app, slow, truck_key
         self.sessions = app.state.sessions
 
-    def upload(self, truck_id: str, n: int, size: tuple[int, int] = (640, 480), fraction: str = "biowaste") -> str:
-        """One inspection from `truck_id`, captured n minutes after the others of the test (the queue's order among equal scores)."""
+    def upload(self, truck_id: str, n: int, size: tuple[int, int] = (640, 480), fraction: str = "biowaste", **fields) -> str:
+        """One inspection from `truck_id`, captured n minutes after the others of the test (the queue's order among equal scores).
+
+        `fields` override the rest of the upload form (tests/serve_helpers.py form()), e.g. another bin_id."""
         w, h = size
         image = textured_photo(w, h, seed=n, block=8 if max(w, h) <= 800 else 16)
         r = httpx.post(f"{self.url}/v1/inspections", headers={API_KEY_HEADER: self.truck_key}, timeout=30,
                        files={"image": ("bin.jpg", image, "image/jpeg")},
-                       data=form(capture_id=f"{truck_id}-{n}", truck_id=truck_id, fraction=fraction, captured_at=captured(60 - n)))  # fmt: skip
+                       data=form(capture_id=f"{truck_id}-{n}", truck_id=truck_id, fraction=fraction, captured_at=captured(60 - n), **fields))  # fmt: skip
         assert r.status_code == 201, r.text
         assert r.json()["verdict"] == "contaminated", r.json()
         return r.json()["id"]
@@ -208,7 +210,9 @@ def test_a_reviewer_works_through_the_queue_with_mouse_and_keyboard(site, page):
     assert_overlay_covers_photo(page)
     page.get_by_role("button", name="Confirm").click()
     page.wait_for_url(re.compile(rf"/review/items/{ids[1]}\?.*decided=confirmed"))
-    expect(page.get_by_role("status")).to_have_text("Confirmed. Here is the next one.")
+    # The decision's message comes first; a second one follows since the fleet's bin is not in this server's registry
+    # (an uncertain link: no notice to the household, serve/routers/notices.py).
+    expect(page.get_by_role("status").first).to_have_text("Confirmed. Here is the next one.")
 
     # 2. Correct a class in the box list, draw a box, select boxes by click and Tab, set a class by digit; confirm with C.
     wait_for_editor(page, 2)
