@@ -5,7 +5,7 @@
 #   make check-serve-install  the service alone (`pip install .`, no training stack) in build/venv-serve: starts, judges a photo
 #   make serve  start the inference service (needs models/model.onnx from make run)
 #   make bench-serve  measure the service; prints a table
-#   make bench-privacy  recall of the privacy step's finders on planted plates and faces; prints a table
+#   make bench-privacy  recall of the privacy step's finders on planted plates, faces and people; prints a table
 #   make bench-realdata [EPOCHS=n]  binsight vs Ultralytics YOLO on TrashNet++ (own venv .venv-bench); prints a table
 #   make test-integration  the Label Studio ML backend and importer against a real Label Studio (own venv .venv-labelstudio)
 SHELL := /bin/bash

@@ -1,13 +1,27 @@
 """Recall, false blurs and cost of the privacy step's finders, on frames built offline; prints two tables.
 
-    python -m bench.privacy_recall [--frames 40] [--waste 200] [--detection-side 640] [--covered 0.8]
+    python -m bench.privacy_recall [--frames 40] [--lfw 100] [--waste 200] [--detection-side 640] [--covered 0.8] [--person-covered 0.5]
+
+    quick check: python -m bench.privacy_recall --frames 2 --lfw 2 --waste 2
 
 1. Recall: synthetic bin scenes (bench/privacy_scenes.py) at 1280 x 960 with
-   one plate or one face planted (faces also tilted 15 degrees, and with 40 %
-   of their width beyond the frame's edge), or nothing. A planted region
-   counts as found when at least `--covered` of its area lies in regions the
-   privacy step blurred. The filter runs exactly as the service runs it
-   (serve/privacy.py, default finders, no mask).
+   one thing planted, or nothing:
+   - a plate, `--frames` per width;
+   - Grace Hopper's face, `--frames` per height (also tilted 15 degrees, and
+     with 40 % of its width beyond the frame's edge);
+   - the first `--lfw` of scikit-image's 100 LFW faces, each once per height,
+     upscaled bicubic from 25 x 25 grayscale and pasted as RGB; the first
+     `--lfw` of its 100 LFW non-faces, pasted the same way into the same
+     scenes at the same places (a paired control: only the patch differs);
+   - the cameraman and the astronaut, `--frames` random places per height
+     (a share of the frame height), wholly inside the frame.
+   A planted face or plate counts as found when at least `--covered` of its
+   area lies in regions the privacy step blurred; a person when at least
+   `--person-covered` of the person's box does (the "head" column: the
+   person's head box by `--covered`). The filter runs exactly as the service
+   runs it (serve/privacy.py, default finders, no mask). False-blur rate:
+   frames with any blur at all, for rows where nothing to hide was planted.
+   Rows that need scikit-image or matplotlib are left out without them.
 2. False blurs, per finder and for all default finders together: on real
    waste photos (the first `--waste` TrashNet++ valid photos, scaled to
    1280 x 960; skipped where ../shared/data/trashnetpp is absent) and on the
@@ -22,11 +36,14 @@ import argparse
 import os
 import statistics
 import time
+from dataclasses import dataclass
+from typing import Callable
 
 import cv2
 import numpy as np
 
-from bench.privacy_scenes import FRAME, bin_scene, face_crop, plant_face, plant_plate, waste_photos
+from bench.privacy_scenes import (FRAME, Planted, bin_scene, face_crop, lfw_crops, person_photos, plant_face, plant_person,
+                                  plant_plate, plant_square, waste_photos)
 from serve.people_finders import FaceFinder, PersonFinder
 from serve.plate_finder import PlateFinder
 from serve.privacy import PrivacyFilter, default_finders
@@ -34,7 +51,10 @@ from serve.privacy import PrivacyFilter, default_finders
 PLATE_WIDTHS = (80, 120, 180, 260, 360)  # pixels of a 1280-pixel frame
 FACE_HEIGHTS = (40, 80, 120, 160, 320)
 FACE_VARIANTS = (("face", 0.0, 0.0), ("face tilted 15 deg", 15.0, 0.0), ("face 40 % beyond the edge", 0.0, 0.4))
+LFW_HEIGHTS = (60, 90, 120, 160, 240)  # pixels of a 960-pixel-high frame; the crops are 25 px, so every one is upscaled
+PERSON_SHARES = (40, 60, 80, 100)  # person's box height, % of the frame height
 FULL_HD = (1920, 1080)
+LFW_SEEDS, PERSON_SEEDS = 7_000_000, 9_000_000  # scene seeds apart from the plate and Grace Hopper rows' 1000 * size + k
 
 
 def blurred_mask(regions: list[dict], shape) -> np.ndarray:
@@ -51,34 +71,71 @@ def covered_share(box, regions: list[dict]) -> float:
     return float(inside[y1:y2, x1:x2].mean()) if x2 > x1 and y2 > y1 else 0.0
 
 
-def recall_rows(frames: int, detection_side: int, covered: float) -> list[dict]:
-    privacy = PrivacyFilter(None, detection_side)
+@dataclass
+class Case:
+    kind: str
+    size: str
+    frames: int
+    seed: Callable[[int], int]
+    # Plants into the frame (in place) what frame k gets: (the thing to hide, or None for nothing; the head of a person, or None).
+    plant: Callable[[np.ndarray, np.random.Generator, int], tuple[Planted | None, Planted | None]]
+    person: bool = False
+
+
+def cases(frames: int, lfw: int) -> list[Case]:
+    out = [Case("plate", f"{w} wide", frames, lambda k, w=w: 1000 * w + k, lambda f, r, k, w=w: (plant_plate(f, r, w), None))
+           for w in PLATE_WIDTHS]
     face = face_crop()
-    cases = [("plate", w, 0.0, 0.0) for w in PLATE_WIDTHS]
     if face is not None:
-        cases += [(name, h, angle, cut) for name, angle, cut in FACE_VARIANTS for h in FACE_HEIGHTS if name == "face" or h >= 120]
-    cases.append(("nothing", 0, 0.0, 0.0))
+        out += [Case(f"{name} (Grace Hopper)", f"{h} high", frames, lambda k, h=h: 1000 * h + k,
+                     lambda f, r, k, h=h, a=angle, c=cut: (plant_face(f, face, r, h, angle=a, cut=c), None))
+                for name, angle, cut in FACE_VARIANTS for h in FACE_HEIGHTS if name == "face" or h >= 120]
+    crops = lfw_crops()
+    if crops is not None:
+        faces, non_faces = (c[:min(lfw, 100)] for c in crops)
+        # Face k and non-face k share a seed: same scene, same place, only the patch differs.
+        out += [Case("LFW face", f"{h} high", len(faces), lambda k, h=h: LFW_SEEDS + 1000 * h + k,
+                     lambda f, r, k, h=h: (plant_square(f, faces[k], r, h, "face"), None)) for h in LFW_HEIGHTS]
+        out += [Case("LFW non-face", f"{h} high", len(non_faces), lambda k, h=h: LFW_SEEDS + 1000 * h + k,
+                     lambda f, r, k, h=h: _nothing_to_hide(plant_square(f, non_faces[k], r, h, "non-face"))) for h in LFW_HEIGHTS]
+    for n, photo in enumerate(person_photos()):
+        out += [Case(photo.name, f"{share} % of frame ({round(share / 100 * FRAME[1])} px)", frames,
+                     lambda k, n=n, s=share: PERSON_SEEDS + 100_000 * n + 1000 * s + k,
+                     lambda f, r, k, p=photo, s=share: plant_person(f, p, r, round(s / 100 * FRAME[1])), person=True)
+                for share in PERSON_SHARES]
+    out.append(Case("nothing", "", frames, lambda k: k, lambda f, r, k: (None, None)))
+    return out
+
+
+def _nothing_to_hide(_: Planted) -> tuple[None, None]:
+    """A non-face was planted: any blur in the frame is a false one."""
+    return None, None
+
+
+def recall_rows(frames: int, lfw: int, detection_side: int, covered: float, person_covered: float) -> list[dict]:
+    privacy = PrivacyFilter(None, detection_side)
     rows = []
-    for name, size, angle, cut in cases:
-        found, blurred_empty, times = 0, 0, []
-        for k in range(frames):
-            seed = 1000 * size + k
+    for case in cases(frames, lfw):
+        found, head_found, blurred, times = 0, 0, 0, []
+        for k in range(case.frames):
+            seed = case.seed(k)
             rng = np.random.default_rng(seed)
             frame = bin_scene(seed)
-            planted = None
-            if name == "plate":
-                planted = plant_plate(frame, rng, size)
-            elif name != "nothing":
-                planted = plant_face(frame, face, rng, size, angle=angle, cut=cut)
+            planted, head = case.plant(frame, rng, k)
             started = time.perf_counter()
             _, regions, _ = privacy.protect(frame, "bench")
             times.append(time.perf_counter() - started)
-            if planted is None:
-                blurred_empty += bool(regions)
-            else:
-                found += covered_share(planted.box, regions) >= covered
-        rows.append({"kind": name, "size": size, "frames": frames, "recall": None if planted is None else found / frames,
-                     "false_blur": blurred_empty / frames if planted is None else None, "ms": 1000 * statistics.median(times)})
+            blurred += bool(regions)
+            if planted is not None:
+                found += covered_share(planted.box, regions) >= (person_covered if case.person else covered)
+            if case.person:
+                head_found += covered_share(head.box, regions) >= covered
+        n = case.frames
+        rows.append({"kind": case.kind, "size": case.size, "frames": n,
+                     "recall": found / n if case.kind not in ("nothing", "LFW non-face") else None,
+                     "head": head_found / n if case.person else None,
+                     "false_blur": blurred / n if case.kind in ("nothing", "LFW non-face") else None,
+                     "ms": 1000 * statistics.median(times)})
     return rows
 
 
@@ -117,25 +174,27 @@ def false_blur_rows(waste: list[np.ndarray], scenes: list[np.ndarray], detection
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--frames", type=int, default=40, help="frames per planted kind and size")
+    parser.add_argument("--frames", type=int, default=40, help="frames per plate width, Grace Hopper face height, person height")
+    parser.add_argument("--lfw", type=int, default=100, help="LFW faces and non-faces per height (at most 100)")
     parser.add_argument("--waste", type=int, default=200, help="real waste photos for the false-blur rate (TrashNet++ valid)")
     parser.add_argument("--detection-side", type=int, default=640)
-    parser.add_argument("--covered", type=float, default=0.8, help="share of a planted region that must be blurred to count as found")
+    parser.add_argument("--covered", type=float, default=0.8, help="share of a planted face or plate that must be blurred to count as found")
+    parser.add_argument("--person-covered", type=float, default=0.5, help="share of a planted person's box that must be blurred to count as found")
     args = parser.parse_args(argv)
-    rows = recall_rows(args.frames, args.detection_side, args.covered)
+    started = time.perf_counter()
+    rows = recall_rows(args.frames, args.lfw, args.detection_side, args.covered, args.person_covered)
     waste = waste_photos(args.waste)
     scenes = [bin_scene(seed) for seed in range(args.frames)]
     blur_rows = false_blur_rows(waste, scenes, args.detection_side)
 
     print(f"\nbinsight privacy recall ({os.cpu_count()} cores; frames {FRAME[0]} x {FRAME[1]}, detection side {args.detection_side}, "
-          f"default finders, found = >= {args.covered:.0%} of the region blurred)\n")
-    print("| planted | size (px) | frames | recall | false-blur rate | ms per frame (p50) |")
-    print("|---|---|---|---|---|---|")
+          f"default finders, found = >= {args.covered:.0%} of a face or plate blurred, >= {args.person_covered:.0%} of a person's box; "
+          f"{time.perf_counter() - started:.0f} s in all)\n")
+    print("| planted | size (px) | frames | recall | head blurred | false-blur rate | ms per frame (p50) |")
+    print("|---|---|---|---|---|---|---|")
     for r in rows:
-        size = "" if r["kind"] == "nothing" else (f"{r['size']} wide" if r["kind"] == "plate" else f"{r['size']} high")
-        recall = "" if r["recall"] is None else f"{r['recall']:.0%}"
-        false_blur = "" if r["false_blur"] is None else f"{r['false_blur']:.0%}"
-        print(f"| {r['kind']} | {size} | {r['frames']} | {recall} | {false_blur} | {r['ms']:.1f} |")
+        cells = ["" if r[key] is None else f"{r[key]:.0%}" for key in ("recall", "head", "false_blur")]
+        print(f"| {r['kind']} | {r['size']} | {r['frames']} | {' | '.join(cells)} | {r['ms']:.1f} |")
 
     waste_note = f"{len(waste)} TrashNet++ valid photos scaled to 1280 x 960" if waste else "TrashNet++ absent: no real photos"
     print(f"\nFalse blurs with nothing to hide ({waste_note}; {len(scenes)} synthetic scenes)\n")

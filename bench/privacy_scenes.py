@@ -7,11 +7,18 @@
 - Plates: German-style, rendered with Pillow (black text on white, a black
   frame, the blue EU band with "D"), perspective-warped by a random tilt and
   foreshortening, at several widths.
-- Faces: Grace Hopper's portrait from matplotlib's bundled sample data (the
-  one photo of a person that ships offline here), cropped to the head and
-  pasted at several sizes, also tilted and partly beyond the frame's edge.
-  No photo of a whole person ships offline, so people are not built
-  (README, "Privacy before storage", Limits).
+- Faces: Grace Hopper's portrait from matplotlib's bundled sample data,
+  cropped to the head and pasted at several sizes, also tilted and partly
+  beyond the frame's edge; and the 100 faces of scikit-image's subset of
+  Labeled Faces in the Wild (`skimage.data.lfw_subset()`: 25 x 25 grayscale
+  crops of the face alone, inside the wheel, no download), upscaled bicubic
+  and pasted as RGB. The subset's other 100 crops are not faces (background
+  patches of the same photos): pasted the same way, they test false blurs.
+- People: scikit-image's "cameraman" (`camera()`: a man standing, bent
+  forward to a camera on a tripod, cut by the photo's left and bottom edges
+  above the knees) and "astronaut" (`astronaut()`: head and upper body),
+  each cropped to the person's box and pasted at a share of the frame height.
+  Without scikit-image (the `test` extra) these are not built.
 - Real waste photos for the false-blur rate: TrashNet++ (../shared/data/trashnetpp),
   read where present, never copied.
 """
@@ -142,3 +149,68 @@ def waste_photos(count: int, split: str = "valid") -> list[np.ndarray]:
     """The first `count` TrashNet++ photos of `split` (320 x 320) scaled to FRAME, RGB; [] where the data set is absent."""
     files = sorted((TRASHNET / split / "images").glob("*.jpg"))[:count]
     return [cv2.resize(np.asarray(Image.open(f).convert("RGB")), FRAME, interpolation=cv2.INTER_CUBIC) for f in files]
+
+
+def lfw_crops() -> tuple[np.ndarray, np.ndarray] | None:
+    """scikit-image's LFW subset as uint8: (100 faces, 100 non-faces), each 25 x 25; None without scikit-image.
+
+    The docstring says uint8, but scikit-image 0.26 returns floats in 0-1; both are accepted.
+    """
+    try:
+        from skimage import data
+    except ImportError:
+        return None
+    crops = np.asarray(data.lfw_subset())
+    if crops.dtype != np.uint8:
+        crops = (np.clip(crops, 0.0, 1.0) * 255).round().astype(np.uint8)
+    return crops[:100], crops[100:200]
+
+
+def plant_square(frame: np.ndarray, gray: np.ndarray, rng: np.random.Generator, height: int, kind: str) -> Planted:
+    """Paste a grayscale crop upscaled bicubic to `height` pixels (aspect kept) as RGB at a random place (in place)."""
+    frame_h, frame_w = frame.shape[:2]
+    width = round(gray.shape[1] * height / gray.shape[0])
+    resized = cv2.cvtColor(cv2.resize(gray, (width, height), interpolation=cv2.INTER_CUBIC), cv2.COLOR_GRAY2RGB)
+    y, x = int(rng.integers(0, frame_h - height + 1)), int(rng.integers(0, frame_w - width + 1))
+    frame[y:y + height, x:x + width] = resized
+    return Planted(kind, (float(x), float(y), float(x + width), float(y + height)))
+
+
+@dataclass(frozen=True)
+class PersonPhoto:
+    name: str
+    rgb: np.ndarray  # the photo cropped to the person's box
+    head: tuple[int, int, int, int]  # the head's box inside `rgb`: x1, y1, x2, y2
+
+
+# Boxes read off the 512 x 512 photos by eye (x1, y1, x2, y2): the person, and the head (hair to chin, ear to ear).
+CAMERAMAN = ((0, 63, 335, 512), (155, 63, 272, 200))  # his coat runs on beyond the photo's left and bottom edges
+ASTRONAUT = ((20, 15, 365, 512), (150, 15, 302, 190))  # head and upper body, cut at the waist by the photo
+
+
+def person_photos() -> list[PersonPhoto]:
+    """The cameraman and the astronaut from scikit-image's data (in its wheel); [] without scikit-image."""
+    try:
+        from skimage import data
+    except ImportError:
+        return []
+    photos = []
+    for name, image, (person, head) in (("cameraman", cv2.cvtColor(data.camera(), cv2.COLOR_GRAY2RGB), CAMERAMAN),
+                                        ("astronaut", data.astronaut()[..., :3], ASTRONAUT)):
+        x1, y1, x2, y2 = person
+        photos.append(PersonPhoto(name, np.ascontiguousarray(image[y1:y2, x1:x2]), (head[0] - x1, head[1] - y1, head[2] - x1, head[3] - y1)))
+    return photos
+
+
+def plant_person(frame: np.ndarray, photo: PersonPhoto, rng: np.random.Generator, height: int) -> tuple[Planted, Planted]:
+    """Paste the person `height` pixels high at a random place, wholly inside the frame (in place): (person, head) boxes."""
+    frame_h, frame_w = frame.shape[:2]
+    scale = height / photo.rgb.shape[0]
+    width = round(photo.rgb.shape[1] * scale)
+    interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC
+    resized = cv2.resize(photo.rgb, (width, height), interpolation=interpolation)
+    y, x = int(rng.integers(0, frame_h - height + 1)), int(rng.integers(0, frame_w - width + 1))
+    frame[y:y + height, x:x + width] = resized
+    hx1, hy1, hx2, hy2 = (v * scale for v in photo.head)
+    return (Planted("person", (float(x), float(y), float(x + width), float(y + height))),
+            Planted("head", (x + hx1, y + hy1, x + hx2, y + hy2)))
