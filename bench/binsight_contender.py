@@ -85,33 +85,21 @@ def export(detector: torch.nn.Module, path: Path, params: Params, images: list) 
     return f"identical detections on {checked} val images"
 
 
-def train_and_export(name: str, params: Params, class_names: list[str], splits: Path, data: Path, out: Path) -> dict:
-    """Two exports of the selected weights: model.onnx as configured (what the service would run,
-    timed) and model-map.onnx with low thresholds (scored for mAP)."""
+def train_contender(name: str, params: Params, class_names: list[str], splits: Path, data: Path, out: Path) -> dict:
+    """Train by the project's own trainer; the figures of training and the selected weights (model.pt)."""
     shutil.rmtree(out, ignore_errors=True)  # a leftover checkpoint would resume, and the wall time would lie
     out.mkdir(parents=True)
     (out / "params.yaml").write_text(yaml.safe_dump(params.model_dump(mode="json"), sort_keys=False))
     started = time.monotonic()
     summary = train(params, class_names, splits, data, out)
     train_seconds = time.monotonic() - started
-
-    torch.set_num_threads(params.train.threads)
-    detector, _, _ = load_trained(out / "model.pt")
-    val = json.loads((splits / "val.json").read_text())
-    images = [read_rgb(data / "images" / im["file_name"]) for im in val["images"][: params.export.parity_images]]
-    parity = {"model.onnx": export(detector, out / "model.onnx", params, images)}
-    detector.score_thresh, detector.detections_per_img = MAP_SCORE_THRESH, MAP_DETECTIONS
-    parity["model-map.onnx"] = export(detector, out / "model-map.onnx", params, images)
     device = training_device(params)
     return {
-        "onnx": str(out / "model.onnx"),
-        "onnx_map": str(out / "model-map.onnx"),
+        "checkpoint": "model.pt",  # relative to the contender's folder: the export may run on another machine
         "train_seconds": train_seconds,
-        "parameters": sum(p.numel() for p in detector.parameters()),
         "best_epoch": summary["best_epoch"],
         "val_map_50": summary["val_map_50"],
         "device": device,
-        "onnx_parity": parity,
         "settings": {
             "architecture": f"{params.model.architecture}/{params.model.backbone}",
             "backbone_weights": params.model.backbone_weights,
@@ -120,4 +108,22 @@ def train_and_export(name: str, params: Params, class_names: list[str], splits: 
             "input": params.model.min_size,
             "box_score_thresh": params.model.box_score_thresh,
         },
+    }
+
+
+def export_contender(trained: dict, params: Params, splits: Path, data: Path, out: Path) -> dict:
+    """Two exports of the selected weights, on the CPU: model.onnx as configured (what the service would
+    run, timed) and model-map.onnx with low thresholds (scored for mAP)."""
+    torch.set_num_threads(params.train.threads)
+    detector, _, _ = load_trained(out / trained["checkpoint"])
+    val = json.loads((splits / "val.json").read_text())
+    images = [read_rgb(data / "images" / im["file_name"]) for im in val["images"][: params.export.parity_images]]
+    parity = {"model.onnx": export(detector, out / "model.onnx", params, images)}
+    detector.score_thresh, detector.detections_per_img = MAP_SCORE_THRESH, MAP_DETECTIONS
+    parity["model-map.onnx"] = export(detector, out / "model-map.onnx", params, images)
+    return {
+        "onnx": str(out / "model.onnx"),
+        "onnx_map": str(out / "model-map.onnx"),
+        "parameters": sum(p.numel() for p in detector.parameters()),
+        "onnx_parity": parity,
     }

@@ -34,20 +34,17 @@ import argparse  # noqa: E402
 import datetime  # noqa: E402
 import importlib.util  # noqa: E402
 import json  # noqa: E402
-import os  # noqa: E402
-import platform  # noqa: E402
+import shutil  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
-import onnxruntime as ort  # noqa: E402
-import torch  # noqa: E402
 
 from bench.onnx_detectors import BinsightOnnx, OnnxDetector, YoloOnnx, latencies  # noqa: E402
 from bench.realdata_data import DEFAULT_SOURCE, build_dataset, data_dir, recipe_taxonomy, splits_dir  # noqa: E402
 from bench.realdata_score import score  # noqa: E402
-from bench.realdata_train import DEFAULT_BACKBONE_WEIGHTS, DEFAULT_BINSIGHT_PARAMS, MODELS, YOLO_MODELS, model_dir  # noqa: E402
+from bench.realdata_train import DEFAULT_BACKBONE_WEIGHTS, DEFAULT_BINSIGHT_PARAMS, MODELS, YOLO_MODELS, machine, model_dir  # noqa: E402
 from pipeline.coco import IMAGES_DIR, load_coco  # noqa: E402
 from pipeline.config import load_params  # noqa: E402
 from pipeline.imageio import read_rgb  # noqa: E402
@@ -58,30 +55,77 @@ MAP_CONFIDENCE = 0.001  # YOLO adapters' lowest score kept for mAP, as Ultralyti
 LATENCY_WARMUP, LATENCY_ROUNDS, LATENCY_RUNS = 10, 5, 20
 
 
-def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    gpu = f", GPU {torch.cuda.get_device_name(0)}" if torch.cuda.is_available() else ", no GPU"
-    return f"{os.cpu_count()} x {cpu}{gpu}; torch {torch.__version__}, onnxruntime {ort.__version__}"
+def split_members(splits: Path) -> dict[str, list[str]] | None:
+    """Each split's images by their source path (what identifies a photo on any machine); None before a split."""
+    if not (splits / "test.json").is_file():
+        return None
+    return {split: [im["source"]["path"] for im in load_coco(splits / f"{split}.json")["images"]] for split in ("train", "val", "test")}
 
 
-def train(name: str, out: Path, epochs: int, seed: int, args: argparse.Namespace) -> dict:
-    cmd = [sys.executable, "-m", "bench.realdata_train", name, "--root", str(out), "--epochs", str(epochs),
-           "--seed", str(seed), "--backbone-weights", str(args.backbone_weights), "--params", str(args.params),
-           *(f"--set={s}" for s in args.set)]  # fmt: skip
-    print(f"\n=== {name}: training {epochs} epochs ===", flush=True)
-    started = time.monotonic()
-    rc = subprocess.run(cmd).returncode
+def trained_splits(out: Path) -> dict[str, list[str]] | None:
+    """The splits the models under `out` were trained on, kept in <out>/splits-trained before the views are
+    rebuilt here (a refused rebuild must not erase the record it was refused against)."""
+    kept = out / "splits-trained"
+    if not kept.is_dir() and (splits_dir(out) / "test.json").is_file():
+        shutil.copytree(splits_dir(out), kept)
+    return split_members(kept)
+
+
+def train_command(name: str, out: Path, stage: str, args: argparse.Namespace) -> list[str]:
+    cmd = [sys.executable, "-m", "bench.realdata_train", name, "--root", str(out), "--stage", stage]
+    if stage != "export":
+        cmd += ["--epochs", str(args.epochs), "--seed", str(args.seed), "--backbone-weights", str(args.backbone_weights),
+                "--params", str(args.params), *(f"--set={s}" for s in args.set)]  # fmt: skip
+        if args.workers is not None:
+            cmd += ["--workers", str(args.workers)]
+    return cmd
+
+
+def outcome(name: str, out: Path, rc: int, started: float, log: Path | None = None) -> dict:
     trained = model_dir(out, name) / "trained.json"
     if rc != 0 or not trained.exists():
-        return {"error": f"training/export failed (exit {rc}); see the log above", "wall_seconds": time.monotonic() - started}
+        where = f"see {log}" if log else "see the log above"
+        return {"error": f"training/export failed (exit {rc}); {where}", "wall_seconds": time.monotonic() - started}
     return json.loads(trained.read_text())
+
+
+def train(name: str, out: Path, stage: str, args: argparse.Namespace) -> dict:
+    print(f"\n=== {name}: {stage} ({args.epochs} epochs) ===", flush=True)
+    started = time.monotonic()
+    rc = subprocess.run(train_command(name, out, stage, args)).returncode
+    return outcome(name, out, rc, started)
+
+
+def train_concurrently(models: list[str], out: Path, stage: str, args: argparse.Namespace) -> dict[str, dict]:
+    """Every contender at once, each logging to <out>/logs/<name>.log: for a GPU machine, where one
+    small model leaves the card and most cores idle. Wall times then include the sharing (results.json says so)."""
+    logs = out / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    started = time.monotonic()
+    running = {}
+    for name in models:
+        log = logs / f"{name}.log"
+        print(f"=== {name}: {stage} ({args.epochs} epochs), log {log} ===", flush=True)
+        with log.open("w") as f:
+            running[name] = (subprocess.Popen(train_command(name, out, stage, args), stdout=f, stderr=subprocess.STDOUT), log)
+    results = {}
+    for name, (process, log) in running.items():
+        rc = process.wait()
+        print(f"{name}: exit {rc} after {(time.monotonic() - started) / 60:.1f} min", flush=True)
+        if rc != 0:
+            print("".join(log.read_text(errors="replace").splitlines(keepends=True)[-30:]), flush=True)
+        results[name] = outcome(name, out, rc, started, log)
+    return results
+
+
+def export_where_missing(name: str, out: Path, trained: dict, args: argparse.Namespace) -> dict:
+    """A contender trained elsewhere (`--stage train` on a GPU machine) is exported here before scoring."""
+    if "error" in trained or trained.get("onnx"):
+        return trained
+    print(f"exporting {name} (trained on {trained.get('device', '?')}) ...", flush=True)
+    started = time.monotonic()
+    rc = subprocess.run(train_command(name, out, "export", args)).returncode
+    return outcome(name, out, rc, started)
 
 
 def table_rows(name: str, trained: dict) -> dict[str, tuple[Path, Path]]:
@@ -114,7 +158,7 @@ def fmt_row(name: str, r: dict) -> str:
     )
     return (
         f"| {name} | {r['map_50']:.3f} | {r['map']:.3f} | {verdict} | {r['train_seconds'] / 60:.1f} min "
-        f"(best epoch {r['best_epoch']}) | {lat['session_run_p50_ms']:.1f} ms | {lat['predict_p50_ms']:.1f} ms | "
+        f"{'on the GPU ' if r.get('device', 'cpu') != 'cpu' else ''}(best epoch {r['best_epoch']}) | {lat['session_run_p50_ms']:.1f} ms | {lat['predict_p50_ms']:.1f} ms | "
         f"{r['parameters'] / 1e6:.2f} M | {r['onnx_bytes'] / 1e6:.1f} MB |"
     )
 
@@ -158,7 +202,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--params", type=Path, default=DEFAULT_BINSIGHT_PARAMS, help="binsight's parameter file (its recipe)")
     parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
                         help="override a binsight parameter (tuning experiments), e.g. --set train.lr=0.004; repeatable")
-    parser.add_argument("--score-only", action="store_true", help="re-score the ONNX models of the last run, no training")
+    parser.add_argument("--score-only", action="store_true",
+                        help="score the models already trained under --out (here, or on another machine with --stage train "
+                             "and copied back): exports those without ONNX, builds the dataset views if missing")
+    parser.add_argument("--stage", choices=("all", "train"), default="all",
+                        help="train: build the views and train every contender, no export or scoring (a GPU machine's part)")
+    parser.add_argument("--concurrent", action="store_true", help="train every contender at once (a GPU machine with many cores)")
+    parser.add_argument("--workers", type=int, default=None, help="data-loading processes per contender (default: each trainer's own)")
     args = parser.parse_args(argv)
 
     models = [m.strip() for m in args.models.split(",") if m.strip()]
@@ -189,21 +239,48 @@ def main(argv: list[str] | None = None) -> None:
         ),
         "rows": {},
     }
-    if args.score_only:
-        report["data"] = json.loads((out / "results.json").read_text())["data"]
+    last = out / "results.json"
+    if args.score_only and last.is_file():  # as the training half recorded it
+        report["trained_concurrently"] = json.loads(last.read_text()).get("trained_concurrently", False)
+    if args.score_only and last.is_file() and (data_dir(out) / IMAGES_DIR).is_dir():
+        report["data"] = json.loads(last.read_text())["data"]
     else:
+        if not args.score_only:
+            shutil.rmtree(out / "splits-trained", ignore_errors=True)  # trained here, on the splits built now
+        trained_on = trained_splits(out) if args.score_only else None  # models trained elsewhere: their splits
         report["data"] = build_dataset(args.source, out, args.limit)
         print(f"splits: {report['data']['images']} images, {report['data']['boxes']} boxes", flush=True)
+        if trained_on and trained_on != split_members(splits_dir(out)):
+            raise SystemExit(
+                f"the splits built here from {args.source} differ from those the models under {out} were trained on: "
+                "scoring would test on images that training saw. Same source, recipe and code on both machines?"
+            )
     num_classes = len(report["data"]["classes"])
     params = load_params(args.params)
     deploy_confidence = params.model.box_score_thresh  # binsight's configured floor, for every timed model
 
-    trained = {}
-    for name in models:
-        if args.score_only:
-            trained[name] = json.loads((model_dir(out, name) / "trained.json").read_text())
-        else:
-            trained[name] = train(name, out, args.epochs, args.seed, args)
+    stage = "train" if args.stage == "train" else "all"
+    if args.score_only:
+        trained = {name: json.loads((model_dir(out, name) / "trained.json").read_text()) for name in models}
+        trained = {name: export_where_missing(name, out, t, args) for name, t in trained.items()}
+    elif args.concurrent:
+        trained = train_concurrently(models, out, stage, args)
+        report["trained_concurrently"] = True
+    else:
+        trained = {name: train(name, out, stage, args) for name in models}
+    trained_epochs = {t.get("epochs") for t in trained.values() if "error" not in t}
+    if args.score_only and len(trained_epochs) == 1:
+        report["epochs"] = trained_epochs.pop()  # as trained, whatever --epochs says now
+    trained_on = {t["machine"] for t in trained.values() if t.get("machine")}
+    if trained_on:
+        report["trained_on"] = sorted(trained_on)
+    if args.stage == "train":
+        report["rows"] = trained
+        (out / "results.json").write_text(json.dumps(report, indent=1) + "\n")
+        print(json.dumps({n: {k: t.get(k) for k in ("error", "train_seconds", "best_epoch", "val_map_50", "device")} for n, t in trained.items()}, indent=1))
+        if any("error" in t for t in trained.values()):
+            raise SystemExit("some contenders failed to train; see their logs")
+        return
 
     taxonomy = recipe_taxonomy()
     timed: dict[str, OnnxDetector] = {}
@@ -229,8 +306,10 @@ def main(argv: list[str] | None = None) -> None:
     (out / "results.json").write_text(json.dumps(report, indent=1) + "\n")
 
     print(f"\n{report['machine']}; {report['latency']}")
-    print(f"data: {report['data']['images']} images (test = TrashNet++ valid); {args.epochs} epochs each\n")
-    print(table(report["rows"], args.epochs))
+    if report.get("trained_on"):
+        print(f"trained on: {'; '.join(report['trained_on'])}" + (" (contenders concurrently)" if report.get("trained_concurrently") else ""))
+    print(f"data: {report['data']['images']} images (test = TrashNet++ valid); {report['epochs']} epochs each\n")
+    print(table(report["rows"], report["epochs"]))
     summary = goal(report["rows"])
     if summary:
         print(f"\n{summary}")

@@ -22,9 +22,12 @@ bench/no_network.py then refuses and records anything that still tries.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
+import sys
 import time
+import types
 from pathlib import Path
 
 CONTENDERS = ("yolo11n", "yolo26n")
@@ -52,12 +55,35 @@ def offline_ultralytics(config_dir: Path) -> None:
     ultralytics.engine.trainer.check_amp = lambda model: next(model.parameters()).device.type == "cuda"
 
 
-def train_and_export(name: str, data_yaml: Path, out: Path, epochs: int, imgsz: int, batch: int, seed: int, device: str) -> dict:
+def use_polars_standin() -> bool:
+    """Let Ultralytics train where polars is not installed (a GPU machine with no package index).
+
+    Its trainer imports polars at every checkpoint save only to copy
+    results.csv into the checkpoint, inside a try that falls back to an empty
+    dict; polars' runtime wheel is 54 MB. A stand-in module whose every
+    attribute is missing lets that fallback happen. Returns whether it was needed.
+    """
+    if importlib.util.find_spec("polars") is not None:
+        return False
+    standin = types.ModuleType("polars", "binsight bench stand-in: polars is not installed here")
+
+    def missing(name: str):
+        # AttributeError, as for any missing attribute: inspect and hasattr() probe modules for __file__ & co.
+        raise AttributeError(f"polars is not installed (bench stand-in; polars.{name} unavailable)")
+
+    standin.__getattr__ = missing
+    sys.modules["polars"] = standin
+    return True
+
+
+def train(name: str, data_yaml: Path, out: Path, epochs: int, imgsz: int, batch: int, seed: int, device: str, workers: int) -> dict:
+    """Train from the model YAML; returns the figures of training and the selected checkpoint (best.pt)."""
     if name not in CONTENDERS:
         raise ValueError(f"unknown YOLO contender {name!r}; known: {CONTENDERS}")
     shutil.rmtree(out, ignore_errors=True)  # a fresh run each time: resumed or reused runs would make the wall time lie
     out.mkdir(parents=True)
     offline_ultralytics(out / "ultralytics-config")
+    polars_standin = use_polars_standin()
     from ultralytics import YOLO
 
     model = YOLO(f"{name}.yaml")  # architecture only: no hub weights exist offline
@@ -76,7 +102,7 @@ def train_and_export(name: str, data_yaml: Path, out: Path, epochs: int, imgsz: 
         epochs=epochs,
         imgsz=imgsz,
         batch=batch,
-        workers=2,
+        workers=workers,
         device=device,
         seed=seed,
         deterministic=True,
@@ -88,22 +114,30 @@ def train_and_export(name: str, data_yaml: Path, out: Path, epochs: int, imgsz: 
         exist_ok=True,
     )
     train_seconds = time.monotonic() - started
-    trained = YOLO(str(model.trainer.best))
-    parameters = sum(p.numel() for p in trained.model.parameters())
-    # Ultralytics' default export (nms=None): raw predictions for NMS outside, what its own validation scores.
-    onnx_path = Path(trained.export(format="onnx", imgsz=imgsz, batch=1, device="cpu")).rename(out / "model.onnx")
-    end2end = None
-    if getattr(trained.model.model[-1], "one2one_cv2", None) is not None:
-        # YOLO26's NMS-free one-to-one head, its deployment form: nms=False exports it.
-        end2end = Path(trained.export(format="onnx", imgsz=imgsz, batch=1, device="cpu", nms=False)).rename(out / "model-end2end.onnx")
     return {
-        "onnx": str(onnx_path),
-        "onnx_end2end": None if end2end is None else str(end2end),
+        # Relative to the contender's folder: the export may run on another machine, from a copy of it.
+        "checkpoint": os.path.relpath(model.trainer.best, out.resolve()),
         "train_seconds": train_seconds,
-        "parameters": int(parameters),
         # Selected by Ultralytics' own fitness on the val split; its val mAP@.5 by its own evaluation.
         "best_epoch": best.get("epoch"),
         "val_map_50": best.get("val_map_50"),
         "device": device,
-        "settings": {"architecture": f"{name}.yaml", "batch": batch, "input": imgsz, "amp": device != "cpu"},
+        "polars_standin": polars_standin,
+        "settings": {"architecture": f"{name}.yaml", "batch": batch, "workers": workers, "input": imgsz, "amp": device != "cpu"},
     }
+
+
+def export(trained: dict, out: Path, imgsz: int) -> dict:
+    """ONNX of the selected checkpoint, on the CPU; may run on another machine than the training did."""
+    offline_ultralytics(out / "ultralytics-config")
+    from ultralytics import YOLO
+
+    model = YOLO(str(out / trained["checkpoint"]))
+    parameters = sum(p.numel() for p in model.model.parameters())
+    # Ultralytics' default export (nms=None): raw predictions for NMS outside, what its own validation scores.
+    onnx_path = Path(model.export(format="onnx", imgsz=imgsz, batch=1, device="cpu")).rename(out / "model.onnx")
+    end2end = None
+    if getattr(model.model.model[-1], "one2one_cv2", None) is not None:
+        # YOLO26's NMS-free one-to-one head, its deployment form: nms=False exports it.
+        end2end = Path(model.export(format="onnx", imgsz=imgsz, batch=1, device="cpu", nms=False)).rename(out / "model-end2end.onnx")
+    return {"onnx": str(onnx_path), "onnx_end2end": None if end2end is None else str(end2end), "parameters": int(parameters)}
