@@ -7,6 +7,8 @@
 #   make bench-serve  measure the service; prints a table
 #   make bench-privacy  recall of the privacy step's finders on planted plates, faces and people; prints a table
 #   make bench-realdata [EPOCHS=n]  binsight vs Ultralytics YOLO on TrashNet++ (own venv .venv-bench); prints a table
+#   make bench-realdata-pack  .devdata/ for training the same on a rented GPU machine (bench/device_realdata.sh; BENCHMARKS.md)
+#   make bench-realdata-score  export and score what that machine trained (build/bench-gpu); prints the table
 #   make test-integration  the Label Studio ML backend and importer against a real Label Studio (own venv .venv-labelstudio)
 SHELL := /bin/bash
 # Nothing but the package registries is reached: albumentations would ask
@@ -19,7 +21,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: run test install data repro register serve bench-serve bench-privacy bench-realdata check-serve-install test-integration clean-data help
+.PHONY: run test install data repro register serve bench-serve bench-privacy bench-realdata bench-realdata-pack bench-realdata-score check-serve-install test-integration clean-data help
 
 help:
 	@grep -E '^#   make' Makefile | sed 's/^#   //'
@@ -127,6 +129,14 @@ $(BENCH_INSTALLED): pyproject.toml
 
 bench-realdata: $(BENCH_INSTALLED)
 	$(BENCH_VENV)/bin/python -m bench.realdata --epochs $(EPOCHS) --out build/bench-realdata
+
+# The same comparison with the training on a GPU machine that has torch but no package index:
+# pack here, run bench/device_realdata.sh there, unpack its trained.tgz.part-* into build/, score here.
+bench-realdata-pack: $(INSTALLED)
+	$(BIN)/python -m bench.device_pack
+
+bench-realdata-score: $(BENCH_INSTALLED)
+	$(BENCH_VENV)/bin/python -m bench.realdata --score-only --models $(or $(MODELS),yolo11n,yolo26n,binsight,binsight-imagenet) --out build/bench-gpu
 
 # A real Label Studio (Apache-2.0) for tests/integration/, in a venv of its own:
 # its pins (Django, pandas, boto3, ...) never meet binsight's. The tests start

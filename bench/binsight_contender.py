@@ -122,8 +122,8 @@ def export_contender(trained: dict, params: Params, splits: Path, data: Path, ou
     detector.score_thresh, detector.detections_per_img = MAP_SCORE_THRESH, MAP_DETECTIONS
     parity["model-map.onnx"] = export(detector, out / "model-map.onnx", params, images)
     return {
-        "onnx": str(out / "model.onnx"),
-        "onnx_map": str(out / "model-map.onnx"),
+        "onnx": "model.onnx",  # relative to the contender's folder, as the checkpoint
+        "onnx_map": "model-map.onnx",
         "parameters": sum(p.numel() for p in detector.parameters()),
         "onnx_parity": parity,
     }

@@ -1,18 +1,19 @@
 #!/usr/bin/env bash
 # `make bench-realdata` on a rented GPU machine: the training half.
 #
-#   python -m bench.device_pack                  # here, once: .devdata/ (data and weights that travel)
+#   make bench-realdata-pack                     # here, once: .devdata/ (data and weights that travel)
 #   (on the GPU machine, in the checkout, with .devdata and .whl carried)
 #   OUT=<folder to bring back> EPOCHS=50 bash bench/device_realdata.sh
-#   (back here) cat <OUT>/trained.tgz.part-* | tar xzf - -C build && python -m bench.realdata --score-only --out build/bench-gpu
+#   (back here) cat <OUT>/trained.tgz.part-* | tar xzf - -C build && make bench-realdata-score
 #
 # The machine has torch and onnxruntime but no package index: the other
 # packages travel as wheels in .whl/ (BENCHMARKS.md lists them) and are
 # installed into /tmp/site. MLflow and polars do not travel (bench/
 # tracking_standin.py and bench/yolo_contender.py stand in for them).
 # Every contender trains at once (--concurrent), the card and 16 cores being
-# far more than one small model uses; TRAIN_SECONDS bounds the whole, and
-# whatever exists then (logs, checkpoints, per-epoch results) comes back.
+# far more than one small model uses; TRAIN_SECONDS bounds the whole. What
+# finished by then comes back with its selected weights; what did not, with
+# its log and per-epoch figures only (optimiser checkpoints are too large).
 set -u
 PY=${PY:-python3}
 EPOCHS=${EPOCHS:-50}

@@ -34,7 +34,6 @@ import argparse  # noqa: E402
 import datetime  # noqa: E402
 import importlib.util  # noqa: E402
 import json  # noqa: E402
-import shutil  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
@@ -42,7 +41,7 @@ from pathlib import Path  # noqa: E402
 
 
 from bench.onnx_detectors import BinsightOnnx, OnnxDetector, YoloOnnx, latencies  # noqa: E402
-from bench.realdata_data import DEFAULT_SOURCE, build_dataset, data_dir, recipe_taxonomy, splits_dir  # noqa: E402
+from bench.realdata_data import DEFAULT_SOURCE, build_dataset, data_dir, recipe_taxonomy, split_digest, splits_dir  # noqa: E402
 from bench.realdata_score import score  # noqa: E402
 from bench.realdata_train import DEFAULT_BACKBONE_WEIGHTS, DEFAULT_BINSIGHT_PARAMS, MODELS, YOLO_MODELS, machine, model_dir  # noqa: E402
 from pipeline.coco import IMAGES_DIR, load_coco  # noqa: E402
@@ -55,24 +54,34 @@ MAP_CONFIDENCE = 0.001  # YOLO adapters' lowest score kept for mAP, as Ultralyti
 LATENCY_WARMUP, LATENCY_ROUNDS, LATENCY_RUNS = 10, 5, 20
 
 
-def split_members(splits: Path) -> dict[str, list[str]] | None:
-    """Each split's images by their source path (what identifies a photo on any machine); None before a split."""
-    if not (splits / "test.json").is_file():
-        return None
-    return {split: [im["source"]["path"] for im in load_coco(splits / f"{split}.json")["images"]] for split in ("train", "val", "test")}
+def load_trained(name: str, out: Path) -> dict:
+    """A contender's trained.json, or an error row saying why there is none."""
+    record = model_dir(out, name) / "trained.json"
+    if not record.is_file():
+        return {"error": f"no {record}: not trained, stopped before its end, or not copied back"}
+    return json.loads(record.read_text())
 
 
-def trained_splits(out: Path) -> dict[str, list[str]] | None:
-    """The splits the models under `out` were trained on, kept in <out>/splits-trained before the views are
-    rebuilt here (a refused rebuild must not erase the record it was refused against)."""
-    kept = out / "splits-trained"
-    if not kept.is_dir() and (splits_dir(out) / "test.json").is_file():
-        shutil.copytree(splits_dir(out), kept)
-    return split_members(kept)
+def check_splits(trained: dict[str, dict], out: Path) -> None:
+    """Refuse to score a model trained on other splits than those scored here (it may have trained on test photos)."""
+    here = split_digest(out)
+    for name, t in trained.items():
+        if "error" in t:
+            continue
+        if "splits_sha256" not in t:
+            print(f"WARNING {name}: its trained.json records no splits digest (trained before the bench recorded one); "
+                  "its splits cannot be checked", flush=True)
+        elif t["splits_sha256"] != here:
+            raise SystemExit(
+                f"{name} was trained on other splits than those built here from the source under {out}: scoring "
+                "would test on photos its training saw. Same source, recipe and code on both machines?"
+            )
 
 
-def train_command(name: str, out: Path, stage: str, args: argparse.Namespace) -> list[str]:
+def train_command(name: str, out: Path, stage: str, args: argparse.Namespace, concurrent: bool = False) -> list[str]:
     cmd = [sys.executable, "-m", "bench.realdata_train", name, "--root", str(out), "--stage", stage]
+    if concurrent:
+        cmd.append("--concurrent")
     if stage != "export":
         cmd += ["--epochs", str(args.epochs), "--seed", str(args.seed), "--backbone-weights", str(args.backbone_weights),
                 "--params", str(args.params), *(f"--set={s}" for s in args.set)]  # fmt: skip
@@ -98,29 +107,42 @@ def train(name: str, out: Path, stage: str, args: argparse.Namespace) -> dict:
 
 def train_concurrently(models: list[str], out: Path, stage: str, args: argparse.Namespace) -> dict[str, dict]:
     """Every contender at once, each logging to <out>/logs/<name>.log: for a GPU machine, where one
-    small model leaves the card and most cores idle. Wall times then include the sharing (results.json says so)."""
+    small model leaves the card and most cores idle. Wall times then include the sharing (each trained.json
+    says so). Interrupted (Ctrl-C, or `timeout -s INT`), it stops the trainings and returns what finished."""
     logs = out / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
-    running = {}
+    running: dict[str, tuple[subprocess.Popen, Path]] = {}
     for name in models:
         log = logs / f"{name}.log"
         print(f"=== {name}: {stage} ({args.epochs} epochs), log {log} ===", flush=True)
         with log.open("w") as f:
-            running[name] = (subprocess.Popen(train_command(name, out, stage, args), stdout=f, stderr=subprocess.STDOUT), log)
-    results = {}
-    for name, (process, log) in running.items():
-        rc = process.wait()
-        print(f"{name}: exit {rc} after {(time.monotonic() - started) / 60:.1f} min", flush=True)
-        if rc != 0:
-            print("".join(log.read_text(errors="replace").splitlines(keepends=True)[-30:]), flush=True)
-        results[name] = outcome(name, out, rc, started, log)
-    return results
+            running[name] = (subprocess.Popen(train_command(name, out, stage, args, concurrent=True), stdout=f, stderr=subprocess.STDOUT), log)
+    results: dict[str, dict] = {}
+    try:
+        while len(results) < len(running):
+            for name, (process, log) in running.items():
+                if name in results or process.poll() is None:
+                    continue
+                print(f"{name}: exit {process.returncode} after {(time.monotonic() - started) / 60:.1f} min", flush=True)
+                if process.returncode != 0:
+                    print("".join(log.read_text(errors="replace").splitlines(keepends=True)[-30:]), flush=True)
+                results[name] = outcome(name, out, process.returncode, started, log)
+            time.sleep(1)
+    except KeyboardInterrupt:
+        for name, (process, log) in running.items():
+            if name not in results:
+                process.terminate()
+                process.wait(timeout=30)
+                results[name] = {"error": f"stopped after {(time.monotonic() - started) / 60:.1f} min, unfinished; see {log}"}
+                print(f"{name}: stopped unfinished", flush=True)
+    return {name: results[name] for name in models}
 
 
 def export_where_missing(name: str, out: Path, trained: dict, args: argparse.Namespace) -> dict:
     """A contender trained elsewhere (`--stage train` on a GPU machine) is exported here before scoring."""
-    if "error" in trained or trained.get("onnx"):
+    onnx = [trained.get(k) for k in ("onnx", "onnx_map", "onnx_end2end") if trained.get(k)]
+    if "error" in trained or (onnx and all((model_dir(out, name) / f).is_file() for f in onnx)):
         return trained
     print(f"exporting {name} (trained on {trained.get('device', '?')}) ...", flush=True)
     started = time.monotonic()
@@ -128,19 +150,20 @@ def export_where_missing(name: str, out: Path, trained: dict, args: argparse.Nam
     return outcome(name, out, rc, started)
 
 
-def table_rows(name: str, trained: dict) -> dict[str, tuple[Path, Path]]:
+def table_rows(name: str, trained: dict, folder: Path) -> dict[str, tuple[Path, Path]]:
     """Row name -> (ONNX scored for mAP, ONNX timed) for one trained contender.
 
+    File names in `trained` are relative to the contender's `folder`.
     binsight: its low-threshold export is scored and its export as configured
     is timed. YOLO: one file for both (NMS and thresholds live in the adapter);
     YOLO26 gets a second row for its NMS-free head.
     """
     if name in YOLO_MODELS:
-        rows = {name: (Path(trained["onnx"]),) * 2}
+        rows = {name: (folder / trained["onnx"],) * 2}
         if trained.get("onnx_end2end"):
-            rows[f"{name} NMS-free head"] = (Path(trained["onnx_end2end"]),) * 2
+            rows[f"{name} NMS-free head"] = (folder / trained["onnx_end2end"],) * 2
         return rows
-    return {name: (Path(trained["onnx_map"]), Path(trained["onnx"]))}
+    return {name: (folder / trained["onnx_map"], folder / trained["onnx"])}
 
 
 def detector(yolo: bool, onnx: Path, num_classes: int, confidence: float) -> OnnxDetector:
@@ -217,6 +240,8 @@ def main(argv: list[str] | None = None) -> None:
         parser.error(f"unknown models {unknown}; choose from {', '.join(MODELS)}")
     if args.epochs < 1:
         parser.error("--epochs must be at least 1")
+    if args.score_only and (args.stage == "train" or args.concurrent):
+        parser.error("--score-only trains nothing: leave out --stage train and --concurrent")
     if any(m in YOLO_MODELS for m in models) and importlib.util.find_spec("ultralytics") is None:
         raise SystemExit(
             "Ultralytics is not installed in this Python. It lives only in .venv-bench: run `make bench-realdata`, "
@@ -239,35 +264,23 @@ def main(argv: list[str] | None = None) -> None:
         ),
         "rows": {},
     }
-    last = out / "results.json"
-    if args.score_only and last.is_file():  # as the training half recorded it
-        report["trained_concurrently"] = json.loads(last.read_text()).get("trained_concurrently", False)
-    if args.score_only and last.is_file() and (data_dir(out) / IMAGES_DIR).is_dir():
-        report["data"] = json.loads(last.read_text())["data"]
-    else:
-        if not args.score_only:
-            shutil.rmtree(out / "splits-trained", ignore_errors=True)  # trained here, on the splits built now
-        trained_on = trained_splits(out) if args.score_only else None  # models trained elsewhere: their splits
-        report["data"] = build_dataset(args.source, out, args.limit)
-        print(f"splits: {report['data']['images']} images, {report['data']['boxes']} boxes", flush=True)
-        if trained_on and trained_on != split_members(splits_dir(out)):
-            raise SystemExit(
-                f"the splits built here from {args.source} differ from those the models under {out} were trained on: "
-                "scoring would test on images that training saw. Same source, recipe and code on both machines?"
-            )
+    # Scoring builds the views anew from --source (also for models trained on another machine, whose folder
+    # brings back their splits but not the photos); check_splits then compares them with each model's record.
+    report["data"] = build_dataset(args.source, out, args.limit)
+    print(f"splits: {report['data']['images']} images, {report['data']['boxes']} boxes", flush=True)
     num_classes = len(report["data"]["classes"])
     params = load_params(args.params)
     deploy_confidence = params.model.box_score_thresh  # binsight's configured floor, for every timed model
 
-    stage = "train" if args.stage == "train" else "all"
     if args.score_only:
-        trained = {name: json.loads((model_dir(out, name) / "trained.json").read_text()) for name in models}
+        trained = {name: load_trained(name, out) for name in models}
+        check_splits(trained, out)
         trained = {name: export_where_missing(name, out, t, args) for name, t in trained.items()}
     elif args.concurrent:
-        trained = train_concurrently(models, out, stage, args)
-        report["trained_concurrently"] = True
+        trained = train_concurrently(models, out, args.stage, args)
     else:
-        trained = {name: train(name, out, stage, args) for name in models}
+        trained = {name: train(name, out, args.stage, args) for name in models}
+    report["trained_concurrently"] = any(t.get("trained_concurrently") for t in trained.values())
     trained_epochs = {t.get("epochs") for t in trained.values() if "error" not in t}
     if args.score_only and len(trained_epochs) == 1:
         report["epochs"] = trained_epochs.pop()  # as trained, whatever --epochs says now
@@ -289,7 +302,7 @@ def main(argv: list[str] | None = None) -> None:
             report["rows"][name] = dict(trained[name])
             continue
         yolo = name in YOLO_MODELS
-        for row, (scored, timed_onnx) in table_rows(name, trained[name]).items():
+        for row, (scored, timed_onnx) in table_rows(name, trained[name], model_dir(out, name)).items():
             print(f"scoring {row} ...", flush=True)
             result = {**trained[name], "contender": name, "onnx_scored": str(scored), "onnx_timed": str(timed_onnx)}
             result.update(score(detector(yolo, scored, num_classes, MAP_CONFIDENCE), splits_dir(out), data_dir(out), params, taxonomy))

@@ -18,6 +18,8 @@ imported images and label files written from the same COCO boxes.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import shutil
 from pathlib import Path
 
@@ -58,6 +60,13 @@ def splits_dir(out: Path) -> Path:
 
 def yolo_dir(out: Path) -> Path:
     return out / "yolo"
+
+
+def split_digest(out: Path) -> str:
+    """SHA-256 of each split's photos by source path, the identity of a photo on any machine: a model trained
+    on one machine records it, and scoring on another refuses a model whose digest differs from its own splits."""
+    members = {split: [im["source"]["path"] for im in load_coco(splits_dir(out) / f"{split}.json")["images"]] for split in SPLITS}
+    return hashlib.sha256(json.dumps(members, sort_keys=True).encode()).hexdigest()
 
 
 def build_dataset(source: Path, out: Path, limit: int | None = None) -> dict:

@@ -25,7 +25,7 @@ from pathlib import Path
 import yaml
 
 from bench.no_network import ATTEMPTS, forbid_network, quiet_update_checks
-from bench.realdata_data import class_names, data_dir, splits_dir, yolo_dir
+from bench.realdata_data import class_names, data_dir, split_digest, splits_dir, yolo_dir
 from bench.tracking_standin import install_if_missing
 from pipeline.config import Params
 
@@ -118,6 +118,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--backbone-weights", type=Path, default=DEFAULT_BACKBONE_WEIGHTS)
     parser.add_argument("--params", type=Path, default=DEFAULT_BINSIGHT_PARAMS, help="binsight's parameter file")
     parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", help="binsight parameter override")
+    parser.add_argument("--concurrent", action="store_true", help="recorded only: other contenders train at the same time")
     args = parser.parse_args(argv)
     if args.stage != "export" and args.epochs is None:
         parser.error("--epochs is required to train")
@@ -130,7 +131,8 @@ def main(argv: list[str] | None = None) -> None:
         os.environ["MLFLOW_EXPERIMENT_NAME"] = "bench-realdata"
         standin = install_if_missing(args.root / "mlflow-standin" / f"{args.model}.jsonl")
         result = train_one(args.model, args.root, args.epochs, args.seed, args.backbone_weights, args.params, tuple(args.set), args.workers)
-        result.update(epochs=args.epochs, seed=args.seed, network_attempts=list(ATTEMPTS), mlflow_standin=standin, machine=machine())
+        result.update(epochs=args.epochs, seed=args.seed, network_attempts=list(ATTEMPTS), mlflow_standin=standin, machine=machine(),
+                      trained_concurrently=args.concurrent, splits_sha256=split_digest(args.root))
         record.write_text(json.dumps(result, indent=1) + "\n")
     if args.stage in ("all", "export"):
         if not record.is_file():

@@ -140,4 +140,5 @@ def export(trained: dict, out: Path, imgsz: int) -> dict:
     if getattr(model.model.model[-1], "one2one_cv2", None) is not None:
         # YOLO26's NMS-free one-to-one head, its deployment form: nms=False exports it.
         end2end = Path(model.export(format="onnx", imgsz=imgsz, batch=1, device="cpu", nms=False)).rename(out / "model-end2end.onnx")
-    return {"onnx": str(onnx_path), "onnx_end2end": None if end2end is None else str(end2end), "parameters": int(parameters)}
+    # File names relative to the contender's folder, as the checkpoint: the folder may move between machines.
+    return {"onnx": onnx_path.name, "onnx_end2end": None if end2end is None else end2end.name, "parameters": int(parameters)}

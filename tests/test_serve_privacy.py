@@ -309,6 +309,21 @@ def test_a_planted_face_is_blurred_in_the_stored_file_by_the_default_finders(tmp
     assert crop(covered[..., None], planted.box).mean() > 0.9  # the head, not only the eyes
 
 
+@pytest.mark.parametrize("seed", [3, 4])
+def test_a_head_cut_by_the_frame_edge_is_found_through_the_mirrored_edge(face, seed):
+    """40 % of the face beyond the left or right edge: no window of the cascade holds a whole face, the mirror does."""
+    frame = bin_scene(seed)
+    planted = plant_face(frame, face, np.random.default_rng(seed), 320, cut=0.4)
+    found = FaceFinder().find(frame)
+    assert found, "the mirrored edge found nothing"
+    assert all(0 <= x1 < x2 <= frame.shape[1] and 0 <= y1 < y2 <= frame.shape[0] for x1, y1, x2, y2 in found)
+    covered = np.zeros(frame.shape[:2], bool)
+    for x1, y1, x2, y2 in found:
+        covered[round(y1):round(y2), round(x1):round(x2)] = True
+    assert crop(covered[..., None], planted.box).mean() > 0.8
+    assert FaceFinder(edge_mirror=0.0).find(frame) == []  # without the mirror the cut head is missed
+
+
 def planted_lfw_face(frame: np.ndarray):
     faces, _ = lfw_crops()
     return plant_square(frame, faces[0], np.random.default_rng(0), 160, "face")
