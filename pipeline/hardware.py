@@ -25,8 +25,15 @@ torch's own kernels to their AVX2 build (`ATEN_CPU_CAPABILITY`), MKL to its
 AVX2 code path in strict conditional-numerical-reproducibility mode
 (`MKL_CBWR`, which Intel documents as giving the same results on every CPU
 that has that path), and convolutions off oneDNN (whose blocking follows
-the cache sizes) onto torch's im2col + MKL route. That costs about 1.8x per
-training step on 2 cores (BENCHMARKS.md) and needs a CPU with AVX2.
+the cache sizes) onto torch's im2col + MKL route. OpenCV, which reads the
+photos and draws most augmentations, picks its optimised code (its own
+SIMD dispatch and Intel IPP) by the instruction set too, and the augmented
+pixels change with it (session 6: a model trained on an Intel VM and one
+trained on an AMD VM differed from the first epoch, the data being
+identical; hiding AVX2 from OpenCV changes the augmented images); portable
+mode runs OpenCV's baseline code, which every x86-64 CPU runs alike. That
+costs about 1.8x per training step on 2 cores (BENCHMARKS.md) and needs a
+CPU with AVX2.
 `native` keeps the fastest kernels. On CUDA some kernels the detector needs
 (e.g. the backward of the FPN's nearest upsampling) add with atomics in no
 fixed order; torch warns about those and runs them anyway.
@@ -129,6 +136,7 @@ def fix_cpu_numerics(mode: str) -> None:
     if capability == PORTABLE_CAPABILITY:
         os.environ.update(PORTABLE_ENVIRONMENT)
         torch.backends.mkldnn.enabled = False
+        baseline_opencv()
     else:  # refused: the process is left as it was (a caller that goes on computes as before)
         if before is None:
             del os.environ["ATEN_CPU_CAPABILITY"]
@@ -140,6 +148,21 @@ def fix_cpu_numerics(mode: str) -> None:
         )
 
 
+def baseline_opencv() -> None:
+    """OpenCV's baseline code, without its run-time dispatch to wider SIMD or IPP (module docstring).
+
+    Both switches hold for the whole process and for DataLoader workers forked
+    from it; `OPENCV_IPP` also reaches processes started afresh. The IPP switch
+    is kept per thread by OpenCV, so it is set in the thread that reads and
+    augments (the main thread, and each forked worker's copy of it).
+    """
+    import cv2
+
+    os.environ["OPENCV_IPP"] = "disabled"
+    cv2.setUseOptimized(False)
+    cv2.ipp.setUseIPP(False)
+
+
 def cpu_numerics_summary() -> dict[str, str]:
     """What arithmetic this process uses (logged with each training run, to explain a difference between machines)."""
     import platform
@@ -149,8 +172,15 @@ def cpu_numerics_summary() -> dict[str, str]:
         "cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "mkl_cbwr": os.environ.get("MKL_CBWR", "unset"),
         "onednn": str(torch.backends.mkldnn.enabled),
+        "opencv_optimized": str(_opencv_optimized()),
         "torch": torch.__version__,
     }
+
+
+def _opencv_optimized() -> bool:
+    import cv2
+
+    return cv2.useOptimized() or cv2.ipp.useIPP()
 
 
 def _cpu_model() -> str | None:

@@ -43,6 +43,25 @@ for _ in range(3):
     optimizer.zero_grad(); loss.backward(); optimizer.step()
 print(hardware.cpu_numerics_summary()["cpu_capability"], hashlib.sha256(b"".join(p.detach().numpy().tobytes() for p in model.parameters())).hexdigest())
 """
+# The training augmentation of a few drawn images (OpenCV does most of its work); prints the pixels' digest.
+AUGMENT = """
+import hashlib, sys
+import numpy as np
+from pipeline import augment, hardware
+hardware.fix_cpu_numerics(sys.argv[1])
+transform = augment.build("truck_camera", 1.0)
+digest = hashlib.sha256()
+rng = np.random.default_rng(0)
+for index in range(12):
+    image = rng.integers(0, 256, (96, 128, 3), dtype=np.uint8)
+    image[20:70, 30:90] = rng.integers(0, 256, 3, dtype=np.uint8)  # an object with edges to blur, warp and resize
+    augment.reseed(transform, 1, 1, index)
+    out = transform(image=image, bboxes=[[30.0, 20.0, 90.0, 70.0]], labels=[1])
+    digest.update(np.ascontiguousarray(out["image"]).tobytes())
+print(digest.hexdigest())
+"""
+# OpenCV's dispatch, capped from the outside as a CPU without AVX/AVX2 would have it.
+OPENCV_WITHOUT_AVX = {"OPENCV_CPU_DISABLE": "AVX2,FP16,AVX"}
 AVX2_ONLY_CPU = {"ATEN_CPU_CAPABILITY": "avx2", "MKL_ENABLE_INSTRUCTIONS": "AVX2", "ONEDNN_MAX_CPU_ISA": "AVX2"}
 NATIVE = torch.backends.cpu.get_cpu_capability()
 
@@ -50,7 +69,7 @@ needs_more_than_avx2 = pytest.mark.skipif(NATIVE in ("AVX2", "DEFAULT"), reason=
 
 
 def run(code: str, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    clean = {k: v for k, v in os.environ.items() if k not in AVX2_ONLY_CPU and k != "MKL_CBWR"}
+    clean = {k: v for k, v in os.environ.items() if k not in {*AVX2_ONLY_CPU, *OPENCV_WITHOUT_AVX, "MKL_CBWR", "OPENCV_IPP"}}
     return subprocess.run([sys.executable, "-c", code, *args], cwd=REPO, env={**clean, **(env or {})}, capture_output=True, text=True, timeout=300)
 
 
@@ -76,6 +95,16 @@ def test_native_training_differs_there_so_the_comparison_can_fail():
 
 
 @needs_more_than_avx2
+def intel_with_avx512() -> bool:
+    """MKL's code paths wider than AVX2 are for Intel CPUs; on others (AMD) it runs AVX2 code unpinned too."""
+    try:
+        info = open("/proc/cpuinfo", encoding="utf-8").read()
+    except OSError:
+        return False
+    return "GenuineIntel" in info and " avx512f" in info
+
+
+@pytest.mark.skipif(not intel_with_avx512(), reason="MKL has no path wider than AVX2 on this CPU to pin it away from (not an Intel CPU with AVX-512)")
 def test_mkl_follows_its_pin():
     """Without MKL_CBWR the portable setting would differ on an AVX2-only CPU: MKL reads the pin, and it matters."""
     here, avx2_only = digest("portable-without-mkl-pin"), digest("portable-without-mkl-pin", AVX2_ONLY_CPU)
@@ -83,13 +112,16 @@ def test_mkl_follows_its_pin():
     assert here[1] != avx2_only[1]
 
 
-def test_portable_mode_pins_torch_mkl_and_onednn():
+def test_portable_mode_pins_torch_mkl_onednn_and_opencv():
     done = run(
-        "import os, torch; from pipeline import hardware; hardware.fix_cpu_numerics('portable'); "
-        "print(torch.backends.cpu.get_cpu_capability(), os.environ['MKL_CBWR'], torch.backends.mkldnn.enabled)"
+        "import os, cv2, torch; from pipeline import hardware; hardware.fix_cpu_numerics('portable'); "
+        "print(torch.backends.cpu.get_cpu_capability(), os.environ['MKL_CBWR'], torch.backends.mkldnn.enabled, "
+        "cv2.useOptimized(), cv2.ipp.useIPP(), hardware.cpu_numerics_summary()['opencv_optimized'])"
     )
     assert done.returncode == 0, done.stderr
-    assert done.stdout.split() == ["AVX2", "AVX2,STRICT", "False"]
+    assert done.stdout.split() == ["AVX2", "AVX2,STRICT", "False", "False", "False", "False"]
+    native = run("from pipeline import hardware; hardware.fix_cpu_numerics('native'); print(hardware.cpu_numerics_summary()['opencv_optimized'])")
+    assert native.stdout.split() == ["True"]  # native leaves OpenCV as it comes
 
 
 @needs_more_than_avx2
@@ -109,3 +141,19 @@ def test_a_refused_pin_leaves_the_process_as_it_was():
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["True", "None", "None"]
+
+
+def augmented(mode: str, env: dict[str, str] | None = None) -> str:
+    done = run(AUGMENT, mode, env=env)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done.stdout.strip()
+
+
+@needs_more_than_avx2
+def test_portable_augmentation_is_the_same_whatever_opencv_could_dispatch_to():
+    assert augmented("portable") == augmented("portable", OPENCV_WITHOUT_AVX)
+
+
+@needs_more_than_avx2
+def test_native_augmentation_follows_opencvs_dispatch_so_the_comparison_can_fail():
+    assert augmented("native") != augmented("native", OPENCV_WITHOUT_AVX)
