@@ -144,7 +144,8 @@ def export_where_missing(name: str, out: Path, trained: dict, args: argparse.Nam
     onnx = [trained.get(k) for k in ("onnx", "onnx_map", "onnx_end2end") if trained.get(k)]
     if "error" in trained or (onnx and all((model_dir(out, name) / f).is_file() for f in onnx)):
         return trained
-    print(f"exporting {name} (trained on {trained.get('device', '?')}) ...", flush=True)
+    where = "the CPU" if trained.get("device", "cpu") == "cpu" else "a GPU"
+    print(f"exporting {name} (trained on {where}) ...", flush=True)
     started = time.monotonic()
     rc = subprocess.run(train_command(name, out, "export", args)).returncode
     return outcome(name, out, rc, started)
