@@ -98,11 +98,16 @@ def outcome(name: str, out: Path, rc: int, started: float, log: Path | None = No
     return json.loads(trained.read_text())
 
 
-def train(name: str, out: Path, stage: str, args: argparse.Namespace) -> dict:
-    print(f"\n=== {name}: {stage} ({args.epochs} epochs) ===", flush=True)
+def run_stage(name: str, out: Path, stage: str, args: argparse.Namespace) -> dict:
+    """One contender's stage in a process of its own, its output on this terminal; its trained.json or an error row."""
     started = time.monotonic()
     rc = subprocess.run(train_command(name, out, stage, args)).returncode
     return outcome(name, out, rc, started)
+
+
+def train(name: str, out: Path, stage: str, args: argparse.Namespace) -> dict:
+    print(f"\n=== {name}: {stage} ({args.epochs} epochs) ===", flush=True)
+    return run_stage(name, out, stage, args)
 
 
 def train_concurrently(models: list[str], out: Path, stage: str, args: argparse.Namespace) -> dict[str, dict]:
@@ -146,9 +151,7 @@ def export_where_missing(name: str, out: Path, trained: dict, args: argparse.Nam
         return trained
     where = "the CPU" if trained.get("device", "cpu") == "cpu" else "a GPU"
     print(f"exporting {name} (trained on {where}) ...", flush=True)
-    started = time.monotonic()
-    rc = subprocess.run(train_command(name, out, "export", args)).returncode
-    return outcome(name, out, rc, started)
+    return run_stage(name, out, "export", args)
 
 
 def table_rows(name: str, trained: dict, folder: Path) -> dict[str, tuple[Path, Path]]:

@@ -291,22 +291,32 @@ def face():
     return crop
 
 
+def stored_by_the_service(tmp_path, detector, photo: bytes, capture: str):
+    """Upload through the service's own PrivacyFilter (nothing injected); the stored pixels and the row."""
+    with make_client(tmp_path, detector) as client:
+        client.headers[API_KEY_HEADER] = auth.create_key(client.app.state.sessions, "truck", truck_id=TRUCK)
+        body = upload(client, photo, capture)
+        return stored_pixels(client, body["id"]), client.app.state.store.get(body["id"])
+
+
+def covered_by(boxes, shape) -> np.ndarray:
+    """[h, w, 1] mask of the pixels inside any of the boxes."""
+    covered = np.zeros(shape[:2], bool)
+    for x1, y1, x2, y2 in boxes:
+        covered[round(y1):round(y2), round(x1):round(x2)] = True
+    return covered[..., None]
+
+
 def test_a_planted_face_is_blurred_in_the_stored_file_by_the_default_finders(tmp_path, detector, face):
     frame = bin_scene(11)
     planted = plant_face(frame, face, np.random.default_rng(5), 240)
     photo = jpeg_bytes(frame, quality=95)
-    with make_client(tmp_path, detector) as client:  # the service's own PrivacyFilter: nothing injected
-        client.headers[API_KEY_HEADER] = auth.create_key(client.app.state.sessions, "truck", truck_id=TRUCK)
-        body = upload(client, photo, "face-2")
-        stored = stored_pixels(client, body["id"])
-        row = client.app.state.store.get(body["id"])
+    stored, row = stored_by_the_service(tmp_path, detector, photo, "face-2")
     assert detail(crop(stored, planted.box)) < 0.25 * detail(crop(decoded(photo), planted.box))
     faces = [r["box"] for r in row.privacy_regions if r["kind"] == "face"]
     assert faces, row.privacy_regions
-    covered = np.zeros(stored.shape[:2], bool)
-    for x1, y1, x2, y2 in faces:
-        covered[y1:y2, x1:x2] = True
-    assert crop(covered[..., None], planted.box).mean() > 0.9  # the head, not only the eyes
+    covered = covered_by(faces, stored.shape)
+    assert crop(covered, planted.box).mean() > 0.9  # the head, not only the eyes
 
 
 @pytest.mark.parametrize("seed", [3, 4])
@@ -317,10 +327,8 @@ def test_a_head_cut_by_the_frame_edge_is_found_through_the_mirrored_edge(face, s
     found = FaceFinder().find(frame)
     assert found, "the mirrored edge found nothing"
     assert all(0 <= x1 < x2 <= frame.shape[1] and 0 <= y1 < y2 <= frame.shape[0] for x1, y1, x2, y2 in found)
-    covered = np.zeros(frame.shape[:2], bool)
-    for x1, y1, x2, y2 in found:
-        covered[round(y1):round(y2), round(x1):round(x2)] = True
-    assert crop(covered[..., None], planted.box).mean() > 0.8
+    covered = covered_by(found, frame.shape)
+    assert crop(covered, planted.box).mean() > 0.8
     assert FaceFinder(edge_mirror=0.0).find(frame) == []  # without the mirror the cut head is missed
 
 
@@ -342,17 +350,11 @@ def test_other_peoples_faces_are_blurred_in_the_stored_file_by_the_default_finde
     frame = bin_scene(13)
     head = plant(frame)
     photo = jpeg_bytes(frame, quality=95)
-    with make_client(tmp_path, detector) as client:  # the service's own PrivacyFilter: nothing injected
-        client.headers[API_KEY_HEADER] = auth.create_key(client.app.state.sessions, "truck", truck_id=TRUCK)
-        body = upload(client, photo, "face-3")
-        stored = stored_pixels(client, body["id"])
-        row = client.app.state.store.get(body["id"])
+    stored, row = stored_by_the_service(tmp_path, detector, photo, "face-3")
     faces = [r["box"] for r in row.privacy_regions if r["kind"] == "face"]
     assert faces, row.privacy_regions
-    covered = np.zeros(stored.shape[:2], bool)
-    for x1, y1, x2, y2 in faces:
-        covered[y1:y2, x1:x2] = True
-    assert crop(covered[..., None], head.box).mean() > 0.9
+    covered = covered_by(faces, stored.shape)
+    assert crop(covered, head.box).mean() > 0.9
     assert detail(crop(stored, head.box)) < 0.25 * detail(crop(decoded(photo), head.box))
 
 
