@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import albumentations as A
 import numpy as np
@@ -102,15 +103,50 @@ def reseed(transform: A.Compose, *key: int) -> None:
     transform.set_random_state(np.random.default_rng(numpy_seed), random.Random(int(python_seed.generate_state(1)[0])))
 
 
+MOSAIC_KEY = "mosaic_metadata"  # where A.Mosaic looks for the partner photos
+MOSAIC_PARTNERS = 3  # a 2 x 2 grid: the sample and three others
+
+
+def mosaic(image_size: int, probability: float) -> A.BasicTransform:
+    """Four photos on a 2 x 2 grid of `image_size` cells, and an `image_size` crop of it around a random centre.
+
+    YOLOv4's mosaic, as Ultralytics trains with it: each sample shows the
+    objects of four photos, cut by other edges, next to other backgrounds, so
+    a small dataset teaches more per step. The fill is the grey that
+    Ultralytics pads with.
+    """
+    size = (image_size, image_size)
+    return A.Mosaic(grid_yx=(2, 2), target_size=size, cell_shape=size, metadata_key=MOSAIC_KEY, fill=114, p=probability)
+
+
+@dataclass(frozen=True)
+class MosaicSchedule:
+    """Which epochs train on mosaics (1..`last_epoch`), and the transform that makes them (mosaic first)."""
+
+    transform: A.Compose
+    last_epoch: int
+
+    def partners(self, seed: int, epoch: int, index: int, dataset_size: int) -> list[int]:
+        """The three other samples of this sample's mosaic, a function of (seed, epoch, index) alone."""
+        rng = np.random.default_rng(np.random.SeedSequence((seed, epoch, index, MOSAIC_PARTNERS)))
+        others = rng.choice(dataset_size - 1, size=min(MOSAIC_PARTNERS, dataset_size - 1), replace=False)
+        return [int(i) + (i >= index) for i in others]  # any sample but this one
+
+
 class SeededAugmentation(torch.utils.data.Dataset):
     """A dataset's samples under `(index, epoch)` keys (as `dataset.EpochSampler` yields them),
-    each augmented by the dataset's transform drawing from (seed, epoch, index)."""
+    each augmented by the dataset's transform drawing from (seed, epoch, index).
 
-    def __init__(self, dataset, seed: int):
+    With a `MosaicSchedule`, samples of its epochs go through its transform
+    instead, with three partner photos chosen from the same key.
+    """
+
+    def __init__(self, dataset, seed: int, mosaic: MosaicSchedule | None = None):
         if dataset.transform is None:
             raise ValueError("SeededAugmentation needs a dataset with a transform")
         self.dataset = dataset
         self.seed = seed
+        self.mosaic = mosaic
 
     def __len__(self) -> int:
         return len(self.dataset)
@@ -119,18 +155,35 @@ class SeededAugmentation(torch.utils.data.Dataset):
         index, epoch = key
         # Each DataLoader worker holds its own copy of the transform; reseeding it
         # here makes the copy, and the worker, irrelevant.
+        if self.mosaic is not None and epoch <= self.mosaic.last_epoch and len(self.dataset) > 1:
+            reseed(self.mosaic.transform, self.seed, epoch, index)
+            partners = [self.dataset.load(i) for i in self.mosaic.partners(self.seed, epoch, index, len(self.dataset))]
+            return self.dataset.sample(index, self.mosaic.transform, **{MOSAIC_KEY: partners})
         reseed(self.dataset.transform, self.seed, epoch, index)
         return self.dataset[index]
 
 
-def build(preset: str, degradation_probability: float = 0.0, seed: int | None = None) -> A.Compose:
-    """The preset's Compose; with a seed its draws are reproducible (but see `reseed` for training)."""
+def build(preset: str, degradation_probability: float = 0.0, seed: int | None = None,
+          mosaic_probability: float = 0.0, image_size: int = 320) -> A.Compose:
+    """The preset's Compose, after a mosaic when `mosaic_probability` > 0; with a seed its draws are
+    reproducible (but see `reseed` for training)."""
     try:
         transforms = PRESETS[preset](degradation_probability)
     except KeyError:
         raise ValueError(f"unknown augmentation preset {preset!r}; known: {sorted(PRESETS)}") from None
+    if mosaic_probability > 0:  # absent, not p=0: a transform draws for its p even at 0, shifting every later draw
+        transforms = [mosaic(image_size, mosaic_probability), *transforms]
     # Not Compose(seed=...): it would seed every transform's generator alike (module docstring).
     transform = A.Compose(transforms, bbox_params=BBOX_PARAMS)
     if seed is not None:
         reseed(transform, seed)
     return transform
+
+
+def mosaic_schedule(preset: str, degradation_probability: float, mosaic_probability: float, mosaic_off_last_epochs: int,
+                    epochs: int, image_size: int) -> MosaicSchedule | None:
+    """The training's mosaic epochs (all but the last `mosaic_off_last_epochs`), or None without mosaics."""
+    last_epoch = epochs - mosaic_off_last_epochs
+    if mosaic_probability <= 0 or last_epoch < 1:
+        return None
+    return MosaicSchedule(build(preset, degradation_probability, mosaic_probability=mosaic_probability, image_size=image_size), last_epoch)

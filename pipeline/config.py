@@ -109,6 +109,16 @@ class AugmentConfig(Section):
     degradation_probability: float = Field(
         ge=0, le=1, description="Probability of applying one camera degradation to a sample."
     )
+    mosaic_probability: float = Field(
+        ge=0, le=1,
+        description="Probability that a training sample is a mosaic of four photos (itself and three others, "
+        "pipeline/augment.py); 0: never, and the mosaic is left out of the pipeline altogether.",
+    )
+    mosaic_off_last_epochs: int = Field(
+        ge=0,
+        description="Epochs at the end trained without mosaics, so that the selected weights have last seen "
+        "whole photos, as the service does (Ultralytics' close_mosaic).",
+    )
 
 
 class TrainConfig(Section):

@@ -42,19 +42,30 @@ class CocoDetection(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return len(self.images)
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    def load(self, index: int) -> dict[str, Any]:
+        """The photo and its boxes as stored (xyxy pixels) and labels, before any augmentation."""
         info = self.images[index]
-        image = read_rgb(self.data_dir / IMAGES_DIR / info["file_name"])
         anns = self.annotations[info["id"]]
-        boxes = [xywh_to_xyxy(a["bbox"]) for a in anns]
-        labels = [a["category_id"] for a in anns]
-        if self.transform is not None:
-            out = self.transform(image=image, bboxes=np.array(boxes, np.float32).reshape(-1, 4), labels=labels)
+        return {
+            "image": read_rgb(self.data_dir / IMAGES_DIR / info["file_name"]),
+            "bboxes": np.array([xywh_to_xyxy(a["bbox"]) for a in anns], np.float32).reshape(-1, 4),
+            "labels": [a["category_id"] for a in anns],
+        }
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        return self.sample(index, self.transform)
+
+    def sample(self, index: int, transform: A.Compose | None, **extra: Any) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Sample `index` through `transform`; `extra` goes to the transform too (e.g. A.Mosaic's partner photos)."""
+        item = self.load(index)
+        image, boxes, labels = item["image"], item["bboxes"], item["labels"]
+        if transform is not None:
+            out = transform(image=image, bboxes=boxes, labels=labels, **extra)
             image, boxes, labels = out["image"], out["bboxes"], out["labels"]
         target = {
             "boxes": torch.as_tensor(np.asarray(boxes, np.float32).reshape(-1, 4)),
             "labels": torch.as_tensor(np.asarray(labels, np.int64)),
-            "image_id": torch.tensor(info["id"]),
+            "image_id": torch.tensor(self.images[index]["id"]),
         }
         tensor = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float().div_(255)
         return tensor, target

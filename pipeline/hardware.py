@@ -8,9 +8,14 @@
 - Precision: bf16 autocast on CUDA (no loss scaling needed, unlike fp16);
   the CPU stays fp32, where bf16 is slow and would change the figures.
 - Batch: `train.batch_size` images per step per CPU process,
-  `train.cuda_batch_size` per GPU. The learning rate follows the linear
-  scaling rule (Goyal et al., 2017, "Accurate, Large Minibatch SGD"):
-  lr x global batch / `train.batch_size`; warm-up and the weight average are
+  `train.cuda_batch_size` per GPU. The learning rate follows the batch by
+  the optimiser's scaling rule, k = global batch / `train.batch_size`: SGD
+  the linear rule, lr x k (Goyal et al., 2017, "Accurate, Large Minibatch
+  SGD"); AdamW the square-root rule, lr x sqrt(k) (Malladi et al., 2022, "On
+  the SDEs and Scaling Rules for Adaptive Gradient Algorithms"), because
+  Adam's update is normalised by the gradient's size and a linear rule
+  overshoots (session 6: at lr x 4 on a GPU the ImageNet backbone's
+  features were lost within 5 epochs). Warm-up and the weight average are
   kept the same length in images. On one CPU process every figure is exactly
   what the configuration says.
 
@@ -22,18 +27,27 @@ by the caches, and each choice adds floats in another order. Session 4 saw
 two VMs of one machine kind train differently from the first epoch on.
 `train.cpu_numerics: portable` (the default) therefore pins all three:
 torch's own kernels to their AVX2 build (`ATEN_CPU_CAPABILITY`), MKL to its
-AVX2 code path in strict conditional-numerical-reproducibility mode
-(`MKL_CBWR`, which Intel documents as giving the same results on every CPU
-that has that path), and convolutions off oneDNN (whose blocking follows
-the cache sizes) onto torch's im2col + MKL route. OpenCV, which reads the
+vendor-neutral SSE2 code path in strict conditional-numerical-reproducibility
+mode (`MKL_CBWR=COMPATIBLE,STRICT`), and convolutions off oneDNN (whose
+blocking follows the cache sizes) onto torch's im2col + MKL route. MKL's
+AVX2 branch is not enough: Intel documents it as reproducible on Intel CPUs
+only, "on non-Intel CPUs ... the AUTO branch is used instead" (oneMKL
+developer guide, "Getting Started with Conditional Numerical
+Reproducibility"). Session 7 saw exactly that: with the AVX2 branch, an AMD
+EPYC VM and an Intel Xeon VM trained differently from the first epoch
+(loss 2.0415 vs 2.0440), and on the Intel VM, hiding AVX2 from MKL
+(`MKL_ENABLE_INSTRUCTIONS=SSE4_2`, as MKL sees a CPU without its AVX2 branch)
+changed the weights under the AVX2 branch and left them unchanged under
+COMPATIBLE. COMPATIBLE costs about 1.35x per training step on 2 cores
+(0.78 -> 1.07 s, batch 8). OpenCV, which reads the
 photos and draws most augmentations, picks its optimised code (its own
 SIMD dispatch and Intel IPP) by the instruction set too, and the augmented
 pixels change with it (session 6: a model trained on an Intel VM and one
 trained on an AMD VM differed from the first epoch, the data being
 identical; hiding AVX2 from OpenCV changes the augmented images); portable
-mode runs OpenCV's baseline code, which every x86-64 CPU runs alike. That
-costs about 1.8x per training step on 2 cores (BENCHMARKS.md) and needs a
-CPU with AVX2.
+mode runs OpenCV's baseline code, which every x86-64 CPU runs alike. Pinning
+torch and oneDNN cost about 1.8x per training step on 2 cores (BENCHMARKS.md);
+portable mode needs a CPU with AVX2.
 `native` keeps the fastest kernels. On CUDA some kernels the detector needs
 (e.g. the backward of the FPN's nearest upsampling) add with atomics in no
 fixed order; torch warns about those and runs them anyway.
@@ -41,6 +55,7 @@ fixed order; torch warns about those and runs them anyway.
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
 
@@ -115,7 +130,7 @@ def resolve_precision(choice: str, device: torch.device) -> torch.dtype | None:
 
 PORTABLE_ENVIRONMENT = {
     "ATEN_CPU_CAPABILITY": "avx2",  # torch's vectorised kernels: the AVX2 build on every CPU
-    "MKL_CBWR": "AVX2,STRICT",  # MKL: one code path, strict conditional numerical reproducibility
+    "MKL_CBWR": "COMPATIBLE,STRICT",  # MKL: its SSE2 path, the one Intel vouches for on other vendors' CPUs too
     "ONEDNN_MAX_CPU_ISA": "AVX2",  # for anything still reaching oneDNN
 }
 PORTABLE_CAPABILITY = "AVX2"
@@ -241,7 +256,7 @@ def schedule(cfg: TrainConfig, placement: Placement) -> Schedule:
     return Schedule(
         batch_size=batch,
         num_workers=cfg.cuda_num_workers if on_cuda else cfg.num_workers,
-        lr=cfg.lr * scale,
+        lr=cfg.lr * (math.sqrt(scale) if cfg.optimizer == "adamw" else scale),
         # Same number of images of warm-up (at least one step if any), and an average over the same number of images.
         warmup_iters=max(1, round(cfg.warmup_iters / scale)) if cfg.warmup_iters else 0,
         ema_decay=cfg.ema_decay**scale,

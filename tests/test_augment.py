@@ -132,3 +132,74 @@ def test_workers_see_different_augmentations_and_the_worker_count_changes_nothin
     # ...nor on the epochs that came before (what resuming a training skips).
     resumed = augmented_epochs(split, tmp_path, num_workers=2, epochs=(2,))
     assert all(torch.equal(resumed[k], with_workers[k]) for k in resumed)
+
+
+COLOURS = {1: (220, 30, 30), 2: (30, 220, 30), 3: (30, 30, 220), 4: (220, 220, 30)}
+
+
+def four_coloured_photos(folder, size: int = 64):
+    """Four photos, each one colour all over and one box of its own class around the whole of it:
+    in a mosaic, every box must cover only its photo's colour."""
+    import json
+
+    from PIL import Image
+
+    (folder / "images").mkdir(parents=True)
+    images, annotations = [], []
+    for k, colour in COLOURS.items():
+        Image.fromarray(np.full((size, size, 3), colour, np.uint8)).save(folder / "images" / f"{k}.png")
+        images.append({"id": k, "file_name": f"{k}.png", "width": size, "height": size})
+        annotations.append({"id": k, "image_id": k, "category_id": k, "bbox": [0, 0, size, size], "area": 1.0, "iscrowd": 0})
+    coco = {"images": images, "annotations": annotations, "categories": [{"id": k, "name": f"c{k}"} for k in COLOURS]}
+    (folder / "split.json").write_text(json.dumps(coco))
+    return folder / "split.json"
+
+
+def mosaic_dataset(tmp_path, last_epoch: int = 3):
+    from pipeline.dataset import CocoDetection
+
+    split = four_coloured_photos(tmp_path)
+    dataset = CocoDetection(split, tmp_path, augment.build("none"))
+    schedule = augment.mosaic_schedule("none", 0.0, mosaic_probability=1.0, mosaic_off_last_epochs=2,
+                                       epochs=last_epoch + 2, image_size=64)
+    return dataset, augment.SeededAugmentation(dataset, seed=3, mosaic=schedule)
+
+
+def test_a_mosaic_shows_its_partners_photos_with_their_boxes_on_them(tmp_path):
+    _, samples = mosaic_dataset(tmp_path)
+    several_classes = 0
+    for index in range(4):
+        image, target = samples[(index, 1)]
+        pixels = (image.permute(1, 2, 0).numpy() * 255).round()
+        assert image.shape == (3, 64, 64)
+        labels = target["labels"].tolist()
+        assert labels and set(labels) <= set(COLOURS)
+        several_classes += len(set(labels)) > 1
+        for (x0, y0, x1, y1), label in zip(target["boxes"].round().int().tolist(), labels, strict=True):
+            inside = pixels[y0:y1, x0:x1].reshape(-1, 3)
+            assert inside.size and np.abs(inside - COLOURS[label]).max() <= 2, f"box of class {label} off its photo"
+    assert several_classes >= 3  # the crop's centre lies in the grid's middle: most mosaics show several photos
+
+
+def test_mosaics_repeat_for_a_key_differ_between_keys_and_stop_for_the_last_epochs(tmp_path):
+    import torch
+
+    dataset, samples = mosaic_dataset(tmp_path, last_epoch=3)
+    first, again, other_epoch = samples[(0, 2)], samples[(0, 2)], samples[(0, 3)]
+    assert torch.equal(first[0], again[0]) and torch.equal(first[1]["boxes"], again[1]["boxes"])
+    assert not torch.equal(first[0], other_epoch[0])
+    # Epochs 4 and 5 are the last two: whole photos again, as the plain transform gives them.
+    plain, target = samples[(0, 4)]
+    assert torch.equal(plain, dataset[0][0]) and target["labels"].tolist() == [1]
+    partners = samples.mosaic.partners(3, 2, 0, 4)
+    assert sorted(partners) == [1, 2, 3] and partners == samples.mosaic.partners(3, 2, 0, 4)
+
+
+def test_no_mosaic_leaves_the_pipeline_as_it_was():
+    plain = augment.build("truck_camera", 0.5)
+    with_zero = augment.build("truck_camera", 0.5, mosaic_probability=0.0)
+    assert [type(t) for t in with_zero.transforms] == [type(t) for t in plain.transforms]
+    assert augment.mosaic_schedule("truck_camera", 0.5, 0.0, 0, epochs=10, image_size=320) is None
+    assert augment.mosaic_schedule("truck_camera", 0.5, 1.0, 10, epochs=10, image_size=320) is None  # no mosaic epoch left
+    with_mosaic = augment.build("truck_camera", 0.5, mosaic_probability=1.0)
+    assert type(with_mosaic.transforms[0]).__name__ == "Mosaic"

@@ -59,15 +59,22 @@ def test_one_cpu_process_trains_exactly_as_configured(cfg):
 
 def test_gpus_scale_lr_warmup_and_average_with_the_global_batch(cfg):
     s = hardware.schedule(cfg, Placement(torch.device("cuda", 0), torch.bfloat16, rank=0, world_size=2))
-    # global batch 2 x 32 = 64 = 8 x the configured 8: lr x 8, warm-up over as many images, same average span in images
+    # global batch 2 x 32 = 64 = 8 x the configured 8: AdamW's lr x sqrt(8), warm-up over as many images,
+    # same average span in images
     assert (s.batch_size, s.num_workers) == (32, 6)
-    assert s.lr == pytest.approx(0.016) and s.warmup_iters == 8 and s.ema_decay == pytest.approx(0.99**8)
+    assert s.lr == pytest.approx(0.002 * 8**0.5) and s.warmup_iters == 8 and s.ema_decay == pytest.approx(0.99**8)
     assert 1 / (1 - s.ema_decay) * 64 == pytest.approx(1 / (1 - 0.99) * 8, rel=0.05)
 
 
 def test_cpu_processes_scale_too(cfg):
     s = hardware.schedule(cfg, Placement(torch.device("cpu"), None, rank=1, world_size=2))
-    assert s.batch_size == 8 and s.lr == pytest.approx(0.004) and s.warmup_iters == 30
+    assert s.batch_size == 8 and s.lr == pytest.approx(0.002 * 2**0.5) and s.warmup_iters == 30
+
+
+def test_sgd_scales_its_lr_linearly(cfg):
+    sgd = cfg.model_copy(update={"optimizer": "sgd", "lr": 0.02})
+    s = hardware.schedule(sgd, Placement(torch.device("cuda", 0), torch.bfloat16, rank=0, world_size=2))
+    assert s.lr == pytest.approx(0.02 * 8)
 
 
 def test_single_process_agreement_needs_no_process_group():
