@@ -4,6 +4,8 @@
 #   make bench-realdata-pack                     # here, once: .devdata/ (data and weights that travel)
 #   (on the GPU machine, in the checkout, with .devdata and .whl carried)
 #   OUT=<folder to bring back> EPOCHS=50 bash bench/device_realdata.sh
+#   (optional: MODELS=binsight,binsight-imagenet to train some contenders only, SET="train.lr=0.001 ..." to
+#   override binsight's recipe, LIMIT=K images per split for a rehearsal)
 #   (back here) cat <OUT>/trained.tgz.part-* | tar xzf - -C build && make bench-realdata-score
 #
 # The machine has torch and onnxruntime but no package index: the other
@@ -22,6 +24,9 @@ WORKERS=${WORKERS:-3}
 ROOT=${ROOT:-build/bench-gpu}
 OUT=${OUT:?set OUT to the folder that comes back}
 LIMIT=${LIMIT:+--limit $LIMIT}
+MODELS=${MODELS:+--models $MODELS}  # e.g. MODELS=binsight,binsight-imagenet (default: all four)
+SETS=()  # SET="train.cpu_numerics=native augment.mosaic_probability=0": binsight overrides, space-separated
+for assignment in ${SET:-}; do SETS+=(--set "$assignment"); done
 mkdir -p "$OUT"
 exec > >(tee "$OUT/run.log") 2>&1
 started=$(date +%s)
@@ -45,7 +50,7 @@ echo "setup took $(( $(date +%s) - started )) s"
 
 timeout --signal=INT --kill-after=20 "$TRAIN_SECONDS" "$PY" -m bench.realdata --stage train --concurrent \
   --epochs "$EPOCHS" --workers "$WORKERS" --source .devdata/trashnetpp \
-  --backbone-weights .devdata/mobilenet_v2_imagenet.pth --out "$ROOT" $LIMIT
+  --backbone-weights .devdata/mobilenet_v2_imagenet.pth --out "$ROOT" $LIMIT $MODELS "${SETS[@]}"
 rc=$?
 echo "training exit $rc after $(( $(date +%s) - started )) s"
 pkill -INT -f bench.realdata_train && sleep 5; pkill -KILL -f bench.realdata_train  # anything a timeout left
