@@ -20,14 +20,14 @@ from pathlib import Path
 import torch
 import torchvision
 from torch import nn
-from torchvision.models.detection import FCOS, FasterRCNN
+from torchvision.models.detection import FasterRCNN
 from torchvision.models.detection.anchor_utils import AnchorGenerator
 from torchvision.models.detection.backbone_utils import BackboneWithFPN
-from torchvision.models.detection.fcos import FCOSHead
 from torchvision.ops.feature_pyramid_network import LastLevelMaxPool
 
 from pipeline.backbones import COMPACT_STAGES, compact_features
 from pipeline.config import ModelConfig
+from pipeline.fcos_batched import BatchedFCOS, BatchedFCOSHead
 
 
 
@@ -129,11 +129,12 @@ def build_model(cfg: ModelConfig, num_classes: int) -> nn.Module:
     levels = 3  # two returned stages plus the pooled level
     if cfg.architecture == "fcos":
         anchors = AnchorGenerator(tuple((16 * 2**i,) for i in range(levels)), ((1.0,),) * levels)
-        return FCOS(
+        # torchvision's FCOS, with the training targets of a batch matched at once (pipeline/fcos_batched.py).
+        return BatchedFCOS(
             backbone,
             num_classes=num_classes + 1,
             anchor_generator=anchors,
-            head=FCOSHead(cfg.fpn_channels, 1, num_classes + 1, num_convs=cfg.head_convs),
+            head=BatchedFCOSHead(cfg.fpn_channels, 1, num_classes + 1, num_convs=cfg.head_convs),
             score_thresh=cfg.box_score_thresh,
             nms_thresh=cfg.box_nms_thresh,
             detections_per_img=cfg.detections_per_img,
