@@ -26,7 +26,8 @@ OUT=${OUT:?set OUT to the folder that comes back}
 LIMIT=${LIMIT:+--limit $LIMIT}
 MODELS=${MODELS:+--models $MODELS}  # e.g. MODELS=binsight,binsight-imagenet (default: all four)
 SETS=()  # SET="train.cpu_numerics=native augment.mosaic_probability=0": binsight overrides, space-separated
-for assignment in ${SET:-}; do SETS+=(--set "$assignment"); done
+read -ra assignments <<< "${SET:-}"  # split on spaces only: no glob expansion of [ ] in values
+for assignment in ${assignments[@]+"${assignments[@]}"}; do SETS+=(--set "$assignment"); done
 mkdir -p "$OUT"
 exec > >(tee "$OUT/run.log") 2>&1
 started=$(date +%s)
@@ -50,7 +51,7 @@ echo "setup took $(( $(date +%s) - started )) s"
 
 timeout --signal=INT --kill-after=20 "$TRAIN_SECONDS" "$PY" -m bench.realdata --stage train --concurrent \
   --epochs "$EPOCHS" --workers "$WORKERS" --source .devdata/trashnetpp \
-  --backbone-weights .devdata/mobilenet_v2_imagenet.pth --out "$ROOT" $LIMIT $MODELS "${SETS[@]}"
+  --backbone-weights .devdata/mobilenet_v2_imagenet.pth --out "$ROOT" $LIMIT $MODELS ${SETS[@]+"${SETS[@]}"}
 rc=$?
 echo "training exit $rc after $(( $(date +%s) - started )) s"
 pkill -INT -f bench.realdata_train && sleep 5; pkill -KILL -f bench.realdata_train  # anything a timeout left

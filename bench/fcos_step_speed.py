@@ -13,15 +13,12 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import copy
 import statistics
 import time
 
 import torch
-from torchvision.models.detection import FCOS
-from torchvision.models.detection.fcos import FCOSHead
-
 from pipeline.config import load_params
+from pipeline.fcos_batched import as_torchvision
 from pipeline.model import build_model
 
 
@@ -67,8 +64,7 @@ def main(argv: list[str] | None = None) -> None:
     torch.manual_seed(0)
     cfg = load_params().model.model_copy(update={"min_size": args.size, "max_size": args.size})
     batched = build_model(cfg, 7).train().to(device)
-    per_image = copy.deepcopy(batched)
-    per_image.__class__, per_image.head.__class__ = FCOS, FCOSHead  # torchvision's own targets, same weights
+    per_image = as_torchvision(batched)  # torchvision's own targets, same weights
     if device.type == "cuda":
         batched, per_image = (m.to(memory_format=torch.channels_last) for m in (batched, per_image))
     images, targets = batch(args.size, args.batch, device)

@@ -28,6 +28,7 @@ import albumentations as A
 import numpy as np
 import torch
 
+from pipeline.config import AugmentConfig
 from pipeline.synth.degrade import dust
 
 BBOX_PARAMS = A.BboxParams(format="pascal_voc", label_fields=["labels"], min_visibility=0.3, min_area=16, clip=True)
@@ -105,6 +106,7 @@ def reseed(transform: A.Compose, *key: int) -> None:
 
 MOSAIC_KEY = "mosaic_metadata"  # where A.Mosaic looks for the partner photos
 MOSAIC_PARTNERS = 3  # a 2 x 2 grid: the sample and three others
+PARTNER_STREAM = 0x6D6F  # tells the partners' generator apart from the augmentation's, for the same key
 
 
 def mosaic(image_size: int, probability: float) -> A.BasicTransform:
@@ -113,7 +115,11 @@ def mosaic(image_size: int, probability: float) -> A.BasicTransform:
     YOLOv4's mosaic, as Ultralytics trains with it: each sample shows the
     objects of four photos, cut by other edges, next to other backgrounds, so
     a small dataset teaches more per step. The fill is the grey that
-    Ultralytics pads with.
+    Ultralytics pads with. A box cut by a cell's edge keeps its class however
+    little of it shows (albumentations 2.0.8 clips the partners' boxes before
+    the pipeline's `min_visibility` could compare them), down to the
+    pipeline's `min_area` of 16 px; Ultralytics keeps cut boxes too, down to
+    2 px.
     """
     size = (image_size, image_size)
     return A.Mosaic(grid_yx=(2, 2), target_size=size, cell_shape=size, metadata_key=MOSAIC_KEY, fill=114, p=probability)
@@ -128,9 +134,9 @@ class MosaicSchedule:
 
     def partners(self, seed: int, epoch: int, index: int, dataset_size: int) -> list[int]:
         """The three other samples of this sample's mosaic, a function of (seed, epoch, index) alone."""
-        rng = np.random.default_rng(np.random.SeedSequence((seed, epoch, index, MOSAIC_PARTNERS)))
+        rng = np.random.default_rng(np.random.SeedSequence((seed, epoch, index, PARTNER_STREAM)))
         others = rng.choice(dataset_size - 1, size=min(MOSAIC_PARTNERS, dataset_size - 1), replace=False)
-        return [int(i) + (i >= index) for i in others]  # any sample but this one
+        return [int(i) + int(i >= index) for i in others]  # any sample but this one
 
 
 class SeededAugmentation(torch.utils.data.Dataset):
@@ -164,7 +170,7 @@ class SeededAugmentation(torch.utils.data.Dataset):
 
 
 def build(preset: str, degradation_probability: float = 0.0, seed: int | None = None,
-          mosaic_probability: float = 0.0, image_size: int = 320) -> A.Compose:
+          mosaic_probability: float = 0.0, image_size: int | None = None) -> A.Compose:
     """The preset's Compose, after a mosaic when `mosaic_probability` > 0; with a seed its draws are
     reproducible (but see `reseed` for training)."""
     try:
@@ -172,6 +178,8 @@ def build(preset: str, degradation_probability: float = 0.0, seed: int | None = 
     except KeyError:
         raise ValueError(f"unknown augmentation preset {preset!r}; known: {sorted(PRESETS)}") from None
     if mosaic_probability > 0:  # absent, not p=0: a transform draws for its p even at 0, shifting every later draw
+        if image_size is None:
+            raise ValueError("a mosaic needs the image size of its cells (the model's input size)")
         transforms = [mosaic(image_size, mosaic_probability), *transforms]
     # Not Compose(seed=...): it would seed every transform's generator alike (module docstring).
     transform = A.Compose(transforms, bbox_params=BBOX_PARAMS)
@@ -180,10 +188,10 @@ def build(preset: str, degradation_probability: float = 0.0, seed: int | None = 
     return transform
 
 
-def mosaic_schedule(preset: str, degradation_probability: float, mosaic_probability: float, mosaic_off_last_epochs: int,
-                    epochs: int, image_size: int) -> MosaicSchedule | None:
-    """The training's mosaic epochs (all but the last `mosaic_off_last_epochs`), or None without mosaics."""
-    last_epoch = epochs - mosaic_off_last_epochs
-    if mosaic_probability <= 0 or last_epoch < 1:
+def mosaic_schedule(cfg: AugmentConfig, epochs: int, image_size: int) -> MosaicSchedule | None:
+    """The training's mosaic epochs (all but the last `cfg.mosaic_off_last_epochs`), or None without mosaics."""
+    last_epoch = epochs - cfg.mosaic_off_last_epochs
+    if cfg.mosaic_probability <= 0 or last_epoch < 1:
         return None
-    return MosaicSchedule(build(preset, degradation_probability, mosaic_probability=mosaic_probability, image_size=image_size), last_epoch)
+    transform = build(cfg.preset, cfg.degradation_probability, mosaic_probability=cfg.mosaic_probability, image_size=image_size)
+    return MosaicSchedule(transform, last_epoch)

@@ -155,7 +155,8 @@ class TrainConfig(Section):
         gt=0,
         description=(
             "Images per step per GPU. Learning rate, warm-up and weight average follow the global batch "
-            "(per-process batch x processes) by the linear scaling rule: lr x global / batch_size."
+            "(per-process batch x processes), k = global / batch_size: lr x sqrt(k) for adamw, x k for sgd "
+            "(pipeline/hardware.py)."
         ),
     )
     cuda_num_workers: int = Field(ge=0, description="DataLoader worker processes per GPU (memory is pinned).")

@@ -12,10 +12,9 @@
   the optimiser's scaling rule, k = global batch / `train.batch_size`: SGD
   the linear rule, lr x k (Goyal et al., 2017, "Accurate, Large Minibatch
   SGD"); AdamW the square-root rule, lr x sqrt(k) (Malladi et al., 2022, "On
-  the SDEs and Scaling Rules for Adaptive Gradient Algorithms"), because
-  Adam's update is normalised by the gradient's size and a linear rule
-  overshoots (session 6: at lr x 4 on a GPU the ImageNet backbone's
-  features were lost within 5 epochs). Warm-up and the weight average are
+  the SDEs and Scaling Rules for Adaptive Gradient Algorithms"): Adam's
+  update is normalised by the gradient's size, so a larger batch, whose
+  gradient is less noisy, warrants a step larger by sqrt(k), not k. Warm-up and the weight average are
   kept the same length in images. On one CPU process every figure is exactly
   what the configuration says.
 
@@ -27,8 +26,10 @@ by the caches, and each choice adds floats in another order. Session 4 saw
 two VMs of one machine kind train differently from the first epoch on.
 `train.cpu_numerics: portable` (the default) therefore pins all three:
 torch's own kernels to their AVX2 build (`ATEN_CPU_CAPABILITY`), MKL to its
-vendor-neutral SSE2 code path in strict conditional-numerical-reproducibility
-mode (`MKL_CBWR=COMPATIBLE,STRICT`), and convolutions off oneDNN (whose
+vendor-neutral SSE2 code path in conditional-numerical-reproducibility mode
+(`MKL_CBWR=COMPATIBLE`; Intel's strict mode exists for the AVX2 and AVX-512
+branches only, and the fixed thread count is what standard mode needs), and
+convolutions off oneDNN (whose
 blocking follows the cache sizes) onto torch's im2col + MKL route. MKL's
 AVX2 branch is not enough: Intel documents it as reproducible on Intel CPUs
 only, "on non-Intel CPUs ... the AUTO branch is used instead" (oneMKL
@@ -130,7 +131,7 @@ def resolve_precision(choice: str, device: torch.device) -> torch.dtype | None:
 
 PORTABLE_ENVIRONMENT = {
     "ATEN_CPU_CAPABILITY": "avx2",  # torch's vectorised kernels: the AVX2 build on every CPU
-    "MKL_CBWR": "COMPATIBLE,STRICT",  # MKL: its SSE2 path, the one Intel vouches for on other vendors' CPUs too
+    "MKL_CBWR": "COMPATIBLE",  # MKL: its SSE2 path, the one Intel vouches for on other vendors' CPUs too
     "ONEDNN_MAX_CPU_ISA": "AVX2",  # for anything still reaching oneDNN
 }
 PORTABLE_CAPABILITY = "AVX2"

@@ -148,8 +148,8 @@ def train_one_epoch(
     bare = model.module if isinstance(model, torch.nn.parallel.DistributedDataParallel) else model
     device = placement.device
     autocast = torch.autocast(device.type, dtype=placement.autocast) if placement.autocast else contextlib.nullcontext()
-    # Losses are summed where they are computed (float64, so the sum is the one Python floats gave), and read
-    # once per epoch: reading each step would make the CPU wait for the GPU at every step.
+    # Losses are summed where they are computed (float64, so the sum is the one Python floats gave) and
+    # read once per epoch, not four times per step.
     sums: dict[str, torch.Tensor] = {}
     waited, started = 0.0, time.perf_counter()
     bar = tqdm(loader, desc=f"epoch {epoch}", leave=False, disable=not show_bar, file=sys.stderr)
@@ -246,8 +246,7 @@ def _train(params: Params, class_names: list[str], splits: Path, data: Path, out
     out.mkdir(parents=True, exist_ok=True)
     aug = params.augment
     train_set = CocoDetection(splits / "train.json", data, augment.build(aug.preset, aug.degradation_probability))
-    mosaics = augment.mosaic_schedule(aug.preset, aug.degradation_probability, aug.mosaic_probability, aug.mosaic_off_last_epochs,
-                                      cfg.epochs, params.model.min_size)
+    mosaics = augment.mosaic_schedule(aug, cfg.epochs, params.model.min_size)
     val_set = CocoDetection(splits / "val.json", data)
     sampler = EpochSampler(train_set, cfg.seed, placement.rank, placement.world_size)
     on_cuda = placement.device.type == "cuda"

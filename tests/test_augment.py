@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from pipeline import augment
+from pipeline.config import AugmentConfig
 
 
 def object_scene(rng):
@@ -160,8 +161,8 @@ def mosaic_dataset(tmp_path, last_epoch: int = 3):
 
     split = four_coloured_photos(tmp_path)
     dataset = CocoDetection(split, tmp_path, augment.build("none"))
-    schedule = augment.mosaic_schedule("none", 0.0, mosaic_probability=1.0, mosaic_off_last_epochs=2,
-                                       epochs=last_epoch + 2, image_size=64)
+    cfg = AugmentConfig(preset="none", degradation_probability=0.0, mosaic_probability=1.0, mosaic_off_last_epochs=2)
+    schedule = augment.mosaic_schedule(cfg, epochs=last_epoch + 2, image_size=64)
     return dataset, augment.SeededAugmentation(dataset, seed=3, mosaic=schedule)
 
 
@@ -199,7 +200,11 @@ def test_no_mosaic_leaves_the_pipeline_as_it_was():
     plain = augment.build("truck_camera", 0.5)
     with_zero = augment.build("truck_camera", 0.5, mosaic_probability=0.0)
     assert [type(t) for t in with_zero.transforms] == [type(t) for t in plain.transforms]
-    assert augment.mosaic_schedule("truck_camera", 0.5, 0.0, 0, epochs=10, image_size=320) is None
-    assert augment.mosaic_schedule("truck_camera", 0.5, 1.0, 10, epochs=10, image_size=320) is None  # no mosaic epoch left
-    with_mosaic = augment.build("truck_camera", 0.5, mosaic_probability=1.0)
+    never = AugmentConfig(preset="truck_camera", degradation_probability=0.5, mosaic_probability=0.0, mosaic_off_last_epochs=0)
+    assert augment.mosaic_schedule(never, epochs=10, image_size=320) is None
+    too_late = never.model_copy(update={"mosaic_probability": 1.0, "mosaic_off_last_epochs": 10})
+    assert augment.mosaic_schedule(too_late, epochs=10, image_size=320) is None  # no mosaic epoch left
+    with_mosaic = augment.build("truck_camera", 0.5, mosaic_probability=1.0, image_size=320)
     assert type(with_mosaic.transforms[0]).__name__ == "Mosaic"
+    with pytest.raises(ValueError, match="image size"):
+        augment.build("truck_camera", 0.5, mosaic_probability=1.0)
