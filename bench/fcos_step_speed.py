@@ -1,7 +1,7 @@
 """Training-step time of binsight's detector with torchvision's per-image FCOS targets and with the
 batched ones (pipeline/fcos_batched.py); prints a table.
 
-    python -m bench.fcos_step_speed [--batch 32] [--steps 20]
+    python -m bench.fcos_step_speed [--batch 32] [--steps 20] [--count-ops]
 
 On a GPU as training runs there (bf16 autocast, channels_last), on the CPU in
 fp32. One step: forward with the loss, backward, AdamW. Random weights and
@@ -54,11 +54,22 @@ def step_times(model, images, targets, device: torch.device, steps: int) -> list
     return times[3:]
 
 
+def count_ops(model, images, targets) -> int:
+    """Tensor operations (torch.profiler's aten:: events, nested ones included) of one forward pass with the
+    loss: on a GPU each is at least one kernel launch from Python."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        model(images, targets)
+    return sum(1 for e in prof.events() if e.name.startswith("aten::"))
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--size", type=int, default=320)
+    parser.add_argument("--count-ops", action="store_true", help="count the tensor operations of a forward pass instead")
     args = parser.parse_args(argv)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     torch.manual_seed(0)
@@ -68,6 +79,12 @@ def main(argv: list[str] | None = None) -> None:
     if device.type == "cuda":
         batched, per_image = (m.to(memory_format=torch.channels_last) for m in (batched, per_image))
     images, targets = batch(args.size, args.batch, device)
+    if args.count_ops:
+        print(f"tensor operations of one forward pass with the loss, batch {args.batch} at {args.size} px")
+        print("| FCOS targets | aten ops |\n|---|---|")
+        for name, model in (("torchvision, image by image", per_image), ("batched (binsight)", batched)):
+            print(f"| {name} | {count_ops(model, images, targets)} |")
+        return
     where = torch.cuda.get_device_name(0) if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
     print(f"training step, batch {args.batch} at {args.size} px, {where}; median of {args.steps} steps (s)")
     print("| FCOS targets | step (median) | step (min) |\n|---|---|---|")
