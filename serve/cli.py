@@ -10,7 +10,7 @@
     python -m serve.cli create-user NAME --role reviewer|admin [--password-stdin]
     python -m serve.cli set-password NAME [--password-stdin] | disable-user NAME | enable-user NAME | list-users
     python -m serve.cli export-reviewed --out DIR   reviewed inspections into a dataset folder for `dvc repro`
-    python -m serve.cli gdpr export BIN --out FILE.zip | gdpr delete BIN [--yes]   a household's data: hand out, erase
+    python -m serve.cli gdpr export BIN --out FILE.zip | gdpr delete BIN [--purge] [--yes]   a household's data: hand out, erase
     python -m serve.cli notices list [--level N] | notices render ID --out FILE.pdf|.html   notices to residents
     python -m serve.cli registry import-bins CSV | import-districts GEOJSON | relink | show RFID   the bin registry
     python -m serve.cli access-log [--bin RFID] [--since DATE] [--user NAME]   who opened which photo (CSV)
@@ -126,6 +126,9 @@ def add_commands(sub) -> None:
                                       "by anonymous copies (no bin, position, ids or time of day; serve/gdpr.py says why), so the "
                                       "statistics stay. Asks to type the bin id again unless --yes.")
     gdpr_delete.add_argument("bin_id", metavar="BIN", help="the bin's RFID, exactly as the trucks send it")
+    gdpr_delete.add_argument("--purge", action="store_true",
+                             help="delete the bin's inspections outright, keeping no anonymous copy: nothing of them stays, "
+                                  "and the published counts of their weeks drop (serve/gdpr.py says when this is needed)")
     gdpr_delete.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     operations_cli.add_commands(sub, settings_note)
     export_cli.add_commands(sub, settings_note)
@@ -292,10 +295,16 @@ def _gdpr(args: argparse.Namespace, settings: ServeSettings, sessions) -> int:
         if notice_config is None and done.notices:
             print(f"note: no letter configuration at {settings.notices_config_path} (BINSIGHT_NOTICES_CONFIG): the notices' letters are not included")
         return 0
+    exposed = [] if args.purge else gdpr.exposed_groups(sessions, args.bin_id)
+    if exposed:
+        print(f"warning: no other erased bin has inspections in {'; '.join(map(str, exposed))}. There, the anonymous copies kept for the "
+              f"statistics would be the only erased ones, and anyone holding the bin registry could tie them to bin {args.bin_id}. "
+              "To leave nothing attributable, erase with --purge (the published counts of those weeks then drop).", file=sys.stderr)
     if not args.yes and input(f"erase everything stored about bin {args.bin_id}? type the bin id again: ").strip() != args.bin_id:
         raise ValueError("not confirmed; nothing was erased")
-    done = gdpr.delete_bin(sessions, settings.image_dir, args.bin_id, settings.local_timezone)
-    print(f"erased bin {args.bin_id}: {done.inspections} inspections anonymised (kept for the statistics), {done.images} photos, "
+    done = gdpr.delete_bin(sessions, settings.image_dir, args.bin_id, settings.local_timezone, purge=args.purge)
+    kept = "deleted outright (--purge)" if args.purge else "anonymised (kept for the statistics)"
+    print(f"erased bin {args.bin_id}: {done.inspections} inspections {kept}, {done.images} photos, "
           f"{done.review_events} review decisions and {done.notices} notices deleted")
     return 0
 

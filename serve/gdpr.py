@@ -2,6 +2,7 @@
 
     binsight gdpr export BIN --out bin.zip    every record and photo of the bin, as one archive
     binsight gdpr delete BIN                  the bin's personal data erased; its inspections stay, anonymous
+    binsight gdpr delete BIN --purge          ... and its inspections deleted outright (the counts change)
 
 A bin's RFID identifies a household, so its inspections, their photos and
 the reviewers' decisions about them are that household's personal data.
@@ -63,10 +64,13 @@ its district and fraction, the copies there are its weekly verdicts. Rows
 written in one transaction may also lie next to each other in the table's
 physical order (SQLite's rowid). The copies are therefore as identifying as
 the open data's cells only once a district has several erasures; until
-then they are pseudonymous at district and week level, and a request that
-must leave nothing attributable is served by deleting the copies
-(`DELETE FROM inspections WHERE bin_link = 'erased' AND ...`), at the price
-of changing the published counts.
+then they are pseudonymous at district and week level. Before erasing, the
+command therefore says which of the bin's districts and fractions hold no
+erased copy yet (`exposed_groups`: there the bin would be the only erased
+one), and `--purge` deletes the bin's inspections outright instead of
+copying them: nothing attributable is left, at the price of changing the
+published counts of those weeks. Which one a request needs is the
+controller's decision, so the default stays the copies and the warning.
 
 Erasure selects and replaces the rows in one transaction, locking them where
 the database can (FOR UPDATE; SQLite's write lock covers the whole file):
@@ -133,6 +137,18 @@ class BinSummary:
     images: int
     review_events: int
     notices: int = 0
+    kept_as_copies: int = 0  # erasure: anonymous copies written (0 with purge)
+
+
+@dataclass(frozen=True)
+class Group:
+    """A district (None: inspections not linked to one) and a fraction: where erased copies are counted together."""
+
+    district: str | None
+    fraction: str
+
+    def __str__(self) -> str:
+        return f"{'no district' if self.district is None else f'district {self.district}'}, {self.fraction}"
 
 
 ANONYMISED_PHOTO_HASH = "0" * 64
@@ -250,9 +266,24 @@ def anonymised_copy(row: Inspection, tz: str) -> Inspection:
     )  # fmt: skip
 
 
-def delete_bin(sessions: sessionmaker, image_dir: Path, bin_id: str, tz: str) -> BinSummary:
-    """Erase the bin's personal data, its inspections kept as anonymous copies for the statistics; NoSuchBin when nothing is stored."""
-    found = events_found = notices = 0
+def exposed_groups(sessions: sessionmaker, bin_id: str) -> list[Group]:
+    """The groups of the bin's inspections that hold no erased copy yet: erased now, the bin's copies would be the only
+    ones there, and the registry would tie them to it (module docstring). NoSuchBin when nothing of the bin is stored.
+
+    Copies carry no bin, so those of an earlier erasure of this same bin (a bin erased twice) count as another bin's:
+    the check can under-warn then, never over-warn."""
+    with sessions() as s:
+        inspections, _ = _rows(s, bin_id)
+        groups = sorted({Group(i.district, i.fraction) for i in inspections}, key=lambda g: (g.district or "", g.fraction))
+        return [g for g in groups if not s.scalar(
+            select(Inspection.id).where(Inspection.bin_link == ERASED, Inspection.fraction == g.fraction,
+                                        Inspection.district.is_(None) if g.district is None else Inspection.district == g.district).limit(1))]
+
+
+def delete_bin(sessions: sessionmaker, image_dir: Path, bin_id: str, tz: str, purge: bool = False) -> BinSummary:
+    """Erase the bin's personal data, its inspections kept as anonymous copies for the statistics, or with `purge`
+    deleted outright (nothing of them stays, the counts change); NoSuchBin when nothing is stored."""
+    found = events_found = notices = kept = 0
     paths: list[Path] = []
     with sessions.begin() as s:
         if s.bind.dialect.name == "sqlite":
@@ -264,7 +295,8 @@ def delete_bin(sessions: sessionmaker, image_dir: Path, bin_id: str, tz: str) ->
             found, events_found = found + len(inspections), events_found + len(events)
             ids = [i.id for i in inspections]
             paths += [image_dir / i.image_path for i in inspections if i.image_path]
-            copies = [anonymised_copy(row, tz) for row in inspections]
+            copies = [] if purge else [anonymised_copy(row, tz) for row in inspections]
+            kept += len(copies)
             # Claims and events first, explicitly: SQLite enforces no foreign keys unless asked.
             s.execute(delete(ReviewClaim).where(ReviewClaim.inspection_id.in_(ids)))
             s.execute(delete(ReviewEvent).where(ReviewEvent.inspection_id.in_(ids)))
@@ -280,4 +312,4 @@ def delete_bin(sessions: sessionmaker, image_dir: Path, bin_id: str, tz: str) ->
         if path.is_file():
             path.unlink()
             images += 1
-    return BinSummary(found, images, events_found, notices)
+    return BinSummary(found, images, events_found, notices, kept)

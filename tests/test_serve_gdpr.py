@@ -110,6 +110,21 @@ def test_the_commands_confirm_and_say_what_they_did(tmp_path):
     assert refused.returncode == 2 and "not confirmed; nothing was erased" in refused.stderr
     done = run("delete", "BIN-9", stdin="BIN-9\n")
     assert done.returncode == 0 and "erased bin BIN-9: 1 inspections anonymised (kept for the statistics), 1 photos" in done.stdout
+    # The first erased bin of its group: its copies would be attributable, and the operator is told before confirming.
+    assert "warning: no other erased bin has inspections in no district, biowaste" in done.stderr and "--purge" in done.stderr
+    engine = make_engine(env["BINSIGHT_DATABASE_URL"])
+    add(make_sessionmaker(engine), tmp_path / "img", "BIN-7", 1)
+    add(make_sessionmaker(engine), tmp_path / "img", "BIN-6", 1)
+    engine.dispose()
+    second = run("delete", "BIN-7", "--yes")  # BIN-9's copies share its group now: no warning
+    assert second.returncode == 0 and "warning" not in second.stderr
+    purged = run("delete", "BIN-6", "--purge", "--yes")
+    assert purged.returncode == 0 and "warning" not in purged.stderr
+    assert "erased bin BIN-6: 1 inspections deleted outright (--purge), 1 photos" in purged.stdout
+    engine = make_engine(env["BINSIGHT_DATABASE_URL"])
+    with make_sessionmaker(engine)() as s:
+        assert s.scalar(select(func.count()).select_from(Inspection)) == 2  # the two copies; nothing of BIN-6
+    engine.dispose()
 
 
 def notice(sessions, inspection_id: str, bin_id: str, level: int, withdrawn: bool = False) -> str:
@@ -195,3 +210,50 @@ def test_an_upload_arriving_during_the_erasure_is_erased_or_comes_after_it(store
         assert (summary.inspections, left) == (2, 0)
     else:  # held back until the erasure committed: a new upload of the bin, after it
         assert (summary.inspections, left, done["uploaded"]) == (1, 1, True)
+
+
+def in_district(sessions, inspection_id: str, district: str | None, fraction: str = "biowaste") -> None:
+    with sessions.begin() as s:
+        row = s.get(Inspection, inspection_id)
+        row.district, row.fraction = district, fraction
+
+
+def test_exposed_groups_are_those_without_another_erased_bins_copies(store):
+    """Where no erased copy lies yet, the bin's copies would be the only ones: the registry ties them to it (serve/gdpr.py)."""
+    sessions, image_dir = store
+    in_district(sessions, add(sessions, image_dir, "BIN-1", 1), "Mitte")
+    in_district(sessions, add(sessions, image_dir, "BIN-1", 2), "Nord")
+    in_district(sessions, add(sessions, image_dir, "BIN-1", 3), "Nord", "paper")
+    in_district(sessions, add(sessions, image_dir, "BIN-1", 4), None)
+    in_district(sessions, add(sessions, image_dir, "BIN-2", 5), "Nord")
+    in_district(sessions, add(sessions, image_dir, "BIN-3", 6), "Nord", "paper")
+    assert [str(g) for g in gdpr.exposed_groups(sessions, "BIN-1")] == [
+        "no district, biowaste", "district Mitte, biowaste", "district Nord, biowaste", "district Nord, paper"]
+    gdpr.delete_bin(sessions, image_dir, "BIN-2", "Europe/Berlin")
+    assert [str(g) for g in gdpr.exposed_groups(sessions, "BIN-1")] == [
+        "no district, biowaste", "district Mitte, biowaste", "district Nord, paper"]
+    gdpr.delete_bin(sessions, image_dir, "BIN-3", "Europe/Berlin", purge=True)  # a purge leaves no copy to hide among
+    assert [str(g) for g in gdpr.exposed_groups(sessions, "BIN-1")] == [
+        "no district, biowaste", "district Mitte, biowaste", "district Nord, paper"]
+    with pytest.raises(gdpr.NoSuchBin, match="BIN-9"):
+        gdpr.exposed_groups(sessions, "BIN-9")
+
+
+def test_purge_leaves_nothing_of_the_bin_and_the_others_as_they_were(store):
+    sessions, image_dir = store
+    rita = accounts.create_user(sessions, "rita", "reviewer", "correct horse battery")
+    mine = [add(sessions, image_dir, "BIN-1", 1), add(sessions, image_dir, "BIN-1", 2)]
+    other = add(sessions, image_dir, "BIN-2", 3)
+    review.claim(sessions, mine[0], rita, timedelta(minutes=5))
+    review.decide(sessions, mine[0], rita, review.Decision("confirmed"), ["can"])
+    notice(sessions, mine[0], "BIN-1", 1)
+
+    summary = gdpr.delete_bin(sessions, image_dir, "BIN-1", "Europe/Berlin", purge=True)
+    assert (summary.inspections, summary.images, summary.review_events, summary.notices, summary.kept_as_copies) == (2, 2, 1, 1, 0)
+    with sessions() as s:
+        assert [r.id for r in s.scalars(select(Inspection))] == [other]
+        assert s.scalar(select(func.count()).select_from(ReviewEvent)) == 0
+        assert s.scalar(select(func.count()).select_from(Notice)) == 0
+    assert [p.name for p in image_dir.rglob("*.jpg")] == [f"{other}.jpg"]
+    kept = gdpr.delete_bin(sessions, image_dir, "BIN-2", "Europe/Berlin")
+    assert (kept.inspections, kept.kept_as_copies) == (1, 1)
