@@ -131,6 +131,14 @@ class TrainConfig(Section):
     lr: float = Field(gt=0, description="Peak learning rate, reached after warm-up; cosine decay after.")
     momentum: float = Field(ge=0, lt=1, description="SGD momentum (ignored by adamw).")
     weight_decay: float = Field(ge=0, description="L2 weight decay.")
+    backbone_lr_scale: float = Field(
+        gt=0, le=1,
+        description=(
+            "The backbone's learning rate as a share of lr (the FPN and head keep lr): below 1 keeps pretrained "
+            "(ImageNet) features from being overwritten by the large early updates of the new layers; 1 when "
+            "training from scratch."
+        ),
+    )
     warmup_iters: int = Field(ge=0, description="Iterations of linear learning-rate warm-up.")
     ema_decay: float = Field(
         ge=0, lt=1, description="Decay of the weight average that is evaluated and exported; it spans ~1/(1-decay) steps."
@@ -139,10 +147,11 @@ class TrainConfig(Section):
     threads: int = Field(ge=1, description="Torch intra-op CPU threads, per process (fixed: the thread count changes float sums).")
     cpu_numerics: Literal["portable", "native"] = Field(
         description=(
-            "CPU kernels of training, evaluation and export. portable: the same arithmetic on every x86 CPU with AVX2 "
-            "(torch's kernels at AVX2, MKL's conditional numerical reproducibility at AVX2, oneDNN off), so dvc.lock "
-            "repeats across machines; about 1.8x slower training steps. native: the fastest kernels for this CPU; "
-            "bit-exact only on the same CPU model (pipeline/hardware.py)."
+            "CPU kernels of training, evaluation and export. portable: the same kernels on every x86 CPU with AVX2 "
+            "(torch's at AVX2, MKL's vendor-neutral COMPATIBLE branch, oneDNN off, OpenCV's baseline code), so dvc.lock "
+            "repeats on machines of one kind; slower training steps (pipeline/hardware.py says how much, and what "
+            "still differs between CPU vendors). native: the fastest kernels for this CPU; bit-exact only on the same "
+            "CPU model."
         )
     )
     device: Literal["auto", "cpu", "cuda"] = Field(

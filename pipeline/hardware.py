@@ -39,8 +39,8 @@ EPYC VM and an Intel Xeon VM trained differently from the first epoch
 (loss 2.0415 vs 2.0440), and on the Intel VM, hiding AVX2 from MKL
 (`MKL_ENABLE_INSTRUCTIONS=SSE4_2`, as MKL sees a CPU without its AVX2 branch)
 changed the weights under the AVX2 branch and left them unchanged under
-COMPATIBLE. COMPATIBLE costs about 1.35x per training step on 2 cores
-(0.78 -> 1.07 s, batch 8). OpenCV, which reads the
+COMPATIBLE. COMPATIBLE costs about 1.4x per training step on 2 cores
+(`python -m bench.mkl_branch_speed`). OpenCV, which reads the
 photos and draws most augmentations, picks its optimised code (its own
 SIMD dispatch and Intel IPP) by the instruction set too, and the augmented
 pixels change with it (session 6: a model trained on an Intel VM and one
@@ -49,6 +49,15 @@ identical; hiding AVX2 from OpenCV changes the augmented images); portable
 mode runs OpenCV's baseline code, which every x86-64 CPU runs alike. Pinning
 torch and oneDNN cost about 1.8x per training step on 2 cores (BENCHMARKS.md);
 portable mode needs a CPU with AVX2.
+Still not the same across CPU vendors (session 8): with all of the above, the
+Intel Xeon VM (Sapphire Rapids) and an AMD EPYC VM (Zen 4) still trained
+differently from the first epoch (loss 2.043 vs 2.039). On the AMD VM none
+of the knobs that would imitate the Intel CPU changes a weight: MKL's
+instruction cap, OpenBLAS's core type, numpy's SIMD dispatch; MKL_VERBOSE
+shows every call of a step is an SGEMM in COMPATIBLE mode on a fixed 2
+threads. The cause is not found, so the committed dvc.lock is made on the
+machine kind CI and the issue name (AMD EPYC, AVX-512, 2 threads) and the
+README states the spread to expect elsewhere.
 `native` keeps the fastest kernels. On CUDA some kernels the detector needs
 (e.g. the backward of the FPN's nearest upsampling) add with atomics in no
 fixed order; torch warns about those and runs them anyway.

@@ -93,11 +93,24 @@ def warmup_cosine(warmup_iters: int, total_iters: int):
     return factor
 
 
+BACKBONE_BODY = "backbone.body."  # the feature extractor's parameters; the FPN ("backbone.fpn.") is new like the head
+
+
+def parameter_groups(model: torch.nn.Module, lr: float, backbone_lr_scale: float) -> list[dict]:
+    """The trainable parameters, the backbone's at lr x `backbone_lr_scale` (one group when that is 1: the same steps as ever)."""
+    trainable = [(name, p) for name, p in model.named_parameters() if p.requires_grad]
+    if backbone_lr_scale == 1.0:
+        return [{"params": [p for _, p in trainable], "lr": lr}]
+    body = [p for name, p in trainable if name.startswith(BACKBONE_BODY)]
+    rest = [p for name, p in trainable if not name.startswith(BACKBONE_BODY)]
+    return [group for group in ({"params": body, "lr": lr * backbone_lr_scale}, {"params": rest, "lr": lr}) if group["params"]]
+
+
 def make_optimizer(model: torch.nn.Module, cfg: TrainConfig, lr: float) -> torch.optim.Optimizer:
-    trainable = [p for p in model.parameters() if p.requires_grad]
+    groups = parameter_groups(model, lr, cfg.backbone_lr_scale)
     if cfg.optimizer == "adamw":
-        return torch.optim.AdamW(trainable, lr=lr, weight_decay=cfg.weight_decay)
-    return torch.optim.SGD(trainable, lr=lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+        return torch.optim.AdamW(groups, lr=lr, weight_decay=cfg.weight_decay)
+    return torch.optim.SGD(groups, lr=lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
 
 
 class WeightAverage:
