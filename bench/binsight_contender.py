@@ -30,9 +30,10 @@ from pipeline.train import train
 # many as COCO mAP counts (100), so no contender is cut short by a deployment threshold.
 MAP_SCORE_THRESH = 0.001
 MAP_DETECTIONS = 100
-# The pretrained backbone learns at this share of the recipe's lr. At the full rate (session 7, one H100, batch 64)
-# its validation mAP@.5 fell from 0.025 to 0.013 over 34 epochs: the new head's large early updates wreck the
-# ImageNet features. 0.1 is the usual fine-tuning choice, not yet measured here (BENCHMARKS.md); --set overrides it.
+# The pretrained backbone learns at this share of the recipe's lr. At the full rate (session 7, one H100, AdamW,
+# batch 32, lr 0.004) its validation mAP@.5 peaked at 0.025 in epoch 4 and stayed at 0.013 from epoch 25 on: the
+# likely cause, the new layers' large early updates wrecking the ImageNet features. 0.1 is the usual fine-tuning
+# choice, not yet measured here (BENCHMARKS.md); --set train.backbone_lr_scale=... overrides it.
 IMAGENET_BACKBONE_LR_SCALE = 0.1
 
 

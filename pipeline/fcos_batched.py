@@ -4,8 +4,8 @@ torchvision matches anchors to boxes image by image in Python (FCOS.compute_loss
 and FCOSHead.compute_loss loop over the batch): a forward pass with the loss
 for a batch of 32 at 320 px runs 11,501 tensor operations, 5,788 with the
 batched targets here (`python -m bench.fcos_step_speed --count-ops`), and on
-a GPU the training step waited on the CPU launching them (session 7: 10 s of each 15 s epoch on an H100
-were steps, the card mostly idle). Here the boxes
+a GPU the training step waited on the CPU launching them (session 7: 10 s of
+each 15 s epoch on an H100 were steps, the card mostly idle). Here the boxes
 of a batch are padded to the largest count and every rule of torchvision's
 matcher (centre sampling, point inside the box, the level's size range, the
 smallest box wins) is applied to all images in one go, element by element

@@ -55,9 +55,9 @@ differently from the first epoch (loss 2.043 vs 2.039). On the AMD VM none
 of the knobs that would imitate the Intel CPU changes a weight: MKL's
 instruction cap, OpenBLAS's core type, numpy's SIMD dispatch; MKL_VERBOSE
 shows every call of a step is an SGEMM in COMPATIBLE mode on a fixed 2
-threads. The cause is not found, so the committed dvc.lock is made on the
-machine kind CI and the issue name (AMD EPYC, AVX-512, 2 threads) and the
-README states the spread to expect elsewhere.
+threads. The cause is not found. The committed dvc.lock is therefore made on
+the project's machine kind (AMD EPYC, AVX-512, 2 threads), where CI runs;
+on other CPUs expect the seed spread the README states.
 `native` keeps the fastest kernels. On CUDA some kernels the detector needs
 (e.g. the backward of the FPN's nearest upsampling) add with atomics in no
 fixed order; torch warns about those and runs them anyway.

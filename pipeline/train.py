@@ -97,13 +97,21 @@ BACKBONE_BODY = "backbone.body."  # the feature extractor's parameters; the FPN 
 
 
 def parameter_groups(model: torch.nn.Module, lr: float, backbone_lr_scale: float) -> list[dict]:
-    """The trainable parameters, the backbone's at lr x `backbone_lr_scale` (one group when that is 1: the same steps as ever)."""
+    """The trainable parameters: one group when `backbone_lr_scale` is 1 (the same steps as ever), else the FPN and
+    head at lr first (the group the logs read) and the backbone's feature extractor at lr x `backbone_lr_scale`.
+
+    Takes the bare model: a wrapper (DDP, torch.compile) prefixes the names, and a scale that reached no parameter is
+    refused rather than silently ignored.
+    """
     trainable = [(name, p) for name, p in model.named_parameters() if p.requires_grad]
     if backbone_lr_scale == 1.0:
         return [{"params": [p for _, p in trainable], "lr": lr}]
     body = [p for name, p in trainable if name.startswith(BACKBONE_BODY)]
     rest = [p for name, p in trainable if not name.startswith(BACKBONE_BODY)]
-    return [group for group in ({"params": body, "lr": lr * backbone_lr_scale}, {"params": rest, "lr": lr}) if group["params"]]
+    if not body or not rest:
+        raise ValueError(f"train.backbone_lr_scale {backbone_lr_scale} needs trainable parameters both under "
+                         f"{BACKBONE_BODY!r} and elsewhere; this model has {len(body)} and {len(rest)}")
+    return [{"params": rest, "lr": lr}, {"params": body, "lr": lr * backbone_lr_scale}]
 
 
 def make_optimizer(model: torch.nn.Module, cfg: TrainConfig, lr: float) -> torch.optim.Optimizer:

@@ -122,3 +122,32 @@ def test_trains_on_cuda_in_bf16_and_writes_a_cpu_model(tmp_path, tiny_splits, ti
     ckpt = torch.load(tmp_path / "out" / "checkpoint.pt", weights_only=False)
     for state in (bundle["state_dict"], ckpt["model"], ckpt["average"]):
         assert all(v.device.type == "cpu" and v.is_contiguous() for v in state.values())
+
+
+def test_the_backbone_learns_at_its_share_of_the_lr_through_the_schedule():
+    """train.backbone_lr_scale (pipeline/train.py): the feature extractor's group at lr x scale, the FPN and head at lr,
+    and the warm-up/cosine schedule scales both alike; at 1, one group as before."""
+    from pipeline.config import load_params
+    from pipeline.model import build_model
+    from pipeline.train import BACKBONE_BODY, make_optimizer, warmup_cosine
+
+    params = load_params()
+    cfg, model = params.train, build_model(params.model, 3)
+    names = {id(p): n for n, p in model.named_parameters()}
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    whole = make_optimizer(model, cfg, 0.004)
+    assert len(whole.param_groups) == 1 and len(whole.param_groups[0]["params"]) == len(trainable)
+
+    slow = make_optimizer(model, cfg.model_copy(update={"backbone_lr_scale": 0.1}), 0.004)
+    rest, body = slow.param_groups  # the FPN and head first: the logs read group 0's lr as the recipe's
+    assert {names[id(p)].startswith(BACKBONE_BODY) for p in body["params"]} == {True}
+    assert {names[id(p)].startswith(BACKBONE_BODY) for p in rest["params"]} == {False}
+    assert len(body["params"]) + len(rest["params"]) == len(trainable) and any("fpn" in names[id(p)] for p in rest["params"])
+    scheduler = torch.optim.lr_scheduler.LambdaLR(slow, warmup_cosine(10, 100))
+    for _ in range(10):
+        slow.step()
+        scheduler.step()
+    assert body["lr"] == pytest.approx(0.0004) and rest["lr"] == pytest.approx(0.004)  # warm-up over: the peak of each
+
+    with pytest.raises(ValueError, match="backbone_lr_scale 0.1 needs trainable parameters both under 'backbone.body.'"):
+        make_optimizer(torch.nn.ModuleDict({"wrapped": model}), cfg.model_copy(update={"backbone_lr_scale": 0.1}), 0.004)
