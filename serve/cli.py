@@ -10,7 +10,7 @@
     python -m serve.cli create-user NAME --role reviewer|admin [--password-stdin]
     python -m serve.cli set-password NAME [--password-stdin] | disable-user NAME | enable-user NAME | list-users
     python -m serve.cli export-reviewed --out DIR   reviewed inspections into a dataset folder for `dvc repro`
-    python -m serve.cli gdpr export BIN --out FILE.zip | gdpr delete BIN [--purge] [--yes]   a household's data: hand out, erase
+    python -m serve.cli gdpr export BIN --out FILE.zip | gdpr delete BIN [--purge|--keep-copies] [--yes]   a household's data: hand out, erase
     python -m serve.cli notices list [--level N] | notices render ID --out FILE.pdf|.html   notices to residents
     python -m serve.cli registry import-bins CSV | import-districts GEOJSON | relink | show RFID   the bin registry
     python -m serve.cli access-log [--bin RFID] [--since DATE] [--user NAME]   who opened which photo (CSV)
@@ -126,9 +126,13 @@ def add_commands(sub) -> None:
                                       "by anonymous copies (no bin, position, ids or time of day; serve/gdpr.py says why), so the "
                                       "statistics stay. Asks to type the bin id again unless --yes.")
     gdpr_delete.add_argument("bin_id", metavar="BIN", help="the bin's RFID, exactly as the trucks send it")
-    gdpr_delete.add_argument("--purge", action="store_true",
-                             help="delete the bin's inspections outright, keeping no anonymous copy: nothing of them stays, "
-                                  "and the published counts of their weeks drop (serve/gdpr.py says when this is needed)")
+    keep = gdpr_delete.add_mutually_exclusive_group()
+    keep.add_argument("--purge", action="store_true",
+                      help="delete the bin's inspections outright, keeping no anonymous copy: none of them stays, and the "
+                           "published counts of their weeks drop")
+    keep.add_argument("--keep-copies", action="store_true",
+                      help="keep the anonymous copies even in weeks where no other bin was erased (there, someone with the "
+                           "database and the bin registry can tie them to the bin); asked for only then")
     gdpr_delete.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     operations_cli.add_commands(sub, settings_note)
     export_cli.add_commands(sub, settings_note)
@@ -295,11 +299,11 @@ def _gdpr(args: argparse.Namespace, settings: ServeSettings, sessions) -> int:
         if notice_config is None and done.notices:
             print(f"note: no letter configuration at {settings.notices_config_path} (BINSIGHT_NOTICES_CONFIG): the notices' letters are not included")
         return 0
-    exposed = [] if args.purge else gdpr.exposed_groups(sessions, args.bin_id)
-    if exposed:
-        print(f"warning: no other erased bin has inspections in {'; '.join(map(str, exposed))}. There, the anonymous copies kept for the "
-              f"statistics would be the only erased ones, and anyone holding the bin registry could tie them to bin {args.bin_id}. "
-              "To leave nothing attributable, erase with --purge (the published counts of those weeks then drop).", file=sys.stderr)
+    exposed = gdpr.exposed_weeks(sessions, args.bin_id, settings.local_timezone)  # also: NoSuchBin before any question
+    if exposed and not (args.purge or args.keep_copies):
+        raise ValueError(f"bin {args.bin_id} would be the only erased bin in {', '.join(map(str, exposed))}: with the database "
+                         "and the bin registry its anonymous copies there are its verdicts. Choose --purge (delete its "
+                         "inspections; published counts drop) or --keep-copies; nothing was erased")
     if not args.yes and input(f"erase everything stored about bin {args.bin_id}? type the bin id again: ").strip() != args.bin_id:
         raise ValueError("not confirmed; nothing was erased")
     done = gdpr.delete_bin(sessions, settings.image_dir, args.bin_id, settings.local_timezone, purge=args.purge)

@@ -3,6 +3,7 @@
     binsight gdpr export BIN --out bin.zip    every record and photo of the bin, as one archive
     binsight gdpr delete BIN                  the bin's personal data erased; its inspections stay, anonymous
     binsight gdpr delete BIN --purge          ... and its inspections deleted outright (the counts change)
+    (where the bin would be the only erased one of a week, the command asks for --keep-copies or --purge)
 
 A bin's RFID identifies a household, so its inspections, their photos and
 the reviewers' decisions about them are that household's personal data.
@@ -64,13 +65,16 @@ its district and fraction, the copies there are its weekly verdicts. Rows
 written in one transaction may also lie next to each other in the table's
 physical order (SQLite's rowid). The copies are therefore as identifying as
 the open data's cells only once a district has several erasures; until
-then they are pseudonymous at district and week level. Before erasing, the
-command therefore says which of the bin's districts and fractions hold no
-erased copy yet (`exposed_groups`: there the bin would be the only erased
-one), and `--purge` deletes the bin's inspections outright instead of
-copying them: nothing attributable is left, at the price of changing the
-published counts of those weeks. Which one a request needs is the
-controller's decision, so the default stays the copies and the warning.
+then they are pseudonymous at district and week level. A copy, once written,
+leads to no bin, so the choice is made before: `exposed_weeks` finds the
+bin's weeks (per district and fraction) that hold no other erased copy,
+where the bin's copies would be the only ones. There the command refuses to
+choose for the operator: `--keep-copies` keeps them (the counts stay) and
+`--purge` deletes the bin's inspections outright (none of them stays, and
+the published counts of those weeks drop). Which one a request needs is the
+controller's decision. Copies of an earlier erasure of the same bin count as
+another bin's here, and one other erased bin is enough for the check: it
+finds the bin alone, not the bin among too few.
 
 Erasure selects and replaces the rows in one transaction, locking them where
 the database can (FOR UPDATE; SQLite's write lock covers the whole file):
@@ -141,14 +145,17 @@ class BinSummary:
 
 
 @dataclass(frozen=True)
-class Group:
-    """A district (None: inspections not linked to one) and a fraction: where erased copies are counted together."""
+class Exposure:
+    """Weeks of a district (None: inspections linked to none) and fraction where the bin's copies would be alone."""
 
     district: str | None
     fraction: str
+    weeks: int  # weeks of the bin's inspections in this group with no other erased copy
+    of_weeks: int  # weeks of the bin's inspections in this group
 
     def __str__(self) -> str:
-        return f"{'no district' if self.district is None else f'district {self.district}'}, {self.fraction}"
+        where = "no district" if self.district is None else self.district
+        return f"{where}/{self.fraction} ({self.weeks} of {self.of_weeks} weeks)"
 
 
 ANONYMISED_PHOTO_HASH = "0" * 64
@@ -266,18 +273,26 @@ def anonymised_copy(row: Inspection, tz: str) -> Inspection:
     )  # fmt: skip
 
 
-def exposed_groups(sessions: sessionmaker, bin_id: str) -> list[Group]:
-    """The groups of the bin's inspections that hold no erased copy yet: erased now, the bin's copies would be the only
-    ones there, and the registry would tie them to it (module docstring). NoSuchBin when nothing of the bin is stored.
-
-    Copies carry no bin, so those of an earlier erasure of this same bin (a bin erased twice) count as another bin's:
-    the check can under-warn then, never over-warn."""
+def exposed_weeks(sessions: sessionmaker, bin_id: str, tz: str) -> list[Exposure]:
+    """Per district and fraction of the bin's inspections, its weeks with no other erased copy: erased now, its copies
+    there would be the only ones, and with the registry they are its verdicts (module docstring). Empty when none;
+    NoSuchBin when nothing of the bin is stored."""
     with sessions() as s:
         inspections, _ = _rows(s, bin_id)
-        groups = sorted({Group(i.district, i.fraction) for i in inspections}, key=lambda g: (g.district or "", g.fraction))
-        return [g for g in groups if not s.scalar(
-            select(Inspection.id).where(Inspection.bin_link == ERASED, Inspection.fraction == g.fraction,
-                                        Inspection.district.is_(None) if g.district is None else Inspection.district == g.district).limit(1))]
+        weeks: dict[tuple[str | None, str], set[datetime]] = {}
+        for row in inspections:
+            weeks.setdefault((row.district, row.fraction), set()).add(week_noon(row.captured_at, tz))
+        found = []
+        for (district, fraction), noons in sorted(weeks.items(), key=lambda item: (item[0][0] or "", item[0][1])):
+            in_district = Inspection.district.is_(None) if district is None else Inspection.district == district
+            # A copy is dated its week's Monday noon (anonymised_copy), so a week is matched by that moment; compared
+            # here in UTC, as the databases store times differently (SQLite without the zone).
+            others = {as_utc(at) for at in s.scalars(select(Inspection.captured_at).where(
+                Inspection.bin_link == ERASED, Inspection.fraction == fraction, in_district))}
+            alone = len(noons - others)
+            if alone:
+                found.append(Exposure(district, fraction, alone, len(noons)))
+        return found
 
 
 def delete_bin(sessions: sessionmaker, image_dir: Path, bin_id: str, tz: str, purge: bool = False) -> BinSummary:

@@ -106,26 +106,30 @@ def test_the_commands_confirm_and_say_what_they_did(tmp_path):
     add(make_sessionmaker(engine), tmp_path / "img", "BIN-9", 1)
     engine.dispose()
     assert run("export", "BIN-9", "--out", str(tmp_path / "x.zip")).returncode == 0 and (tmp_path / "x.zip").is_file()
-    refused = run("delete", "BIN-9", stdin="BIN-8\n")
+    for unknown in (("delete", "BIN-0"), ("delete", "BIN-0", "--purge")):  # said before any question is asked
+        missing = run(*unknown)
+        assert missing.returncode == 2 and "no inspection of bin 'BIN-0'" in missing.stderr and "Traceback" not in missing.stderr
+    # The first erased bin of its week: its copies would be attributable, so the operator must choose.
+    alone = run("delete", "BIN-9", "--yes")
+    assert alone.returncode == 2 and "Traceback" not in alone.stderr
+    assert "bin BIN-9 would be the only erased bin in no district/biowaste (1 of 1 weeks)" in alone.stderr
+    assert "Choose --purge" in alone.stderr and "--keep-copies" in alone.stderr and "nothing was erased" in alone.stderr
+    refused = run("delete", "BIN-9", "--keep-copies", stdin="BIN-8\n")
     assert refused.returncode == 2 and "not confirmed; nothing was erased" in refused.stderr
-    done = run("delete", "BIN-9", stdin="BIN-9\n")
+    done = run("delete", "BIN-9", "--keep-copies", stdin="BIN-9\n")
     assert done.returncode == 0 and "erased bin BIN-9: 1 inspections anonymised (kept for the statistics), 1 photos" in done.stdout
-    # The first erased bin of its group: its copies would be attributable, and the operator is told before confirming.
-    assert "warning: no other erased bin has inspections in no district, biowaste" in done.stderr and "--purge" in done.stderr
     engine = make_engine(env["BINSIGHT_DATABASE_URL"])
     add(make_sessionmaker(engine), tmp_path / "img", "BIN-7", 1)
     add(make_sessionmaker(engine), tmp_path / "img", "BIN-6", 1)
     engine.dispose()
-    second = run("delete", "BIN-7", "--yes")  # BIN-9's copies share its group now: no warning
-    assert second.returncode == 0 and "warning" not in second.stderr
+    assert run("delete", "BIN-7", "--yes").returncode == 0  # BIN-9's copy shares its week: no choice needed
+    assert run("delete", "BIN-6", "--purge", "--keep-copies", "--yes").returncode == 2  # one or the other
     purged = run("delete", "BIN-6", "--purge", "--yes")
-    assert purged.returncode == 0 and "warning" not in purged.stderr
-    assert "erased bin BIN-6: 1 inspections deleted outright (--purge), 1 photos" in purged.stdout
+    assert purged.returncode == 0 and "erased bin BIN-6: 1 inspections deleted outright (--purge), 1 photos" in purged.stdout
     engine = make_engine(env["BINSIGHT_DATABASE_URL"])
     with make_sessionmaker(engine)() as s:
-        assert s.scalar(select(func.count()).select_from(Inspection)) == 2  # the two copies; nothing of BIN-6
+        assert s.scalar(select(func.count()).select_from(Inspection)) == 2  # BIN-9's and BIN-7's copies; nothing of BIN-6
     engine.dispose()
-
 
 def notice(sessions, inspection_id: str, bin_id: str, level: int, withdrawn: bool = False) -> str:
     with sessions.begin() as s:
@@ -212,31 +216,36 @@ def test_an_upload_arriving_during_the_erasure_is_erased_or_comes_after_it(store
         assert (summary.inspections, left, done["uploaded"]) == (1, 1, True)
 
 
-def in_district(sessions, inspection_id: str, district: str | None, fraction: str = "biowaste") -> None:
+def place(sessions, inspection_id: str, district: str | None, fraction: str = "biowaste", weeks_later: int = 0) -> None:
     with sessions.begin() as s:
         row = s.get(Inspection, inspection_id)
         row.district, row.fraction = district, fraction
+        row.captured_at = as_utc(row.captured_at) + timedelta(weeks=weeks_later)
 
 
-def test_exposed_groups_are_those_without_another_erased_bins_copies(store):
-    """Where no erased copy lies yet, the bin's copies would be the only ones: the registry ties them to it (serve/gdpr.py)."""
+def test_exposed_weeks_are_those_without_another_erased_bins_copy(store):
+    """Where no other erased copy lies in the week, the bin's copies would be the only ones: with the registry they are
+    its verdicts (serve/gdpr.py). A copy of another week hides nothing."""
     sessions, image_dir = store
-    in_district(sessions, add(sessions, image_dir, "BIN-1", 1), "Mitte")
-    in_district(sessions, add(sessions, image_dir, "BIN-1", 2), "Nord")
-    in_district(sessions, add(sessions, image_dir, "BIN-1", 3), "Nord", "paper")
-    in_district(sessions, add(sessions, image_dir, "BIN-1", 4), None)
-    in_district(sessions, add(sessions, image_dir, "BIN-2", 5), "Nord")
-    in_district(sessions, add(sessions, image_dir, "BIN-3", 6), "Nord", "paper")
-    assert [str(g) for g in gdpr.exposed_groups(sessions, "BIN-1")] == [
-        "no district, biowaste", "district Mitte, biowaste", "district Nord, biowaste", "district Nord, paper"]
-    gdpr.delete_bin(sessions, image_dir, "BIN-2", "Europe/Berlin")
-    assert [str(g) for g in gdpr.exposed_groups(sessions, "BIN-1")] == [
-        "no district, biowaste", "district Mitte, biowaste", "district Nord, paper"]
-    gdpr.delete_bin(sessions, image_dir, "BIN-3", "Europe/Berlin", purge=True)  # a purge leaves no copy to hide among
-    assert [str(g) for g in gdpr.exposed_groups(sessions, "BIN-1")] == [
-        "no district, biowaste", "district Mitte, biowaste", "district Nord, paper"]
+    tz = "Europe/Berlin"
+    place(sessions, add(sessions, image_dir, "BIN-1", 1), "Mitte")
+    place(sessions, add(sessions, image_dir, "BIN-1", 2), "Nord")
+    place(sessions, add(sessions, image_dir, "BIN-1", 3), "Nord", weeks_later=1)
+    place(sessions, add(sessions, image_dir, "BIN-1", 4), "Nord", "paper")
+    place(sessions, add(sessions, image_dir, "BIN-1", 5), None)
+    place(sessions, add(sessions, image_dir, "BIN-2", 6), "Nord")  # the same week as BIN-1's first in Nord
+    place(sessions, add(sessions, image_dir, "BIN-3", 7), "Nord", "paper", weeks_later=5)  # another week
+    place(sessions, add(sessions, image_dir, "BIN-4", 8), "Nord", "paper")
+    assert [str(e) for e in gdpr.exposed_weeks(sessions, "BIN-1", tz)] == [
+        "no district/biowaste (1 of 1 weeks)", "Mitte/biowaste (1 of 1 weeks)", "Nord/biowaste (2 of 2 weeks)", "Nord/paper (1 of 1 weeks)"]
+    gdpr.delete_bin(sessions, image_dir, "BIN-2", tz)
+    gdpr.delete_bin(sessions, image_dir, "BIN-3", tz)
+    assert [str(e) for e in gdpr.exposed_weeks(sessions, "BIN-1", tz)] == [
+        "no district/biowaste (1 of 1 weeks)", "Mitte/biowaste (1 of 1 weeks)", "Nord/biowaste (1 of 2 weeks)", "Nord/paper (1 of 1 weeks)"]
+    gdpr.delete_bin(sessions, image_dir, "BIN-4", tz, purge=True)  # a purge leaves no copy to hide among
+    assert str(gdpr.exposed_weeks(sessions, "BIN-1", tz)[-1]) == "Nord/paper (1 of 1 weeks)"
     with pytest.raises(gdpr.NoSuchBin, match="BIN-9"):
-        gdpr.exposed_groups(sessions, "BIN-9")
+        gdpr.exposed_weeks(sessions, "BIN-9", tz)
 
 
 def test_purge_leaves_nothing_of_the_bin_and_the_others_as_they_were(store):
@@ -246,6 +255,7 @@ def test_purge_leaves_nothing_of_the_bin_and_the_others_as_they_were(store):
     other = add(sessions, image_dir, "BIN-2", 3)
     review.claim(sessions, mine[0], rita, timedelta(minutes=5))
     review.decide(sessions, mine[0], rita, review.Decision("confirmed"), ["can"])
+    review.claim(sessions, mine[1], rita, timedelta(minutes=5))  # open in someone's browser right now
     notice(sessions, mine[0], "BIN-1", 1)
 
     summary = gdpr.delete_bin(sessions, image_dir, "BIN-1", "Europe/Berlin", purge=True)
@@ -254,6 +264,7 @@ def test_purge_leaves_nothing_of_the_bin_and_the_others_as_they_were(store):
         assert [r.id for r in s.scalars(select(Inspection))] == [other]
         assert s.scalar(select(func.count()).select_from(ReviewEvent)) == 0
         assert s.scalar(select(func.count()).select_from(Notice)) == 0
+        assert s.scalar(select(func.count()).select_from(ReviewClaim)) == 0
     assert [p.name for p in image_dir.rglob("*.jpg")] == [f"{other}.jpg"]
     kept = gdpr.delete_bin(sessions, image_dir, "BIN-2", "Europe/Berlin")
     assert (kept.inspections, kept.kept_as_copies) == (1, 1)
