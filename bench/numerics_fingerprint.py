@@ -7,19 +7,26 @@ run this and compare the tables line by line: the first component whose
 digest differs is where the arithmetic parts, in seconds instead of a
 30-minute `make run`. Each row digests the exact bytes of a result:
 
-- sgemm: matrix products of fixed inputs, shapes the detector uses (MKL);
+- sgemm: matrix products of fixed inputs (MKL);
 - conv: forward and backward of a 3x3, a depthwise 3x3 and a 1x1
   convolution (torch's im2col route onto MKL, oneDNN off);
-- pointwise: exp, log, sigmoid, softmax, GELU (torch's vectorised kernels, Sleef);
-- jpeg: encoding and decoding a photo-like image (OpenCV, libjpeg-turbo);
+- pointwise: the activations and losses the detector computes (ReLU,
+  hard-swish, hard-sigmoid, sigmoid, logistic and focal loss, exp, log, sqrt;
+  torch's vectorised kernels, Sleef);
+- norms: batch and group norm forward and backward, average pooling, a
+  vector norm (torch's reductions);
+- jpeg: a photo encoded by OpenCV (as the synthetic data stage does) and
+  decoded by Pillow (as the training dataset reads it);
 - augment: the training augmentation of a few drawn images (OpenCV's
   baseline code, albumentations, numpy);
-- steps: three AdamW steps of the default detector on random images;
-- first batch (with --data and --splits, e.g. after `make run`): the first
-  augmented batch of the real loader and the detector's losses and gradients on it.
+- steps: three training steps of the default detector on random images, as
+  the train stage takes them (its optimiser, gradient clipping, weight average);
+- first batch (with --data and --splits, e.g. after `make run`): the train
+  stage's first augmented batch of epoch 1 and the losses and gradients of its
+  initial model on it, drawn in the train stage's order.
 
-Session 8 recorded its table on an AMD EPYC VM (BENCHMARKS.md,
-Reproducibility); the next session on an Intel VM compares.
+BENCHMARKS.md (Reproducibility) keeps the table of the machine that made the
+committed dvc.lock.
 """
 
 from __future__ import annotations
@@ -41,7 +48,7 @@ def _digest(*arrays) -> str:
 
 def sgemm(torch) -> str:
     g = torch.Generator().manual_seed(0)
-    shapes = [(64, 64, 64), (900, 16, 72), (3, 1000, 5000), (257, 129, 1023), (6400, 96, 144)]
+    shapes = [(64, 64, 64), (900, 16, 72), (3, 1000, 5000), (257, 129, 1023), (6400, 96, 144)]  # (m, n, k): [m, k] @ [k, n]
     return _digest(*(torch.rand(m, k, generator=g) @ torch.rand(k, n, generator=g) for m, n, k in shapes))
 
 
@@ -58,19 +65,45 @@ def conv(torch) -> str:
 
 
 def pointwise(torch) -> str:
-    x = torch.rand(100_003, generator=torch.Generator().manual_seed(2)) * 8 - 4
-    return _digest(x.exp(), (x.abs() + 1e-3).log(), x.sigmoid(), x.softmax(0), torch.nn.functional.gelu(x))
+    from torchvision.ops import sigmoid_focal_loss
+
+    functional = torch.nn.functional
+    g = torch.Generator().manual_seed(2)
+    x = torch.rand(100_003, generator=g) * 8 - 4
+    target = (torch.rand(100_003, generator=g) > 0.9).float()
+    return _digest(functional.relu(x), functional.hardswish(x), functional.hardsigmoid(x), x.sigmoid(), x.exp(),
+                   (x.abs() + 1e-3).log(), x.abs().sqrt(), functional.binary_cross_entropy_with_logits(x, target, reduction="none"),
+                   sigmoid_focal_loss(x, target, reduction="none"))
+
+
+def norms(torch) -> str:
+    functional = torch.nn.functional
+    g = torch.Generator().manual_seed(3)
+    x = torch.rand(4, 32, 20, 20, generator=g, requires_grad=True)
+    weight = torch.rand(32, generator=g, requires_grad=True)
+    bias = torch.rand(32, generator=g, requires_grad=True)
+    running_mean, running_var = torch.zeros(32), torch.ones(32)
+    batch = functional.batch_norm(x, running_mean, running_var, weight, bias, training=True)
+    group = functional.group_norm(x, 16, weight, bias)
+    pooled = functional.adaptive_avg_pool2d(x, 1)
+    (batch.square().sum() + group.square().sum() + pooled.sum()).backward()
+    return _digest(batch, group, pooled, running_mean, running_var, x.grad, weight.grad, bias.grad, torch.linalg.vector_norm(x.detach()))
 
 
 def jpeg() -> str:
+    import io
+
     import cv2
     import numpy as np
 
-    rng = np.random.default_rng(3)
+    from pipeline.imageio import read_rgb
+
+    rng = np.random.default_rng(4)
     image = cv2.GaussianBlur(rng.integers(0, 256, (240, 320, 3), dtype=np.uint8), (7, 7), 0)
     ok, encoded = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 90])
-    assert ok
-    return _digest(encoded, cv2.imdecode(encoded, cv2.IMREAD_COLOR))
+    if not ok:
+        raise SystemExit("OpenCV could not encode the test JPEG")
+    return _digest(encoded, np.ascontiguousarray(read_rgb(io.BytesIO(encoded.tobytes()))))
 
 
 def augmentation() -> str:
@@ -79,7 +112,7 @@ def augmentation() -> str:
     from pipeline import augment
 
     transform = augment.build("truck_camera", 1.0)
-    rng = np.random.default_rng(4)
+    rng = np.random.default_rng(5)
     outputs = []
     for index in range(12):
         image = rng.integers(0, 256, (96, 128, 3), dtype=np.uint8)
@@ -89,41 +122,49 @@ def augmentation() -> str:
     return _digest(*outputs)
 
 
-def steps(torch) -> str:
-    from pipeline.config import load_params
+def steps(torch, params) -> str:
     from pipeline.model import build_model
+    from pipeline.train import WeightAverage, make_optimizer
 
     torch.manual_seed(0)
-    model = build_model(load_params().model.model_copy(update={"min_size": 128, "max_size": 128}), 3).train()
-    optimizer = torch.optim.AdamW(model.parameters(), 1e-3)
-    g = torch.Generator().manual_seed(5)
+    model = build_model(params.model.model_copy(update={"min_size": 128, "max_size": 128}), 3).train()
+    optimizer = make_optimizer(model, params.train, params.train.lr)
+    average = WeightAverage(model, params.train.ema_decay)
+    g = torch.Generator().manual_seed(6)
     images = [torch.rand(3, 128, 128, generator=g) for _ in range(2)]
     targets = [{"boxes": torch.tensor([[10.0, 20, 60, 70]]), "labels": torch.tensor([1])}] * 2
     for _ in range(3):
         loss = sum(model(images, targets).values())
         optimizer.zero_grad()
         loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 10.0)  # as train_one_epoch does
         optimizer.step()
-    return _digest(*model.parameters())
+        average.update(model)
+    return _digest(*model.parameters(), *average.module.state_dict().values())
 
 
-def first_batch(torch, data: Path, splits: Path) -> tuple[str, str]:
-    """The real loader's first batch as the train stage draws it, and the detector's losses and gradients on it."""
+def first_batch(torch, params, data: Path, splits: Path) -> tuple[str, str]:
+    """The train stage's first batch of epoch 1 and its initial model's losses and gradients on it, drawn in the
+    order pipeline/train.py's _train draws them (one process on the CPU, workers in the main process)."""
     from pipeline import augment
-    from pipeline.config import load_params, load_taxonomy
+    from pipeline.config import load_taxonomy
     from pipeline.dataset import CocoDetection, EpochSampler, collate
     from pipeline.model import build_model
     from pipeline.train import seed_everything
 
-    params = load_params()
     cfg, aug = params.train, params.augment
     seed_everything(cfg.seed)
     train_set = CocoDetection(splits / "train.json", data, augment.build(aug.preset, aug.degradation_probability))
-    mosaics = augment.mosaic_schedule(aug, cfg.epochs, params.model.min_size)
-    loader = torch.utils.data.DataLoader(augment.SeededAugmentation(train_set, cfg.seed, mosaics), batch_size=cfg.batch_size,
-                                         sampler=EpochSampler(train_set, cfg.seed, 0, 1), num_workers=0, collate_fn=collate)
-    images, targets = next(iter(loader))
+    CocoDetection(splits / "val.json", data)  # built there before the model, in case reading it ever draws a number
+    sampler = EpochSampler(train_set, cfg.seed, 0, 1)
+    loader = torch.utils.data.DataLoader(
+        augment.SeededAugmentation(train_set, cfg.seed, augment.mosaic_schedule(aug, cfg.epochs, params.model.min_size)),
+        batch_size=cfg.batch_size, sampler=sampler, num_workers=0, collate_fn=collate,
+        generator=torch.Generator().manual_seed(cfg.seed))
     model = build_model(params.model, len(load_taxonomy().class_names)).train()
+    sampler.set_epoch(1)
+    seed_everything(cfg.seed, 1, 0)
+    images, targets = next(iter(loader))
     losses = model(images, targets)
     sum(losses.values()).backward()
     return _digest(*images), _digest(*losses.values(), *(p.grad for p in model.parameters() if p.grad is not None))
@@ -137,19 +178,24 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if (args.data is None) != (args.splits is None):
         raise SystemExit("--data and --splits go together")
-    hardware.fix_cpu_numerics("native" if args.native else "portable")  # before torch's first operation
+    if args.splits is not None and not (args.splits / "train.json").is_file():
+        raise SystemExit(f"no {args.splits / 'train.json'}: run `make run` (or the prepare stage) first")
+    from pipeline.config import load_params
+
+    params = load_params()
+    # The train stage's own set-up (kernels pinned, its thread count, deterministic algorithms), on the CPU.
+    hardware.place(params.train.model_copy(update={"cpu_numerics": "native" if args.native else "portable", "device": "cpu"}))
     import torch
 
-    torch.set_num_threads(2)  # the training's thread count (train.threads): MKL's sums depend on it
-    torch.use_deterministic_algorithms(True, warn_only=True)
-    rows = [("sgemm", sgemm(torch)), ("conv", conv(torch)), ("pointwise", pointwise(torch)), ("jpeg", jpeg()),
-            ("augment", augmentation()), ("steps", steps(torch))]
+    rows = [("sgemm", sgemm(torch)), ("conv", conv(torch)), ("pointwise", pointwise(torch)), ("norms", norms(torch)),
+            ("jpeg", jpeg()), ("augment", augmentation()), ("steps", steps(torch, params))]
     if args.data is not None:
-        batch, gradients = first_batch(torch, args.data, args.splits)
+        batch, gradients = first_batch(torch, params, args.data, args.splits)
         rows += [("first batch: pixels", batch), ("first batch: losses and gradients", gradients)]
     summary = hardware.cpu_numerics_summary()
     print(f"\nnumerics fingerprint: {summary['cpu']}, kernels {summary['cpu_capability']}, MKL_CBWR {summary['mkl_cbwr']}, "
-          f"oneDNN {summary['onednn']}, OpenCV optimised {summary['opencv_optimized']}, torch {summary['torch']}, 2 threads\n")
+          f"oneDNN {summary['onednn']}, OpenCV optimised {summary['opencv_optimized']}, torch {summary['torch']}, "
+          f"{torch.get_num_threads()} threads\n")
     print("| component | sha256 (first 16 hex) |\n|---|---|")
     for name, value in rows:
         print(f"| {name} | {value} |")
