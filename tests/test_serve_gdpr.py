@@ -42,6 +42,17 @@ def add(sessions, image_dir, bin_id: str, n: int, with_image: bool = True) -> st
     return inspection_id
 
 
+def reviewed_bin_beside_another(sessions, image_dir) -> tuple[list[str], str]:
+    """BIN-1's two inspections (one confirmed, one claimed by a reviewer right now) and BIN-2's one."""
+    rita = accounts.create_user(sessions, "rita", "reviewer", "correct horse battery")
+    mine = [add(sessions, image_dir, "BIN-1", 1), add(sessions, image_dir, "BIN-1", 2)]
+    other = add(sessions, image_dir, "BIN-2", 3)
+    review.claim(sessions, mine[0], rita, timedelta(minutes=5))
+    review.decide(sessions, mine[0], rita, review.Decision("confirmed"), ["can"])
+    review.claim(sessions, mine[1], rita, timedelta(minutes=5))  # open in someone's browser right now
+    return mine, other
+
+
 def test_export_holds_every_record_photo_and_decision_of_the_bin_and_nothing_else(store, tmp_path):
     sessions, image_dir = store
     rita = accounts.create_user(sessions, "rita", "reviewer", "correct horse battery")
@@ -66,12 +77,7 @@ def test_export_holds_every_record_photo_and_decision_of_the_bin_and_nothing_els
 def test_delete_erases_the_bin_and_leaves_the_others(store):
     """Since the statistics (issue 10) the bin's inspections stay as anonymous copies; before, they were deleted."""
     sessions, image_dir = store
-    rita = accounts.create_user(sessions, "rita", "reviewer", "correct horse battery")
-    mine = [add(sessions, image_dir, "BIN-1", 1), add(sessions, image_dir, "BIN-1", 2)]
-    other = add(sessions, image_dir, "BIN-2", 3)
-    review.claim(sessions, mine[0], rita, timedelta(minutes=5))
-    review.decide(sessions, mine[0], rita, review.Decision("confirmed"), ["can"])
-    review.claim(sessions, mine[1], rita, timedelta(minutes=5))  # open in someone's browser right now
+    mine, other = reviewed_bin_beside_another(sessions, image_dir)
 
     summary = gdpr.delete_bin(sessions, image_dir, "BIN-1", "Europe/Berlin")
     assert (summary.inspections, summary.images, summary.review_events) == (2, 2, 1)
@@ -250,12 +256,7 @@ def test_exposed_weeks_are_those_without_another_erased_bins_copy(store):
 
 def test_purge_leaves_nothing_of_the_bin_and_the_others_as_they_were(store):
     sessions, image_dir = store
-    rita = accounts.create_user(sessions, "rita", "reviewer", "correct horse battery")
-    mine = [add(sessions, image_dir, "BIN-1", 1), add(sessions, image_dir, "BIN-1", 2)]
-    other = add(sessions, image_dir, "BIN-2", 3)
-    review.claim(sessions, mine[0], rita, timedelta(minutes=5))
-    review.decide(sessions, mine[0], rita, review.Decision("confirmed"), ["can"])
-    review.claim(sessions, mine[1], rita, timedelta(minutes=5))  # open in someone's browser right now
+    mine, other = reviewed_bin_beside_another(sessions, image_dir)
     notice(sessions, mine[0], "BIN-1", 1)
 
     summary = gdpr.delete_bin(sessions, image_dir, "BIN-1", "Europe/Berlin", purge=True)
