@@ -1,6 +1,6 @@
 """Digests of every kind of arithmetic training does, under `train.cpu_numerics` portable: where two CPUs part.
 
-    python -m bench.numerics_fingerprint [--native] [--data data --splits build/splits]
+    python -m bench.numerics_fingerprint [--native] [--data data --splits build/splits] [--params P --classes C]
 
 Two machines that train apart (README, Figures; BENCHMARKS.md, Reproducibility)
 run this and compare the tables line by line: the first component whose
@@ -19,11 +19,14 @@ digest differs is where the arithmetic parts, in seconds instead of a
   decoded by Pillow (as the training dataset reads it);
 - augment: the training augmentation of a few drawn images (OpenCV's
   baseline code, albumentations, numpy);
-- steps: three training steps of the default detector on random images, as
-  the train stage takes them (its optimiser, gradient clipping, weight average);
+- steps: three training steps of the detector on random images, as the
+  train stage takes them (its optimiser and warm-up schedule, gradient
+  clipping, weight average);
 - first batch (with --data and --splits, e.g. after `make run`): the train
-  stage's first augmented batch of epoch 1 and the losses and gradients of its
-  initial model on it, drawn in the train stage's order.
+  stage's first batch of epoch 1 (its image ids, its augmented pixels) and
+  the losses and gradients of its initial model on it, drawn in the train
+  stage's order (tests/test_numerics_fingerprint.py checks the ids against a
+  traced training run).
 
 BENCHMARKS.md (Reproducibility) keeps the table of the machine that made the
 committed dvc.lock.
@@ -37,6 +40,7 @@ import sys
 from pathlib import Path
 
 from pipeline import hardware
+from pipeline.config import add_config_arguments, load_params, load_taxonomy
 
 
 def _digest(*arrays) -> str:
@@ -124,11 +128,12 @@ def augmentation() -> str:
 
 def steps(torch, params) -> str:
     from pipeline.model import build_model
-    from pipeline.train import WeightAverage, make_optimizer
+    from pipeline.train import WeightAverage, make_optimizer, warmup_cosine
 
     torch.manual_seed(0)
     model = build_model(params.model.model_copy(update={"min_size": 128, "max_size": 128}), 3).train()
     optimizer = make_optimizer(model, params.train, params.train.lr)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(params.train.warmup_iters, 1000))
     average = WeightAverage(model, params.train.ema_decay)
     g = torch.Generator().manual_seed(6)
     images = [torch.rand(3, 128, 128, generator=g) for _ in range(2)]
@@ -139,15 +144,17 @@ def steps(torch, params) -> str:
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 10.0)  # as train_one_epoch does
         optimizer.step()
+        scheduler.step()
         average.update(model)
     return _digest(*model.parameters(), *average.module.state_dict().values())
 
 
-def first_batch(torch, params, data: Path, splits: Path) -> tuple[str, str]:
+def first_batch(torch, params, class_names: list[str], data: Path, splits: Path) -> tuple[str, str, str]:
     """The train stage's first batch of epoch 1 and its initial model's losses and gradients on it, drawn in the
     order pipeline/train.py's _train draws them (one process on the CPU, workers in the main process)."""
     from pipeline import augment
-    from pipeline.config import load_taxonomy
+    import numpy as np
+
     from pipeline.dataset import CocoDetection, EpochSampler, collate
     from pipeline.model import build_model
     from pipeline.train import seed_everything
@@ -155,19 +162,21 @@ def first_batch(torch, params, data: Path, splits: Path) -> tuple[str, str]:
     cfg, aug = params.train, params.augment
     seed_everything(cfg.seed)
     train_set = CocoDetection(splits / "train.json", data, augment.build(aug.preset, aug.degradation_probability))
+    mosaics = augment.mosaic_schedule(aug, cfg.epochs, params.model.min_size)
     CocoDetection(splits / "val.json", data)  # built there before the model, in case reading it ever draws a number
     sampler = EpochSampler(train_set, cfg.seed, 0, 1)
     loader = torch.utils.data.DataLoader(
-        augment.SeededAugmentation(train_set, cfg.seed, augment.mosaic_schedule(aug, cfg.epochs, params.model.min_size)),
+        augment.SeededAugmentation(train_set, cfg.seed, mosaics),
         batch_size=cfg.batch_size, sampler=sampler, num_workers=0, collate_fn=collate,
         generator=torch.Generator().manual_seed(cfg.seed))
-    model = build_model(params.model, len(load_taxonomy().class_names)).train()
+    model = build_model(params.model, len(class_names)).train()
     sampler.set_epoch(1)
     seed_everything(cfg.seed, 1, 0)
     images, targets = next(iter(loader))
     losses = model(images, targets)
     sum(losses.values()).backward()
-    return _digest(*images), _digest(*losses.values(), *(p.grad for p in model.parameters() if p.grad is not None))
+    ids = np.array([int(t["image_id"]) for t in targets], dtype=np.int64)
+    return _digest(ids), _digest(*images), _digest(*losses.values(), *(p.grad for p in model.parameters() if p.grad is not None))
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -175,14 +184,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--native", action="store_true", help="the CPU's fastest kernels instead of the portable ones")
     parser.add_argument("--data", type=Path, help="dataset folder holding images/ (with --splits: the first-batch rows)")
     parser.add_argument("--splits", type=Path, help="folder with train.json (the prepare stage's output)")
+    add_config_arguments(parser)  # the recipe the data and split were made with (default: the default recipe)
     args = parser.parse_args(argv)
     if (args.data is None) != (args.splits is None):
         raise SystemExit("--data and --splits go together")
     if args.splits is not None and not (args.splits / "train.json").is_file():
         raise SystemExit(f"no {args.splits / 'train.json'}: run `make run` (or the prepare stage) first")
-    from pipeline.config import load_params
-
-    params = load_params()
+    params, class_names = load_params(args.params), load_taxonomy(args.classes).class_names
     # The train stage's own set-up (kernels pinned, its thread count, deterministic algorithms), on the CPU.
     hardware.place(params.train.model_copy(update={"cpu_numerics": "native" if args.native else "portable", "device": "cpu"}))
     import torch
@@ -190,8 +198,8 @@ def main(argv: list[str] | None = None) -> None:
     rows = [("sgemm", sgemm(torch)), ("conv", conv(torch)), ("pointwise", pointwise(torch)), ("norms", norms(torch)),
             ("jpeg", jpeg()), ("augment", augmentation()), ("steps", steps(torch, params))]
     if args.data is not None:
-        batch, gradients = first_batch(torch, params, args.data, args.splits)
-        rows += [("first batch: pixels", batch), ("first batch: losses and gradients", gradients)]
+        ids, batch, gradients = first_batch(torch, params, class_names, args.data, args.splits)
+        rows += [("first batch: image ids", ids), ("first batch: pixels", batch), ("first batch: losses and gradients", gradients)]
     summary = hardware.cpu_numerics_summary()
     print(f"\nnumerics fingerprint: {summary['cpu']}, kernels {summary['cpu_capability']}, MKL_CBWR {summary['mkl_cbwr']}, "
           f"oneDNN {summary['onednn']}, OpenCV optimised {summary['opencv_optimized']}, torch {summary['torch']}, "
