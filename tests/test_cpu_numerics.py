@@ -46,22 +46,14 @@ for _ in range(3):
     optimizer.zero_grad(); loss.backward(); optimizer.step()
 print(hardware.cpu_numerics_summary()["cpu_capability"], hashlib.sha256(b"".join(p.detach().numpy().tobytes() for p in model.parameters())).hexdigest())
 """
-# The training augmentation of a few drawn images (OpenCV does most of its work); prints the pixels' digest.
+# The training augmentation of a few drawn images (OpenCV does most of its work), as the numerics fingerprint
+# digests it (bench/numerics_fingerprint.py); prints the pixels' digest.
 AUGMENT = """
-import hashlib, sys
-import numpy as np
-from pipeline import augment, hardware
+import sys
+from pipeline import hardware
 hardware.fix_cpu_numerics(sys.argv[1])
-transform = augment.build("truck_camera", 1.0)
-digest = hashlib.sha256()
-rng = np.random.default_rng(0)
-for index in range(12):
-    image = rng.integers(0, 256, (96, 128, 3), dtype=np.uint8)
-    image[20:70, 30:90] = rng.integers(0, 256, 3, dtype=np.uint8)  # an object with edges to blur, warp and resize
-    augment.reseed(transform, 1, 1, index)
-    out = transform(image=image, bboxes=[[30.0, 20.0, 90.0, 70.0]], labels=[1])
-    digest.update(np.ascontiguousarray(out["image"]).tobytes())
-print(digest.hexdigest())
+from bench.numerics_fingerprint import augmentation
+print(augmentation())
 """
 # OpenCV's dispatch, capped from the outside as a CPU without AVX/AVX2 would have it.
 OPENCV_WITHOUT_AVX = {"OPENCV_CPU_DISABLE": "AVX2,FP16,AVX"}
