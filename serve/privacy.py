@@ -69,6 +69,23 @@ class PrivacyFilter:
         """False when privacy is off (no blur, no mask): uploads are then stored as received."""
         return bool(self.finders) or self.masks is not None
 
+    @property
+    def gap(self) -> str | None:
+        """What this configuration leaves unprotected in stored photos, in words for staff; None with a hopper mask.
+
+        Said at start-up and on every staff page: the finders miss people seen
+        from behind or only partly in view (README, Privacy before storage,
+        Limits), so without a mask a person beside the hopper can be stored
+        recognisable, and the people who could set one should see that.
+        """
+        if self.masks is not None:
+            return None
+        if not self.finders:
+            return ("Privacy before storage is off (BINSIGHT_PRIVACY_BLUR=false, no BINSIGHT_PRIVACY_MASKS): "
+                    "photos are stored exactly as the trucks sent them, faces, people and plates included.")
+        return ("No hopper mask is configured (BINSIGHT_PRIVACY_MASKS): stored photos are protected only by the face, person and "
+                "plate finders, which miss people seen from behind or only partly in view. Set a mask for every truck.")
+
     def protect(self, rgb: np.ndarray, truck_id: str) -> tuple[np.ndarray, list[dict], float]:
         """A protected copy of the frame, the regions blurred or blanked, and the visible share; `rgb` is not changed."""
         height, width = rgb.shape[:2]

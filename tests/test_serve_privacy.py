@@ -9,6 +9,7 @@ that a found region is blurred beyond recovery.
 from __future__ import annotations
 
 import io
+import re
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -420,3 +421,35 @@ def test_finders_look_only_inside_the_hopper(tmp_path):
     assert finder.shapes == [(height - height // 4, width - width // 2)]  # the hopper's bounding box only
     [face] = [r["box"] for r in regions if r["kind"] == "face"]
     assert face[0] >= width // 2 and face[1] >= height // 4  # mapped back into the frame, inside the hopper
+
+
+@pytest.mark.parametrize(
+    "settings, gap",
+    [
+        ({}, "No hopper mask is configured"),
+        ({"privacy_blur": False}, "Privacy before storage is off"),
+        ({"privacy_masks": "masks"}, None),
+    ],
+    ids=["finders-only", "off", "masked"],
+)
+def test_staff_pages_and_the_start_log_say_what_stored_photos_are_left_without(tmp_path, detector, caplog, settings, gap):
+    """Without a hopper mask the finders are all that protects a stored photo, and they miss people seen from behind."""
+    from serve import accounts
+
+    if settings.get("privacy_masks"):
+        settings = {"privacy_masks": write_masks(tmp_path, "default: [[0, 0], [1, 0], [1, 1], [0, 1]]\n")}
+    with caplog.at_level("WARNING", logger="binsight.serve"), make_client(tmp_path, detector, **settings) as client:
+        accounts.create_user(client.app.state.sessions, "dora", "reviewer", "correct horse battery")
+        login = client.get("/login")
+        assert "privacy-gap" not in login.text  # said to staff only, not to whoever opens the login page
+        csrf = re.search(r'name="csrf_token" value="([^"]+)"', login.text).group(1)
+        client.post("/login", data={"username": "dora", "password": "correct horse battery", "csrf_token": csrf, "next": "/review"})
+        pages = [client.get(path) for path in ("/dashboard", "/notices")]  # (the queue needs a model this app lacks)
+    assert [page.status_code for page in pages] == [200, 200]
+    logged = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    if gap is None:
+        assert not any("privacy-gap" in page.text for page in pages)
+        assert not any("BINSIGHT_PRIVACY" in message for message in logged)
+    else:
+        assert all('class="message warning privacy-gap"' in page.text and gap in page.text for page in pages)
+        assert any(message.startswith(gap) for message in logged)
