@@ -8,6 +8,7 @@
 #   make bench-privacy  recall of the privacy step's finders on planted plates, faces and people; prints a table
 #   make bench-realdata [EPOCHS=n]  binsight vs Ultralytics YOLO on TrashNet++ (own venv .venv-bench); prints a table
 #   make bench-realdata-pack  .devdata/ for training the same on a rented GPU machine (bench/device_realdata.sh; BENCHMARKS.md)
+#   make bench-device-wheels  .whl/: the packages that machine lacks, as Python 3.12 wheels (bench/device_wheels.py)
 #   make bench-realdata-score  export and score what that machine trained (build/bench-gpu); prints the table
 #   make test-integration  the Label Studio ML backend and importer against a real Label Studio (own venv .venv-labelstudio)
 SHELL := /bin/bash
@@ -21,7 +22,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: run test install data repro register serve bench-serve bench-privacy bench-realdata bench-realdata-pack bench-realdata-score check-serve-install test-integration clean-data help
+.PHONY: run test install data repro register serve bench-serve bench-privacy bench-realdata bench-realdata-pack bench-device-wheels bench-realdata-score check-serve-install test-integration clean-data help
 
 help:
 	@grep -E '^#   make' Makefile | sed 's/^#   //'
@@ -134,6 +135,9 @@ bench-realdata: $(BENCH_INSTALLED)
 # pack here, run bench/device_realdata.sh there, unpack its trained.tgz.part-* into build/, score here.
 bench-realdata-pack: $(INSTALLED)
 	$(BIN)/python -m bench.device_pack
+
+bench-device-wheels: $(BENCH_INSTALLED)
+	$(BENCH_VENV)/bin/python -m bench.device_wheels --out .whl
 
 bench-realdata-score: $(BENCH_INSTALLED)
 	$(BENCH_VENV)/bin/python -m bench.realdata --score-only --models $(or $(MODELS),yolo11n,yolo26n,binsight,binsight-imagenet) --out build/bench-gpu

@@ -168,3 +168,21 @@ def test_binsight_trained_in_one_place_exports_from_a_copy_elsewhere(tmp_path):
     assert exported["onnx"] == "model.onnx" and (here / "models/binsight/model.onnx").is_file()
     assert (here / "models/binsight/model-map.onnx").is_file() and exported["parameters"] > 0
     assert exported["train_seconds"] == trained["train_seconds"]  # the training's own figures kept
+
+
+def test_device_wheels_pins_what_is_installed_here_and_refuses_a_second_version(tmp_path):
+    from importlib.metadata import version
+
+    from bench import device_wheels
+
+    assert device_wheels.pinned(("pydantic", "pycocotools")) == [f"pydantic=={version('pydantic')}", f"pycocotools=={version('pycocotools')}"]
+    with pytest.raises(SystemExit, match="not installed in .*: no-such-package-here"):
+        device_wheels.pinned(("pydantic", "no-such-package-here"))
+    for name in ("pydantic-2.14.3-py3-none-any.whl", "pydantic_core-2.50.4-cp312-cp312-manylinux2014_x86_64.whl"):
+        (tmp_path / name).touch()
+    assert len(device_wheels.check(["pydantic==2.14.3", "pydantic-core==2.50.4"], tmp_path)) == 2
+    with pytest.raises(SystemExit, match="no wheel for pycocotools==2.0.11"):
+        device_wheels.check(["pydantic==2.14.3", "pycocotools==2.0.11"], tmp_path)
+    (tmp_path / "pydantic-2.13.0-py3-none-any.whl").touch()  # an older download left beside it
+    with pytest.raises(SystemExit, match="2 wheels of pydantic .*delete all but pydantic==2.14.3"):
+        device_wheels.check(["pydantic==2.14.3", "pydantic-core==2.50.4"], tmp_path)
