@@ -8,7 +8,7 @@
 #   make bench-privacy  recall of the privacy step's finders on planted plates, faces and people; prints a table
 #   make bench-realdata [EPOCHS=n]  binsight vs Ultralytics YOLO on TrashNet++ (own venv .venv-bench); prints a table
 #   make bench-realdata-pack  .devdata/ for training the same on a rented GPU machine (bench/device_realdata.sh; BENCHMARKS.md)
-#   make bench-device-wheels  .whl/: the packages that machine lacks, as Python 3.12 wheels (bench/device_wheels.py)
+#   make bench-device-wheels [NO_YOLO=1]  .whl/: the packages that machine lacks, as Python 3.12 wheels (bench/device_wheels.py)
 #   make bench-realdata-score  export and score what that machine trained (build/bench-gpu); prints the table
 #   make test-integration  the Label Studio ML backend and importer against a real Label Studio (own venv .venv-labelstudio)
 SHELL := /bin/bash
@@ -137,7 +137,7 @@ bench-realdata-pack: $(INSTALLED)
 	$(BIN)/python -m bench.device_pack
 
 bench-device-wheels: $(BENCH_INSTALLED)
-	$(BENCH_VENV)/bin/python -m bench.device_wheels --out .whl
+	$(BENCH_VENV)/bin/python -m bench.device_wheels --out .whl $(if $(NO_YOLO),--no-yolo)
 
 bench-realdata-score: $(BENCH_INSTALLED)
 	$(BENCH_VENV)/bin/python -m bench.realdata --score-only --models $(or $(MODELS),yolo11n,yolo26n,binsight,binsight-imagenet) --out build/bench-gpu

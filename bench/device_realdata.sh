@@ -9,9 +9,10 @@
 #   (back here) cat <OUT>/trained.tgz.part-* | tar xzf - -C build && make bench-realdata-score
 #
 # The machine has torch and onnxruntime but no package index: the other
-# packages travel as wheels in .whl/ (BENCHMARKS.md lists them) and are
-# installed into /tmp/site. MLflow and polars do not travel (bench/
-# tracking_standin.py and bench/yolo_contender.py stand in for them).
+# packages travel as wheels in .whl/ (`make bench-device-wheels` fetches them;
+# bench/device_wheels.py lists them) and are installed into /tmp/site. MLflow
+# and polars do not travel (bench/tracking_standin.py and
+# bench/yolo_contender.py stand in for them).
 # Every contender trains at once (--concurrent), the card and 16 cores being
 # far more than one small model uses; TRAIN_SECONDS bounds the whole. What
 # finished by then comes back with its selected weights; what did not, with

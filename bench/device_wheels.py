@@ -6,8 +6,9 @@ The rented GPU machine (Python 3.12, torch, torchvision, onnxruntime, OpenCV,
 numpy, scipy, PyYAML, matplotlib, ...) has no package index; what else the
 benchmark imports travels in .whl/ (git-ignored) and device_realdata.sh
 installs it there with `pip install --no-index --no-deps`. Each package is
-fetched at the version installed here, so the GPU rows train with the
-augmentation and settings code of the CPU rows. `--no-deps` there means
+fetched at the version installed here, so the GPU rows run the Python code
+of the CPU rows (numpy, OpenCV and scipy stay the machine's own versions, so
+augmented pixels may still differ in the last bits). `--no-deps` there means
 every dependency is named here; the list was found by importing the
 benchmark's training path with `python -X importtime` and keeping what the
 machine's package list (the device tool's KINDS.md) lacks. MLflow and polars
@@ -18,6 +19,7 @@ stood in for (bench/tracking_standin.py, bench/yolo_contender.py).
 from __future__ import annotations
 
 import argparse
+import re
 import subprocess
 import sys
 from importlib.metadata import PackageNotFoundError, version
@@ -47,10 +49,9 @@ def pinned(names: tuple[str, ...]) -> list[str]:
     return pins
 
 
-def wheel_name(requirement: str) -> str:
-    """The file-name prefix of a requirement's wheel: its name normalised as wheels spell it."""
-    name, _, ver = requirement.partition("==")
-    return f"{name.replace('-', '_').lower()}-{ver}-"
+def normalised(name: str) -> str:
+    """A distribution name as wheel file names spell it (PEP 427: runs of -_. as one _, lower case)."""
+    return re.sub(r"[-_.]+", "_", name).lower()
 
 
 def download(pins: list[str], out: Path) -> None:
@@ -62,18 +63,30 @@ def download(pins: list[str], out: Path) -> None:
         raise SystemExit("pip download failed (above); is the package index reachable?")
 
 
+def runs_on_the_device(wheel: Path) -> bool:
+    """Its tags (the file name's last three fields) fit CPython 3.12 on x86-64 Linux."""
+    python, abi, platform = wheel.name.removesuffix(".whl").split("-")[-3:]
+    pythons, platforms = python.split("."), platform.split(".")
+    return (any(t in ("py3", "cp312", f"py{DEVICE_PYTHON.replace('.', '')}") for t in pythons) and abi in ("none", "abi3", "cp312")
+            and (platforms == ["any"] or any(t in PLATFORMS for t in platforms)))  # fmt: skip
+
+
 def check(pins: list[str], out: Path) -> list[Path]:
-    """Exactly one wheel per package, the pinned one: two versions of one package stop the whole install there."""
+    """The folder holds exactly the pinned wheels, each for the device's Python: device_realdata.sh installs
+    every *.whl with --no-deps, and two versions of one package, or one nobody asked for, stop or change that install."""
     wheels = sorted(out.glob("*.whl"))
-    problems = []
-    for pin in pins:
-        prefix = wheel_name(pin)
-        name = prefix.split("-")[0]
-        same_name = [w for w in wheels if w.name.lower().startswith(f"{name}-")]
-        if not any(w.name.lower().startswith(prefix) for w in same_name):
-            problems.append(f"no wheel for {pin}")
-        elif len(same_name) > 1:
-            problems.append(f"{len(same_name)} wheels of {name} ({', '.join(w.name for w in same_name)}): delete all but {pin}")
+    wanted = {normalised(pin.partition("==")[0]): pin.partition("==")[2] for pin in pins}
+    problems, found = [], {}
+    for wheel in wheels:
+        name, version = wheel.name.split("-")[:2]
+        found.setdefault(normalised(name), []).append(wheel)
+        if normalised(name) not in wanted:
+            problems.append(f"{wheel.name} is not on the list: delete it")
+        elif version != wanted[normalised(name)]:
+            problems.append(f"{wheel.name} is not the pinned {normalised(name)}=={wanted[normalised(name)]}: delete it")
+        elif not runs_on_the_device(wheel):
+            problems.append(f"{wheel.name} is not for CPython {DEVICE_PYTHON} on x86-64 Linux: delete it")
+    problems += [f"no wheel for {pin}" for pin in pins if normalised(pin.partition("==")[0]) not in found]
     if problems:
         raise SystemExit(f"{out}: " + "; ".join(problems))
     return wheels

@@ -39,11 +39,14 @@ class Detections:
     scores: np.ndarray  # float32 [N]
 
 
-def cpu_session(path: Path, threads: int = 2) -> ort.InferenceSession:
+def cpu_session(path: Path, threads: int = 2, denormals_as_zero: bool = False) -> ort.InferenceSession:
+    """`denormals_as_zero`: tiny floats computed as 0, as a timing of random weights needs (bench/onnx_latency.py)."""
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    if denormals_as_zero:
+        options.add_session_config_entry("session.set_denormal_as_zero", "1")
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 

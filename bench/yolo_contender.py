@@ -134,11 +134,20 @@ def export(trained: dict, out: Path, imgsz: int) -> dict:
 
     model = YOLO(str(out / trained["checkpoint"]))
     parameters = sum(p.numel() for p in model.model.parameters())
-    # Ultralytics' default export (nms=None): raw predictions for NMS outside, what its own validation scores.
-    onnx_path = Path(model.export(format="onnx", imgsz=imgsz, batch=1, device="cpu")).rename(out / "model.onnx")
-    end2end = None
-    if getattr(model.model.model[-1], "one2one_cv2", None) is not None:
-        # YOLO26's NMS-free one-to-one head, its deployment form: nms=False exports it.
-        end2end = Path(model.export(format="onnx", imgsz=imgsz, batch=1, device="cpu", nms=False)).rename(out / "model-end2end.onnx")
+    onnx_path, end2end = export_onnx(model, out, "model", imgsz)
     # File names relative to the contender's folder, as the checkpoint: the folder may move between machines.
     return {"onnx": onnx_path.name, "onnx_end2end": None if end2end is None else end2end.name, "parameters": int(parameters)}
+
+
+def export_onnx(model, folder: Path, stem: str, imgsz: int) -> tuple[Path, Path | None]:
+    """<folder>/<stem>.onnx, Ultralytics' default export (nms=None: raw predictions for NMS outside, what its
+    own validation scores), and for YOLO26 <stem>-end2end.onnx, its NMS-free one-to-one head (nms=False)."""
+
+    def exported(**options) -> str:
+        return model.export(format="onnx", imgsz=imgsz, batch=1, device="cpu", **options)  # written beside the weights, or in cwd
+
+    plain = Path(shutil.move(exported(), folder / f"{stem}.onnx"))
+    end2end = None
+    if getattr(model.model.model[-1], "one2one_cv2", None) is not None:
+        end2end = Path(shutil.move(exported(nms=False), folder / f"{stem}-end2end.onnx"))
+    return plain, end2end

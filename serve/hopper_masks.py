@@ -30,6 +30,7 @@ import numpy as np
 import yaml
 
 DEFAULT_ENTRY = "default"
+WHOLE_FRAME_CHECK_SIDE = 100  # pixels of the raster that tells a mask from the whole frame (1 % = 100 pixels)
 Polygon = tuple[tuple[float, float], ...]
 
 
@@ -91,6 +92,10 @@ class HopperMasks:
         self.polygons = polygons
         self._rasters: dict[tuple[str, int, int], np.ndarray] = {}
         self._lock = threading.Lock()
+
+    def whole_frame_entries(self) -> list[str]:
+        """Entries (truck ids, or `default`) whose polygons leave less than 1 % of the frame outside: no mask in effect."""
+        return [truck for truck in self.polygons if self.raster(truck, WHOLE_FRAME_CHECK_SIDE, WHOLE_FRAME_CHECK_SIDE).mean() >= 0.99]
 
     def polygons_for(self, truck_id: str) -> tuple[Polygon, ...]:
         return self.polygons.get(truck_id, self.polygons[DEFAULT_ENTRY])

@@ -98,8 +98,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.store = store
         # A bad mask file stops the start here (MaskFileError names file and problem): never store unmasked photos by mistake.
         app.state.privacy = await to_thread.run_sync(privacy_filter, settings)
-        if app.state.privacy.gap:
-            log.warning(app.state.privacy.gap)
+        if app.state.privacy.unprotected_warning:
+            log.warning(app.state.privacy.unprotected_warning)
 
         detector, app.state.model_error = app.state.given_detector, None
         if detector is None:

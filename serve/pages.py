@@ -118,7 +118,7 @@ async def checked_form(request: Request, info: SessionInfo) -> dict[str, str]:
 def render(request: Request, name: str, context: dict[str, Any], status: int = 200, info: SessionInfo | None = None) -> HTMLResponse:
     privacy = getattr(request.app.state, "privacy", None)
     base = {"account": info.account if info else None, "csrf_token": info.csrf_token if info else "", "messages": [], "active": None,
-            "privacy_gap": privacy.gap if privacy is not None else None}
+            "privacy_warning": privacy.unprotected_warning if privacy is not None else None}
     response = templates.TemplateResponse(request, name, {**base, **context}, status_code=status)
     response.headers.update(PAGE_HEADERS)
     return response

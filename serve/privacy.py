@@ -24,7 +24,7 @@ from typing import Protocol
 import cv2
 import numpy as np
 
-from serve.hopper_masks import HopperMasks
+from serve.hopper_masks import DEFAULT_ENTRY, HopperMasks
 from serve.people_finders import FaceFinder, PersonFinder
 from serve.plate_finder import PlateFinder
 
@@ -32,6 +32,9 @@ Box = tuple[float, float, float, float]
 PAD = 0.2  # share of a found box's width and height added on each side
 CELLS = 6  # pixelation cells across a blurred box's shorter side
 JPEG_QUALITY = 90
+# What the finders miss (README, Privacy before storage, Limits), for the warning staff pages show.
+FINDER_LIMITS = ("They miss people seen from behind or only partly in view, faces under about 1/12 of the frame high or "
+                 "turned aside, and plates that are small, dirty, steeply angled or of other countries. Set a real mask for every truck.")
 
 
 class Finder(Protocol):
@@ -70,21 +73,29 @@ class PrivacyFilter:
         return bool(self.finders) or self.masks is not None
 
     @property
-    def gap(self) -> str | None:
-        """What this configuration leaves unprotected in stored photos, in words for staff; None with a hopper mask.
+    def unprotected_warning(self) -> str | None:
+        """What this configuration leaves recognisable in stored photos, in words for administrators; None when
+        every truck has a hopper mask and blurring is on.
 
-        Said at start-up and on every staff page: the finders miss people seen
-        from behind or only partly in view (README, Privacy before storage,
-        Limits), so without a mask a person beside the hopper can be stored
-        recognisable, and the people who could set one should see that.
+        Logged at start-up and shown to administrators on every staff page: the
+        finders miss much (README, Privacy before storage, Limits), so a truck
+        without a real mask can store a person beside the hopper recognisable,
+        and the people who could set one should see that.
         """
-        if self.masks is not None:
-            return None
-        if not self.finders:
+        if self.masks is None and not self.finders:
             return ("Privacy before storage is off (BINSIGHT_PRIVACY_BLUR=false, no BINSIGHT_PRIVACY_MASKS): "
                     "photos are stored exactly as the trucks sent them, faces, people and plates included.")
-        return ("No hopper mask is configured (BINSIGHT_PRIVACY_MASKS): stored photos are protected only by the face, person and "
-                "plate finders, which miss people seen from behind or only partly in view. Set a mask for every truck.")
+        said = []
+        if self.masks is None:
+            said.append("No hopper mask is configured (BINSIGHT_PRIVACY_MASKS): stored photos are protected only by the finders.")
+        elif unmasked := self.masks.whole_frame_entries():
+            trucks = ", ".join("trucks not listed" if t == DEFAULT_ENTRY else t for t in unmasked)
+            said.append(f"The hopper mask of {trucks} covers the whole frame: those photos are protected only by the finders.")
+        if said and self.finders:
+            said.append(FINDER_LIMITS)
+        if not self.finders:
+            said.append("Blurring is off (BINSIGHT_PRIVACY_BLUR=false): faces, people and plates inside the hopper are stored as seen.")
+        return " ".join(said) or None
 
     def protect(self, rgb: np.ndarray, truck_id: str) -> tuple[np.ndarray, list[dict], float]:
         """A protected copy of the frame, the regions blurred or blanked, and the visible share; `rgb` is not changed."""

@@ -9,6 +9,7 @@ the refusal to score models trained on other splits.
 import hashlib
 import json
 import lzma
+import re
 import shutil
 import subprocess
 import sys
@@ -170,7 +171,7 @@ def test_binsight_trained_in_one_place_exports_from_a_copy_elsewhere(tmp_path):
     assert exported["train_seconds"] == trained["train_seconds"]  # the training's own figures kept
 
 
-def test_device_wheels_pins_what_is_installed_here_and_refuses_a_second_version(tmp_path):
+def test_device_wheels_pins_what_is_installed_here_and_asks_pip_for_the_devices_python(tmp_path, monkeypatch):
     from importlib.metadata import version
 
     from bench import device_wheels
@@ -178,11 +179,45 @@ def test_device_wheels_pins_what_is_installed_here_and_refuses_a_second_version(
     assert device_wheels.pinned(("pydantic", "pycocotools")) == [f"pydantic=={version('pydantic')}", f"pycocotools=={version('pycocotools')}"]
     with pytest.raises(SystemExit, match="not installed in .*: no-such-package-here"):
         device_wheels.pinned(("pydantic", "no-such-package-here"))
-    for name in ("pydantic-2.14.3-py3-none-any.whl", "pydantic_core-2.50.4-cp312-cp312-manylinux2014_x86_64.whl"):
-        (tmp_path / name).touch()
-    assert len(device_wheels.check(["pydantic==2.14.3", "pydantic-core==2.50.4"], tmp_path)) == 2
-    with pytest.raises(SystemExit, match="no wheel for pycocotools==2.0.11"):
-        device_wheels.check(["pydantic==2.14.3", "pycocotools==2.0.11"], tmp_path)
-    (tmp_path / "pydantic-2.13.0-py3-none-any.whl").touch()  # an older download left beside it
-    with pytest.raises(SystemExit, match="2 wheels of pydantic .*delete all but pydantic==2.14.3"):
-        device_wheels.check(["pydantic==2.14.3", "pydantic-core==2.50.4"], tmp_path)
+    asked = []
+    monkeypatch.setattr(device_wheels.subprocess, "run", lambda cmd: asked.append(cmd) or subprocess.CompletedProcess(cmd, 0))
+    device_wheels.download(["pydantic==2.14.3"], tmp_path / "whl")
+    [cmd] = asked
+    assert cmd[1:4] == ["-m", "pip", "download"] and "--no-deps" in cmd and "--only-binary=:all:" in cmd
+    assert cmd[cmd.index("--python-version") + 1] == "3.12" and cmd[cmd.index("--implementation") + 1] == "cp"
+    assert "manylinux2014_x86_64" in cmd and cmd[-1] == "pydantic==2.14.3" and cmd[cmd.index("--dest") + 1] == str(tmp_path / "whl")
+
+
+@pytest.mark.parametrize(
+    "extra, problem",
+    [
+        (None, None),
+        ("pydantic-2.13.0-py3-none-any.whl", "pydantic-2.13.0-py3-none-any.whl is not the pinned pydantic==2.14.3"),
+        ("ultralytics-8.4.190-py3-none-any.whl", "ultralytics-8.4.190-py3-none-any.whl is not on the list"),
+    ],
+    ids=["exactly-the-pins", "second-version", "left-over"],
+)
+def test_device_wheels_accepts_exactly_the_pinned_wheels_for_the_devices_python(tmp_path, extra, problem):
+    from bench import device_wheels
+
+    pins = ["pydantic==2.14.3", "pydantic-core==2.50.4"]
+    for name in ("pydantic-2.14.3-py3-none-any.whl", "pydantic_core-2.50.4-cp312-cp312-manylinux2014_x86_64.manylinux_2_17_x86_64.whl", extra):
+        if name:
+            (tmp_path / name).touch()
+    if problem is None:
+        assert len(device_wheels.check(pins, tmp_path)) == 2
+    else:
+        with pytest.raises(SystemExit, match=re.escape(problem)):
+            device_wheels.check(pins, tmp_path)
+    with pytest.raises(SystemExit, match=re.escape("no wheel for pycocotools==2.0.11")):
+        device_wheels.check([*pins, "pycocotools==2.0.11"], tmp_path)
+
+
+def test_device_wheels_refuses_a_wheel_for_another_python(tmp_path):
+    from bench import device_wheels
+
+    (tmp_path / "pydantic_core-2.50.4-cp311-cp311-manylinux2014_x86_64.whl").touch()
+    with pytest.raises(SystemExit, match="is not for CPython 3.12 on x86-64 Linux"):
+        device_wheels.check(["pydantic-core==2.50.4"], tmp_path)
+    assert device_wheels.runs_on_the_device(Path("pycocotools-2.0.11-cp312-abi3-manylinux2014_x86_64.manylinux_2_17_x86_64.whl"))
+    assert not device_wheels.runs_on_the_device(Path("pycocotools-2.0.11-cp312-abi3-macosx_11_0_arm64.whl"))

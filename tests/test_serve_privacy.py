@@ -423,33 +423,46 @@ def test_finders_look_only_inside_the_hopper(tmp_path):
     assert face[0] >= width // 2 and face[1] >= height // 4  # mapped back into the frame, inside the hopper
 
 
+HOPPER = "default: [[0.1, 0.1], [0.9, 0.1], [0.9, 1.0], [0.1, 1.0]]\n"
+WHOLE_FRAME = "default: [[0, 0], [1, 0], [1, 1], [0, 1]]\n"
+
+
 @pytest.mark.parametrize(
-    "settings, gap",
+    "settings, warning",
     [
-        ({}, "No hopper mask is configured"),
+        ({}, "No hopper mask is configured (BINSIGHT_PRIVACY_MASKS): stored photos are protected only by the finders. They miss"),
         ({"privacy_blur": False}, "Privacy before storage is off"),
-        ({"privacy_masks": "masks"}, None),
+        ({"privacy_masks": WHOLE_FRAME}, "The hopper mask of trucks not listed covers the whole frame"),
+        ({"privacy_masks": HOPPER + f"{TRUCK}: [[0, 0], [1, 0], [1, 1], [0, 1]]\n"}, f"The hopper mask of {TRUCK} covers the whole frame"),
+        ({"privacy_masks": HOPPER, "privacy_blur": False}, "Blurring is off (BINSIGHT_PRIVACY_BLUR=false)"),
+        ({"privacy_masks": HOPPER}, None),
     ],
-    ids=["finders-only", "off", "masked"],
+    ids=["finders-only", "off", "whole-frame-default", "whole-frame-truck", "mask-without-blur", "masked"],
 )
-def test_staff_pages_and_the_start_log_say_what_stored_photos_are_left_without(tmp_path, detector, caplog, settings, gap):
-    """Without a hopper mask the finders are all that protects a stored photo, and they miss people seen from behind."""
+def test_admins_pages_and_the_start_log_say_what_stored_photos_are_left_without(tmp_path, detector, caplog, settings, warning):
+    """Without a real hopper mask the finders are all that protects a stored photo, and they miss much."""
     from serve import accounts
 
-    if settings.get("privacy_masks"):
-        settings = {"privacy_masks": write_masks(tmp_path, "default: [[0, 0], [1, 0], [1, 1], [0, 1]]\n")}
+    if "privacy_masks" in settings:
+        settings = {**settings, "privacy_masks": write_masks(tmp_path, settings["privacy_masks"])}
     with caplog.at_level("WARNING", logger="binsight.serve"), make_client(tmp_path, detector, **settings) as client:
-        accounts.create_user(client.app.state.sessions, "dora", "reviewer", "correct horse battery")
-        login = client.get("/login")
-        assert "privacy-gap" not in login.text  # said to staff only, not to whoever opens the login page
-        csrf = re.search(r'name="csrf_token" value="([^"]+)"', login.text).group(1)
-        client.post("/login", data={"username": "dora", "password": "correct horse battery", "csrf_token": csrf, "next": "/review"})
-        pages = [client.get(path) for path in ("/dashboard", "/notices")]  # (the queue needs a model this app lacks)
-    assert [page.status_code for page in pages] == [200, 200]
+        accounts.create_user(client.app.state.sessions, "ada", "admin", "correct horse battery")
+        accounts.create_user(client.app.state.sessions, "rita", "reviewer", "correct horse battery")
+        pages = {}
+        for name in ("rita", "ada"):
+            login = client.get("/login")
+            assert "privacy-warning" not in login.text  # not for whoever opens the login page
+            csrf = re.search(r'name="csrf_token" value="([^"]+)"', login.text).group(1)
+            client.post("/login", data={"username": name, "password": "correct horse battery", "csrf_token": csrf, "next": "/dashboard"})
+            pages[name] = [client.get(path) for path in ("/dashboard", "/notices")]  # (the queue needs a model this app lacks)
+            client.cookies.clear()
+    for name, shown in pages.items():
+        assert all(page.status_code == 200 and f"({'admin' if name == 'ada' else 'reviewer'})" in page.text for page in shown)
+    assert not any("privacy-warning" in page.text for page in pages["rita"])  # reviewers cannot act on it
     logged = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
-    if gap is None:
-        assert not any("privacy-gap" in page.text for page in pages)
-        assert not any("BINSIGHT_PRIVACY" in message for message in logged)
+    if warning is None:
+        assert not any("privacy-warning" in page.text for page in pages["ada"])
+        assert not any("BINSIGHT_PRIVACY" in message or "hopper mask" in message for message in logged)
     else:
-        assert all('<p class="privacy-gap" role="note">' in page.text and gap in page.text for page in pages)
-        assert any(message.startswith(gap) for message in logged)
+        assert all('<p class="privacy-warning" role="note">' in page.text and warning in page.text for page in pages["ada"])
+        assert any(warning in message for message in logged)
