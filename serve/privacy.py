@@ -19,6 +19,7 @@ memory, and the unprotected frame is never written (serve/routers/trucks.py).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Protocol
 
 import cv2
@@ -72,7 +73,7 @@ class PrivacyFilter:
         """False when privacy is off (no blur, no mask): uploads are then stored as received."""
         return bool(self.finders) or self.masks is not None
 
-    @property
+    @cached_property  # the configuration is fixed once the service has started; pages ask on every render
     def unprotected_warning(self) -> str | None:
         """What this configuration leaves recognisable in stored photos, in words for administrators; None when
         every truck has a hopper mask and blurring is on.
