@@ -15,6 +15,7 @@ from prometheus_client import CollectorRegistry
 from serve.dependencies import API_KEY_HEADER, api_key_scheme  # noqa: F401  (imported from here by clients and tests)
 from serve.detector import Detector
 from serve.errors import install_handlers
+from serve.forms import keep_uploads_in_memory
 from serve.limits import BodySizeLimit
 from serve.lifecycle import lifespan
 from serve.observability import Metrics, RequestTimer
@@ -45,6 +46,7 @@ def create_app(settings: ServeSettings | None = None, detector: Detector | None 
     app.state.metrics_registry = registry
     app.state.given_detector = detector
 
+    keep_uploads_in_memory(settings.max_upload_bytes)  # the body limit below bounds what that holds
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_upload_bytes, on_reject=lambda: metrics.errors.labels("body_too_large").inc())
     install_handlers(app, lambda code: metrics.errors.labels(code).inc())
     app.add_middleware(RequestTimer, histogram=metrics.latency)

@@ -25,6 +25,7 @@ from typing import Annotated
 from fastapi import Request, UploadFile
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 from pydantic_core import PydanticCustomError
+from starlette.formparsers import MultiPartParser
 
 from serve.errors import ApiError
 from serve.imaging import ACCEPTED_FORMATS
@@ -73,6 +74,21 @@ async def require_form_body(request: Request) -> None:
 def require_location_pair(meta: CaptureMetadata) -> None:
     if (meta.latitude is None) != (meta.longitude is None):
         raise ApiError(422, "invalid_field", "latitude and longitude come together or not at all", "latitude")
+
+
+def keep_uploads_in_memory(max_upload_bytes: int) -> None:
+    """Make Starlette hold every file part of a form in memory, never in a temporary file.
+
+    Its multipart parser spools a part to disk once it passes
+    `MultiPartParser.spool_max_size` (1 MB): a PNG truck frame of 2-3 MB
+    would lie unprotected in the temporary folder, against the promise that
+    the upload as received never touches disk (privacy before storage).
+    Memory stays bounded because serve/limits.py refuses any body over
+    `max_upload_bytes` before the parser sees it. Starlette offers no
+    per-application setting, so this sets the class attribute for the
+    process; it only ever raises it.
+    """
+    MultiPartParser.spool_max_size = max(MultiPartParser.spool_max_size, max_upload_bytes)
 
 
 async def read_upload(image: UploadFile) -> bytes:

@@ -52,14 +52,21 @@ def client(tmp_path, taxonomy, database_url):
         yield c
 
 
-def linked_upload(client, n: int, link: str = "linked", reason: str | None = None, **fields) -> str:
-    """An upload of the registry's bin. Where the service links at upload time it must find it linked; the link asked for is then set."""
+def linked_upload(client, n: int, **fields) -> str:
+    """An upload of the registry's bin at its registered place: the service links it at upload time."""
     inspection = upload(client, n, image=distinct_photo(n), **fields)
-    with client.app.state.sessions.begin() as s:
+    with client.app.state.sessions() as s:
         row = s.get(Inspection, inspection)
-        assert row.verdict == "contaminated"
-        assert row.bin_link in (None, "linked")  # None: the registry link is not wired into uploads yet
-        row.bin_link, row.bin_link_reason = link, reason
+    assert row.verdict == "contaminated" and row.bin_link == "linked", (row.verdict, row.bin_link, row.bin_link_reason)
+    return inspection
+
+
+def uncertain_upload(client, n: int, reason: str, **fields) -> str:
+    """An upload the service itself links as uncertain (unknown RFID, or GPS far from the registered bin)."""
+    inspection = upload(client, n, image=distinct_photo(n), **fields)
+    with client.app.state.sessions() as s:
+        row = s.get(Inspection, inspection)
+    assert row.verdict == "contaminated" and (row.bin_link, row.bin_link_reason) == ("uncertain", reason)
     return inspection
 
 
@@ -105,11 +112,14 @@ def test_three_confirmed_findings_make_three_levels_a_fourth_stays_and_after_the
 
 def test_an_uncertain_link_a_rejection_and_an_unusable_photo_make_no_notice(client):
     log_in(client, "rita")
-    far = linked_upload(client, 1, link="uncertain", reason="far_from_bin")
+    far = uncertain_upload(client, 1, "far_from_bin", latitude="51.6760")  # about 230 m north of the registered bin
     r = decide(client, far)
     assert notice_of(client, far) is None and "notice=uncertain" in r.headers["location"]
     landing = client.get(client.get(r.headers["location"]).headers["location"])  # the queue (nothing else waits) says why
     assert "No notice to the household: the photo&#39;s link to the bin is uncertain" in landing.text
+    unknown = uncertain_upload(client, 5, "unknown_rfid", bin_id="E200FFFFFFFF")  # an RFID the registry does not hold
+    r = decide(client, unknown)
+    assert notice_of(client, unknown) is None and "notice=uncertain" in r.headers["location"]
 
     rejected, unusable = linked_upload(client, 2), linked_upload(client, 3)
     decide(client, rejected, "rejected", boxes=None)

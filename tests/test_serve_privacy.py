@@ -184,6 +184,31 @@ def test_the_upload_as_received_never_reaches_the_disk(tmp_path, detector, plate
     assert row.image_sha256 == hashlib.sha256(photo).hexdigest()  # the upload's hash: what a retry is compared with
 
 
+def test_a_photo_over_a_megabyte_is_never_spooled_to_a_temporary_file(tmp_path, detector, monkeypatch):
+    """Starlette spools a form's file part over 1 MB to a temporary file: a PNG truck frame is 2-3 MB."""
+    import tempfile
+
+    frame = bin_scene(4)
+    frame = np.clip(frame.astype(np.int16) + np.random.default_rng(0).integers(-12, 13, frame.shape), 0, 255).astype(np.uint8)  # sensor noise: PNG cannot shrink it
+    buffer = io.BytesIO()
+    Image.fromarray(frame).save(buffer, format="PNG")
+    photo = buffer.getvalue()
+    assert len(photo) > 2 * 1024 * 1024  # beyond Starlette's own spool limit, within the service's upload limit
+    spilled: list[int] = []
+    real_rollover = tempfile.SpooledTemporaryFile.rollover
+
+    def recording_rollover(self):
+        spilled.append(self.tell())
+        real_rollover(self)
+
+    monkeypatch.setattr(tempfile.SpooledTemporaryFile, "rollover", recording_rollover)
+    with make_client(tmp_path, detector) as client:
+        client.headers[API_KEY_HEADER] = auth.create_key(client.app.state.sessions, "truck", truck_id=TRUCK)
+        r = client.post("/v1/inspections", data=form(capture_id="png-1", truck_id=TRUCK), files={"image": ("bin.png", photo, "image/png")})
+    assert r.status_code == 201, r.text
+    assert spilled == []
+
+
 def test_a_retry_still_replays_and_a_changed_photo_still_conflicts(tmp_path, detector, plate_photo):
     photo, _ = plate_photo
     with make_client(tmp_path, detector) as client:
