@@ -206,15 +206,22 @@ def export_bin(sessions: sessionmaker, image_dir: Path, bin_id: str, out: Path, 
                notice_config=None) -> BinSummary:  # fmt: skip
     """Write the bin's archive to `out` (a .zip); NoSuchBin when nothing of it is stored.
 
+    After an erasure the bin has no inspections, but its registry entry and
+    the access log's entries about it remain: those are still its data
+    (Art. 15 (1)(c): who received it), so they are exported on their own.
+
     The export is logged per inspection in the access log, as `exported_by`
     (default: the operating-system user running it), before the archive is
     put in place: an archive never exists without its log entries. With
     `notice_config` (serve/notice_config.py) each notice's letter is included.
     """
     with sessions() as s:
-        inspections, events = _rows(s, bin_id)
+        inspections, events = _select(s, bin_id)
         registered = s.get(Bin, bin_id)
         notices = list(s.scalars(select(Notice).where(Notice.bin_id == bin_id).order_by(Notice.issued_at, Notice.id)))
+    accesses = [access_log.as_dict(a) for a in access_log.entries(sessions, access_log.AccessQuery(bin_id=bin_id))]
+    if not (inspections or registered or notices or accesses):
+        raise NoSuchBin(f"nothing of bin {bin_id!r} is stored: no inspection, registry entry, notice or access-log entry (bin ids are compared exactly)")
     records = {
         "bin_id": bin_id,
         "exported_at": datetime.now(timezone.utc).isoformat(),
@@ -222,7 +229,7 @@ def export_bin(sessions: sessionmaker, image_dir: Path, bin_id: str, out: Path, 
         "inspections": [{c: _json_value(getattr(i, c)) for c in RECORD_COLUMNS} for i in inspections],
         "review_events": [{c: _json_value(getattr(e, c)) for c in EVENT_COLUMNS} for e in events],
         "notices": [{c: _json_value(getattr(n, c)) for c in NOTICE_COLUMNS} for n in notices],
-        "image_access": [access_log.as_dict(a) for a in access_log.entries(sessions, access_log.AccessQuery(bin_id=bin_id))],
+        "image_access": accesses,
     }
     letters = _letters(sessions, image_dir, notice_config, notices)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -45,6 +45,7 @@ REQUIRED_VALUES = ("rfid", "address", "fraction")
 DELIMITERS = ";,"
 MAX_LENGTH = {name: Bin.__table__.c[name].type.length for name in ("rfid", "district", "route", "fraction")}
 RFID = re.compile(ID_PATTERN)
+CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")  # tab, line feed and carriage return may sit inside a quoted value
 
 
 @dataclass(frozen=True)
@@ -94,7 +95,15 @@ def read_bins(path: Path, fractions: Collection[str] | None = None) -> list[BinR
     problems: list[Problem] = []
     records: list[BinRecord] = []
     first_line: dict[str, int] = {}
-    for row in reader:
+    rows = iter(reader)
+    while True:
+        try:
+            row = next(rows)
+        except StopIteration:
+            break
+        except csv.Error as err:  # a field over csv.field_size_limit() (128 KiB), or a quote the file never closes
+            problems.append(Problem("unreadable", file, f"the CSV reader stops here: {err}", line=reader.reader.line_num))  # DictReader's own count lags a failed row
+            break
         line = reader.line_num  # the line the record ends on: its own, unless a quoted value spans lines
         if "\0extra" in row or any(v is None for v in row.values()):
             count = len(reader.fieldnames) + len(row.get("\0extra", [])) - sum(v is None for v in row.values())
@@ -124,6 +133,10 @@ def _delimiter(header_line: str) -> str:
 def _checked(row: dict[str, str], line: int, file: str, delimiter: str, fractions: Collection[str] | None) -> tuple[BinRecord | None, list[Problem]]:
     values = {c: row[c].strip() for c in COLUMNS}
     problems = [Problem("empty_value", file, f"{c} is required", line=line, column=c) for c in REQUIRED_VALUES if not values[c]]
+    # A NUL or other control character is no part of an address: PostgreSQL refuses NUL in text, and letters would print the rest.
+    for column in COLUMNS:
+        if found := CONTROL.search(values[column]):
+            problems.append(Problem("control_character", file, f"character {ord(found.group()):#04x} in {values[column][:40]!r}", line=line, column=column))
     for column, limit in MAX_LENGTH.items():
         if len(values[column]) > limit:
             problems.append(Problem("too_long", file, f"{len(values[column])} characters; at most {limit}", line=line, column=column))

@@ -126,6 +126,19 @@ def test_a_file_that_is_not_utf8_names_the_line(tmp_path):
     assert problems(path) == [("not_utf8", 3, None)]
 
 
+def test_a_control_character_in_a_value_is_named_with_its_line_and_column(tmp_path):
+    path = write(tmp_path, f"{HEADER}\nE1;Weg 1;;;paper;;\nE2;Weg\x002;;;paper;;\nE3;Weg 3;Mi\x1bte;;paper;;\n")
+    assert problems(path) == [("control_character", 3, "address"), ("control_character", 4, "district")]
+
+
+def test_a_field_too_large_for_the_csv_reader_is_a_problem_on_its_line_not_a_crash(tmp_path):
+    path = write(tmp_path, f"{HEADER}\nE1;Weg 1;;;paper;;\nE2;\"{'x' * 200_000}\";;;paper;;\n")
+    with pytest.raises(RegistryRejected) as caught:
+        read_bins(path, FRACTIONS)
+    assert [(p.kind, p.line) for p in caught.value.problems] == [("unreadable", 3)]
+    assert "field larger than field limit" in caught.value.report()
+
+
 def test_fractions_are_not_checked_without_a_list(tmp_path):
     (record,) = read_bins(write(tmp_path, f"{HEADER}\nE1;Weg;;;glass;;\n"), None)
     assert record.fraction == "glass"

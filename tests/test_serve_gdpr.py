@@ -99,6 +99,24 @@ def test_delete_erases_the_bin_and_leaves_the_others(store):
         gdpr.delete_bin(sessions, image_dir, "BIN-1", "Europe/Berlin")
 
 
+def test_after_an_erasure_the_export_still_hands_out_who_received_the_bins_photos(store, tmp_path):
+    """Art. 15 (1)(c): the access log outlives the erasure (serve/access_log.py), so the bin's export still holds it."""
+    sessions, image_dir = store
+    mine, _ = reviewed_bin_beside_another(sessions, image_dir)
+    access_log.record_accesses(sessions, actor_kind="user", actor="rita", opened=[(mine[0], "BIN-1")], what="image")
+    gdpr.delete_bin(sessions, image_dir, "BIN-1", "Europe/Berlin")
+
+    summary = gdpr.export_bin(sessions, image_dir, "BIN-1", tmp_path / "after.zip")
+    assert (summary.inspections, summary.images, summary.review_events, summary.notices) == (0, 0, 0, 0)
+    with zipfile.ZipFile(tmp_path / "after.zip") as archive:
+        records = json.loads(archive.read("records.json"))
+        assert not [n for n in archive.namelist() if n.startswith("images/")]
+    assert records["inspections"] == [] and [(a["actor"], a["inspection_id"], a["what"]) for a in records["image_access"]] == [("rita", mine[0], "image")]
+    with pytest.raises(gdpr.NoSuchBin, match="nothing of bin 'BIN-3' is stored"):
+        gdpr.export_bin(sessions, image_dir, "BIN-3", tmp_path / "none.zip")
+    assert not (tmp_path / "none.zip").exists()
+
+
 def test_the_commands_confirm_and_say_what_they_did(tmp_path):
     env = {"BINSIGHT_DATABASE_URL": f"sqlite:///{tmp_path / 'cli.db'}", "BINSIGHT_IMAGE_DIR": str(tmp_path / "img")}
     import os
@@ -107,7 +125,7 @@ def test_the_commands_confirm_and_say_what_they_did(tmp_path):
         return subprocess.run([sys.executable, "-m", "serve.cli", "gdpr", *args], env={**os.environ, **env}, capture_output=True, text=True, input=stdin)
 
     missing = run("export", "BIN-9", "--out", str(tmp_path / "x.zip"))
-    assert missing.returncode == 2 and "no inspection of bin 'BIN-9'" in missing.stderr and "Traceback" not in missing.stderr
+    assert missing.returncode == 2 and "nothing of bin 'BIN-9' is stored" in missing.stderr and "Traceback" not in missing.stderr
     engine = make_engine(env["BINSIGHT_DATABASE_URL"])
     add(make_sessionmaker(engine), tmp_path / "img", "BIN-9", 1)
     engine.dispose()
