@@ -30,6 +30,9 @@ ACTOR_KINDS = ("user", "api_key", "cli")
 """A reviewer or admin logged in to the pages; a truck's or fleet's API key; a command run on the server."""
 WHAT = ("image", "evidence", "crop", "notice", "export")
 CSV_COLUMNS = ("at", "actor_kind", "actor", "inspection_id", "bin_id", "what")
+# Headers of every response that hands out a logged photo: a copy the browser keeps would be opened again without a
+# log entry, and would stay on a shared office computer after the reviewer logs out.
+NOT_CACHED = {"Cache-Control": "no-store"}
 
 
 def record_access(sessions: sessionmaker, *, actor_kind: str, actor: str, inspection_id: str, bin_id: str | None, what: str) -> None:

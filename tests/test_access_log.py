@@ -55,11 +55,13 @@ def test_opening_photos_through_the_pages_and_the_api_is_logged_and_nothing_else
     mine = upload(client, "c1", "BIN-1")
     assert logged(sessions) == []  # storing a photo is no access to it
 
-    assert client.get(f"/v1/inspections/{mine}/image").status_code == 200
-    assert client.get(f"/v1/inspections/{mine}/evidence").status_code == 200
+    photos = [client.get(f"/v1/inspections/{mine}/image"), client.get(f"/v1/inspections/{mine}/evidence")]
     assert client.get(f"/v1/inspections/{mine}").status_code == 200  # the record without the photo: not logged
     log_in(client, "rita")
-    assert client.get(f"/review/items/{mine}/image").status_code == 200
+    photos.append(client.get(f"/review/items/{mine}/image"))
+    assert [r.status_code for r in photos] == [200, 200, 200]
+    # A copy in the browser's cache would be opened again unlogged, and outlive the reviewer's logout.
+    assert [r.headers["cache-control"] for r in photos] == ["no-store"] * 3
     assert client.get("/review/items/no-such-id/image").status_code == 404  # nothing handed out, nothing logged
 
     assert logged(sessions) == [

@@ -25,7 +25,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import RedirectResponse, Response
 
 from serve import review
-from serve.access_log import record_access
+from serve.access_log import NOT_CACHED, record_access
 from serve.db import Bin, Inspection
 from serve.registry import districts_and_routes
 from serve.dependencies import Sessions, Settings, Store, loaded_detector
@@ -217,7 +217,7 @@ async def item_image(inspection_id: str, info: Reviewer, sessions: Sessions, sto
 
     content, suffix = await run_in_threadpool(load)
     media_type = "image/jpeg" if suffix in (".jpg", ".jpeg") else mimetypes.types_map.get(suffix, "application/octet-stream")
-    return Response(content, media_type=media_type, headers={"Cache-Control": "private, max-age=3600"})
+    return Response(content, media_type=media_type, headers=NOT_CACHED)
 
 
 def parse_boxes(raw: str | None) -> list[Box] | None:

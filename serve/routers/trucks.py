@@ -21,7 +21,7 @@ from fastapi.responses import FileResponse
 from sqlalchemy import func, select
 
 from pipeline.inspection import DetectFn, downscale, inspect
-from serve.access_log import record_access
+from serve.access_log import NOT_CACHED, record_access
 from serve.auth import KeyOwner
 from serve.bin_link import link_to_registry
 from serve.db import Inspection
@@ -189,7 +189,7 @@ def get_inspection(inspection_id: str, store: Store, caller: Caller) -> Inspecti
 def get_image(inspection_id: str, store: Store, caller: Caller) -> Response:
     row, path = stored_image(store, inspection_id, caller)
     record_access(store.sessions, actor_kind="api_key", actor=caller.name, inspection_id=row.id, bin_id=row.bin_id, what="image")
-    return FileResponse(path, media_type="image/png" if path.suffix == ".png" else "image/jpeg")  # streamed, not read into memory
+    return FileResponse(path, media_type="image/png" if path.suffix == ".png" else "image/jpeg", headers=NOT_CACHED)  # streamed, not read into memory
 
 
 @router.get("/v1/inspections/{inspection_id}/evidence", tags=["inspections"], response_class=Response, responses=IMAGE_RESPONSES,
@@ -197,7 +197,7 @@ def get_image(inspection_id: str, store: Store, caller: Caller) -> Response:
 def get_evidence(inspection_id: str, store: Store, caller: Caller) -> Response:
     row, path = stored_image(store, inspection_id, caller)
     record_access(store.sessions, actor_kind="api_key", actor=caller.name, inspection_id=row.id, bin_id=row.bin_id, what="evidence")
-    return Response(draw_evidence(path.read_bytes(), row.detections), media_type="image/jpeg")
+    return Response(draw_evidence(path.read_bytes(), row.detections), media_type="image/jpeg", headers=NOT_CACHED)
 
 
 def stored_form(privacy: PrivacyFilter, rgb, upload: bytes, truck_id: str, extension: str):
