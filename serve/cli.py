@@ -82,7 +82,8 @@ def add_commands(sub) -> None:
     retention = sub.add_parser("retention", help="delete the photos the retention policy no longer keeps",
                                description="Delete stored photos by the retention policy (README: Retention): clean bins after "
                                "BINSIGHT_RETENTION_DAYS_CLEAN days, rejected and unusable ones after BINSIGHT_RETENTION_DAYS_REJECTED, "
-                               "confirmed findings once their case is closed. The service also runs it every "
+                               "confirmed findings once their case is closed, what nobody reviewed after "
+                               "BINSIGHT_RETENTION_DAYS_UNREVIEWED. The service also runs it every "
                                f"BINSIGHT_RETENTION_INTERVAL_MINUTES. {settings_note}")  # fmt: skip
     retention.add_argument("--days", type=int, default=None, help="days for clean bins' photos (default: BINSIGHT_RETENTION_DAYS_CLEAN)")
     sub.add_parser("migrate", help="apply database migrations",
@@ -221,8 +222,9 @@ def run(args: argparse.Namespace) -> int:
 
         days = settings.retention_days_clean if args.days is None else args.days
         report = apply_policy(sessions, settings.image_dir, load_notice_config(settings.notices_config_path), days, settings.retention_days_rejected,
-                              settings.review_qc_sample_rate)  # fmt: skip
-        print(f"{report.summary()} (clean after {days} days, rejected and unusable after {settings.retention_days_rejected})")
+                              settings.review_qc_sample_rate, days_unreviewed=settings.retention_days_unreviewed or None)  # fmt: skip
+        cap = f"after {settings.retention_days_unreviewed}" if settings.retention_days_unreviewed else "never"
+        print(f"{report.summary()} (clean after {days} days, rejected and unusable after {settings.retention_days_rejected}, unreviewed {cap})")
         return 0
     return 1
 

@@ -119,7 +119,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.retention_job = None  # BINSIGHT_RETENTION_INTERVAL_MINUTES=0: `binsight retention` from cron instead
         if settings.retention_interval_minutes > 0:
             retention = RetentionJob(lambda: apply_policy(sessions, settings.image_dir, app.state.notice_config, settings.retention_days_clean,
-                                                          settings.retention_days_rejected, settings.review_qc_sample_rate),
+                                                          settings.retention_days_rejected, settings.review_qc_sample_rate,
+                                                          days_unreviewed=settings.retention_days_unreviewed or None),
                                      settings.retention_interval_minutes * 60)  # fmt: skip
             retention.start()
             on_shutdown.push_async_callback(to_thread.run_sync, retention.stop)

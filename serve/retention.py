@@ -13,8 +13,15 @@ appeals; only the photo goes. Per state, from the capture time:
 | confirmed finding with a notice                    | until its case is closed (serve/escalation.py       |
 |                                                    |   `case_closed`: the notice withdrawn, or the bin's |
 |                                                    |   window passed since its last notice)              |
-| contaminated or inconclusive, not yet reviewed     | kept: the review queue needs it                     |
-| clean, drawn for quality control, not yet reviewed | kept until reviewed, then the clean rule            |
+| contaminated or inconclusive, not yet reviewed     | kept while the review queue needs it, at most       |
+|                                                    |   `retention_days_unreviewed` (U, 180) days         |
+| clean, drawn for quality control, not yet reviewed | kept until reviewed (then the clean rule), at most  |
+|                                                    |   U days                                            |
+
+U caps what nobody reviewed: a photo held for a review that never comes
+serves no purpose any more (data minimisation, Art. 5 (1)(e) GDPR), and a
+finding nobody confirmed never makes a notice. Its item leaves the queue
+with the photo (serve/review.py `waiting_condition`); the record stays.
 
 A clean photo a reviewer rejected (a contaminant the model missed) is
 training evidence: the clean rule keeps it, the rejected rule removes it
@@ -114,27 +121,40 @@ def delete_closed_case_images(sessions: sessionmaker, image_dir: Path, config: N
     return delete_images(sessions, image_dir, due, now)
 
 
+def delete_unreviewed_images(sessions: sessionmaker, image_dir: Path, days: int, now: datetime | None = None) -> int:
+    """Photos still waiting for a review (any verdict) captured more than `days` ago: the cap on the review queue."""
+    now = now or datetime.now(timezone.utc)
+    with sessions() as s:
+        ids = s.scalars(
+            select(Inspection.id).where(Inspection.review_state.is_(None), Inspection.captured_at < now - timedelta(days=days),
+                                        Inspection.image_path.is_not(None))  # fmt: skip
+        ).all()
+    return delete_images(sessions, image_dir, ids, now)
+
+
 @dataclass(frozen=True)
 class RetentionReport:
     clean: int
     rejected: int
     closed_cases: int
+    unreviewed: int = 0
 
     @property
     def total(self) -> int:
-        return self.clean + self.rejected + self.closed_cases
+        return self.clean + self.rejected + self.closed_cases + self.unreviewed
 
     def summary(self) -> str:
         return (f"deleted {self.total} images: {self.clean} of clean bins, {self.rejected} rejected or unusable, "
-                f"{self.closed_cases} of confirmed findings whose case is closed")  # fmt: skip
+                f"{self.closed_cases} of confirmed findings whose case is closed, {self.unreviewed} never reviewed")  # fmt: skip
 
 
 def apply_policy(sessions: sessionmaker, image_dir: Path, config: NoticeConfig, days_clean: int, days_rejected: int,
-                 qc_sample_rate: float = 0.0, now: datetime | None = None) -> RetentionReport:  # fmt: skip
-    """Every rule of the module's policy, once; what each deleted."""
+                 qc_sample_rate: float = 0.0, now: datetime | None = None, days_unreviewed: int | None = None) -> RetentionReport:  # fmt: skip
+    """Every rule of the module's policy, once; what each deleted. `days_unreviewed` None: unreviewed photos have no cap."""
     now = now or datetime.now(timezone.utc)
     return RetentionReport(
         delete_clean_images(sessions, image_dir, days_clean, now, qc_sample_rate),
         delete_rejected_images(sessions, image_dir, days_rejected, now),
         delete_closed_case_images(sessions, image_dir, config, days_rejected, now),
+        0 if days_unreviewed is None else delete_unreviewed_images(sessions, image_dir, days_unreviewed, now),
     )

@@ -109,6 +109,13 @@ class ServeSettings(BaseSettings):
             "capture; long enough to `export-reviewed` them for training (serve/retention.py)."
         ),
     )
+    retention_days_unreviewed: int = Field(
+        180, ge=0,
+        description=(
+            "Days a photo nobody reviewed is kept at most, from capture (it then leaves the review queue; the record "
+            "stays); 0: no cap, kept until reviewed (serve/retention.py)."
+        ),
+    )
     retention_interval_minutes: float = Field(
         60.0, ge=0, description="Minutes between the service's own retention runs (the first one interval after start-up); 0: off, run `binsight retention` instead."
     )

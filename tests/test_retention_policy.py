@@ -74,6 +74,28 @@ def test_each_state_keeps_its_photo_as_long_as_the_policy_says(store):  # noqa: 
     assert apply_policy(store.sessions, store.image_dir, CONFIG, CLEAN_DAYS, REJECTED_DAYS, now=NOW).total == 0  # nothing twice
 
 
+def test_what_nobody_reviewed_goes_after_the_cap_and_leaves_the_queue(store):  # noqa: F811
+    from serve.review import QueuePolicy, queue
+
+    rows = {
+        "waiting-old": add(store, "waiting-old", "contaminated", 181),
+        "waiting-new": add(store, "waiting-new", "contaminated", 179),
+        "set-aside-old": add(store, "set-aside-old", "inconclusive", 181),
+        "qc-draw-old": add(store, "qc-draw-old", "clean", 181),
+        "open-case": add(store, "open-case", "contaminated", 400, "confirmed", bin_id="B2"),
+    }
+    notice(store, rows["open-case"], 10)
+    policy = QueuePolicy(threshold=0.5, qc_sample_rate=1.0)
+    assert {r.id for r in queue(store.sessions, policy)} == {rows[n].id for n in ("waiting-old", "waiting-new", "set-aside-old", "qc-draw-old")}
+    no_cap = apply_policy(store.sessions, store.image_dir, CONFIG, 10_000, REJECTED_DAYS, qc_sample_rate=1.0, now=NOW)
+    assert no_cap.total == 0
+    report = apply_policy(store.sessions, store.image_dir, CONFIG, 10_000, REJECTED_DAYS, qc_sample_rate=1.0, now=NOW, days_unreviewed=180)
+    assert report == RetentionReport(clean=0, rejected=0, closed_cases=0, unreviewed=3)
+    assert kept(store, rows) == {"waiting-new", "open-case"}  # a reviewed finding's case rule is not the cap's business
+    assert [r.id for r in queue(store.sessions, policy)] == [rows["waiting-new"].id]
+    assert store.get(rows["waiting-old"].id).verdict == "contaminated"  # the record stays
+
+
 def test_the_job_runs_the_policy_every_interval_and_stops_at_once(caplog):
     ran = threading.Event()
     reports = iter([RetentionReport(2, 1, 0)] + [RetentionReport(0, 0, 0)] * 1000)
