@@ -21,7 +21,10 @@ as it is tipped. From those photos it estimates, per load:
   boxes the reviewer drew count, as in serve/export_reviewed.py), else the
   model's contaminant detections (the ones its verdict counted);
 - the visible waste area is the photo's area times `visible_share` (the share
-  of the frame showing the hopper, 1.0 when unknown);
+  of the frame showing the hopper, 1.0 when unknown): the hopper's area as the
+  truck's mask draws it, not the waste measured in the photo. Without a mask
+  it is the whole frame (truck, street and all), which makes the shares read
+  low; blurred patches inside the hopper still count as waste;
 - which classes are contaminants is the fraction's policy (the model card);
   which are plastic is serve/defaults/materials.yaml;
 - inconclusive photos (and those a reviewer marked unusable) say nothing about

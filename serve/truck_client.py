@@ -95,6 +95,9 @@ class TruckClient:
         self.db = sqlite3.connect(queue_path, isolation_level=None)
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=FULL")  # queued means on disk
+        # A queued photo is unblurred (the service protects what it stores): overwrite its pages when its row goes,
+        # rather than leave it readable in the file's free pages. Some SQLite builds do this by default; not all.
+        self.db.execute("PRAGMA secure_delete=ON")
         self.db.executescript(SCHEMA)
 
     def close(self) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -134,3 +135,31 @@ def test_wrong_key_keeps_captures_queued(service, tmp_path, tiny_dataset):
     client = TruckClient(svc.url, "bsk_wrong", tmp_path / "queue.sqlite")
     report = client.send(captures(tiny_dataset, 0, 1)[0])
     assert report.pending == 1 and "401" in report.last_error
+
+
+def test_a_delivered_photo_leaves_no_readable_copy_in_the_queue_file(tmp_path, monkeypatch):
+    """The queue holds photos unblurred; once delivered (or set aside), nothing of them may stay in the file's free pages."""
+    marker = os.urandom(32)
+    photo = b"\xff\xd8\xff" + marker * 2000  # 64 kB: its own overflow pages, as a real frame has
+    answers = iter([httpx.Response(201, json={"id": "i-1", "verdict": "clean"}), httpx.Response(422, json={"detail": "corrupt"})])
+    real_client = httpx.Client
+    monkeypatch.setattr(httpx, "Client", lambda **kw: real_client(transport=httpx.MockTransport(lambda request: next(answers)), **kw))
+    real_connect = sqlite3.connect
+
+    def connect_as_a_build_without_secure_delete(*args, **kwargs):  # Debian's SQLite has it on by default; others do not
+        db = real_connect(*args, **kwargs)
+        db.execute("PRAGMA secure_delete=OFF")
+        return db
+
+    monkeypatch.setattr(sqlite3, "connect", connect_as_a_build_without_secure_delete)
+    queue_path = tmp_path / "queue.sqlite"
+    client = TruckClient("http://service.invalid", "bsk_test", queue_path)
+    for n, image in ((1, photo), (2, photo.replace(marker, marker[::-1]))):
+        client.enqueue(Capture(image=image, bin_id="E2004711", truck_id="HAM-EB-101", fraction="biowaste", capture_id=f"cap-{n}"))
+    client.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # as in a long-running client: the photos reach the main file
+    assert marker in queue_path.read_bytes()
+    report = client.deliver_pending()
+    assert client.delivered("cap-1") == {"inspection_id": "i-1", "verdict": "clean"} and report.rejected == ["cap-2"]
+    client.close()
+    stored = b"".join(p.read_bytes() for p in tmp_path.glob("queue.sqlite*"))
+    assert marker not in stored and marker[::-1] not in stored
