@@ -491,3 +491,15 @@ def test_admins_pages_and_the_start_log_say_what_stored_photos_are_left_without(
     else:
         assert all('<p class="privacy-warning" role="note">' in page.text and warning in page.text for page in pages["ada"])
         assert any(warning in message for message in logged)
+
+
+def test_the_privacy_benchmark_prints_every_row_of_its_tables(capsys):
+    """`make bench-privacy` at its smallest: the command BENCHMARKS.md quotes still runs and fills both tables."""
+    from bench import privacy_recall
+
+    privacy_recall.main(["--frames", "1", "--lfw", "1", "--waste", "1"])
+    out = capsys.readouterr().out
+    rows = [line for line in out.splitlines() if line.startswith("| ") and not line.startswith("| planted") and not line.startswith("| finders")]
+    kinds = {row.split(" | ")[0].lstrip("| ") for row in rows}
+    assert {"plate", "face (Grace Hopper)", "LFW face", "LFW non-face", "cameraman", "astronaut", "nothing", "all default finders"} <= kinds
+    assert all(re.search(r"\d+%", row) for row in rows if not row.startswith("| LFW non-face") and "finders" not in row and "nothing" not in row)
