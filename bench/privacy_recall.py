@@ -14,7 +14,11 @@
      `--lfw` of its 100 LFW non-faces, pasted the same way into the same
      scenes at the same places (a paired control: only the patch differs);
    - the cameraman and the astronaut, `--frames` random places per height
-     (a share of the frame height), wholly inside the frame.
+     (a share of the frame height), wholly inside the frame; and, where the
+     ultralytics package is installed (the `bench` extra) or `--assets` names
+     a folder holding its bus.jpg, that photo's two walkers (whole and
+     upright), each pasted with a tenth of their height of street around
+     them (the height is the pasted photo's, the person about 5/6 of it).
    A planted face or plate counts as found when at least `--covered` of its
    area lies in regions the privacy step blurred; a person when at least
    `--person-covered` of the person's box does (the "head" column: the
@@ -37,13 +41,14 @@ import os
 import statistics
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable
 
 import cv2
 import numpy as np
 
 from bench.privacy_scenes import (FRAME, Planted, bin_scene, face_crop, lfw_crops, person_photos, plant_face, plant_person,
-                                  plant_plate, plant_square, waste_photos)
+                                  plant_plate, plant_square, ultralytics_assets, waste_photos)
 from serve.people_finders import FaceFinder, PersonFinder
 from serve.plate_finder import PlateFinder
 from serve.privacy import PrivacyFilter, default_finders
@@ -52,7 +57,7 @@ PLATE_WIDTHS = (80, 120, 180, 260, 360)  # pixels of a 1280-pixel frame
 FACE_HEIGHTS = (40, 80, 120, 160, 320)
 FACE_VARIANTS = (("face", 0.0, 0.0), ("face tilted 15 deg", 15.0, 0.0), ("face 40 % beyond the edge", 0.0, 0.4))
 LFW_HEIGHTS = (60, 90, 120, 160, 240)  # pixels of a 960-pixel-high frame; the crops are 25 px, so every one is upscaled
-PERSON_SHARES = (40, 60, 80, 100)  # person's box height, % of the frame height
+PERSON_SHARES = (40, 60, 80, 100)  # pasted photo's height (the person's box, with any context around it), % of the frame height
 FULL_HD = (1920, 1080)
 LFW_SEEDS, PERSON_SEEDS = 7_000_000, 9_000_000  # scene seeds apart from the plate and Grace Hopper rows' 1000 * size + k
 
@@ -82,7 +87,7 @@ class Case:
     person: bool = False
 
 
-def cases(frames: int, lfw: int) -> list[Case]:
+def cases(frames: int, lfw: int, assets: Path | None = None) -> list[Case]:
     out = [Case("plate", f"{w} wide", frames, lambda k, w=w: 1000 * w + k, lambda f, r, k, w=w: (plant_plate(f, r, w), None))
            for w in PLATE_WIDTHS]
     face = face_crop()
@@ -98,7 +103,7 @@ def cases(frames: int, lfw: int) -> list[Case]:
                      lambda f, r, k, h=h: (plant_square(f, faces[k], r, h, "face"), None)) for h in LFW_HEIGHTS]
         out += [Case("LFW non-face", f"{h} high", len(non_faces), lambda k, h=h: LFW_SEEDS + 1000 * h + k,
                      lambda f, r, k, h=h: _nothing_to_hide(plant_square(f, non_faces[k], r, h, "non-face"))) for h in LFW_HEIGHTS]
-    for n, photo in enumerate(person_photos()):
+    for n, photo in enumerate(person_photos(assets)):
         out += [Case(photo.name, f"{share} % of frame ({round(share / 100 * FRAME[1])} px)", frames,
                      lambda k, n=n, s=share: PERSON_SEEDS + 100_000 * n + 1000 * s + k,
                      lambda f, r, k, p=photo, s=share: plant_person(f, p, r, round(s / 100 * FRAME[1])), person=True)
@@ -112,10 +117,10 @@ def _nothing_to_hide(_: Planted) -> tuple[None, None]:
     return None, None
 
 
-def recall_rows(frames: int, lfw: int, detection_side: int, covered: float, person_covered: float) -> list[dict]:
+def recall_rows(frames: int, lfw: int, detection_side: int, covered: float, person_covered: float, assets: Path | None = None) -> list[dict]:
     privacy = PrivacyFilter(None, detection_side)
     rows = []
-    for case in cases(frames, lfw):
+    for case in cases(frames, lfw, assets):
         found, head_found, blurred, times = 0, 0, 0, []
         for k in range(case.frames):
             seed = case.seed(k)
@@ -180,9 +185,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--detection-side", type=int, default=640)
     parser.add_argument("--covered", type=float, default=0.8, help="share of a planted face or plate that must be blurred to count as found")
     parser.add_argument("--person-covered", type=float, default=0.5, help="share of a planted person's box that must be blurred to count as found")
+    parser.add_argument("--assets", type=Path, default=ultralytics_assets(),
+                        help="folder with Ultralytics' bus.jpg (default: the installed ultralytics package's; unset: rows left out)")
     args = parser.parse_args(argv)
     started = time.perf_counter()
-    rows = recall_rows(args.frames, args.lfw, args.detection_side, args.covered, args.person_covered)
+    rows = recall_rows(args.frames, args.lfw, args.detection_side, args.covered, args.person_covered, args.assets)
     waste = waste_photos(args.waste)
     scenes = [bin_scene(seed) for seed in range(args.frames)]
     blur_rows = false_blur_rows(waste, scenes, args.detection_side)

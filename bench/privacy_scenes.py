@@ -179,8 +179,9 @@ def plant_square(frame: np.ndarray, gray: np.ndarray, rng: np.random.Generator, 
 @dataclass(frozen=True)
 class PersonPhoto:
     name: str
-    rgb: np.ndarray  # the photo cropped to the person's box
+    rgb: np.ndarray  # the photo cropped around the person
     head: tuple[int, int, int, int]  # the head's box inside `rgb`: x1, y1, x2, y2
+    person: tuple[int, int, int, int] | None = None  # the person's box inside `rgb`; None: all of it
 
 
 # Boxes read off the 512 x 512 photos by eye (x1, y1, x2, y2): the person, and the head (hair to chin, ear to ear).
@@ -188,22 +189,61 @@ CAMERAMAN = ((0, 63, 335, 512), (155, 63, 272, 200))  # his coat runs on beyond 
 ASTRONAUT = ((20, 15, 365, 512), (150, 15, 302, 190))  # head and upper body, cut at the waist by the photo
 
 
-def person_photos() -> list[PersonPhoto]:
-    """The cameraman and the astronaut from scikit-image's data (in its wheel); [] without scikit-image."""
-    try:
-        from skimage import data
-    except ImportError:
+# Ultralytics' sample photo bus.jpg (810 x 1080): two men walking past a bus, whole and upright, the kind of person
+# the HOG people finder is built for. It ships in the ultralytics wheel (the `bench` extra; AGPL-3.0): read from the
+# installed package, never copied into this repository. Boxes read off the photo by eye: person, head.
+BUS_PEOPLE = (("walker, fur coat (Ultralytics bus.jpg)", (48, 395, 246, 905), (100, 398, 160, 478)),
+              ("walker, black coat (Ultralytics bus.jpg)", (222, 403, 346, 862), (258, 404, 312, 472)))
+BUS_CONTEXT = 0.1  # of the person's height, kept around the person on every side (HOG's window has such a margin)
+
+
+def ultralytics_assets() -> Path | None:
+    """The sample photos folder of the installed ultralytics package, found without importing it; None without it."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("ultralytics")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    folder = Path(next(iter(spec.submodule_search_locations))) / "assets"
+    return folder if folder.is_dir() else None
+
+
+def bus_people(assets: Path | None) -> list[PersonPhoto]:
+    """The two walkers of bus.jpg, each with some of the street around them; [] where the photo is not at hand."""
+    path = None if assets is None else assets / "bus.jpg"
+    if path is None or not path.is_file():
         return []
+    image = np.asarray(Image.open(path).convert("RGB"))
     photos = []
-    for name, image, (person, head) in (("cameraman", cv2.cvtColor(data.camera(), cv2.COLOR_GRAY2RGB), CAMERAMAN),
-                                        ("astronaut", data.astronaut()[..., :3], ASTRONAUT)):
-        x1, y1, x2, y2 = person
-        photos.append(PersonPhoto(name, np.ascontiguousarray(image[y1:y2, x1:x2]), (head[0] - x1, head[1] - y1, head[2] - x1, head[3] - y1)))
+    for name, (x1, y1, x2, y2), head in BUS_PEOPLE:
+        margin = round(BUS_CONTEXT * (y2 - y1))
+        cx1, cy1 = max(0, x1 - margin), max(0, y1 - margin)
+        cx2, cy2 = min(image.shape[1], x2 + margin), min(image.shape[0], y2 + margin)
+        photos.append(PersonPhoto(name, np.ascontiguousarray(image[cy1:cy2, cx1:cx2]),
+                                  (head[0] - cx1, head[1] - cy1, head[2] - cx1, head[3] - cy1),
+                                  (x1 - cx1, y1 - cy1, x2 - cx1, y2 - cy1)))  # fmt: skip
     return photos
 
 
+def person_photos(assets: Path | None = None) -> list[PersonPhoto]:
+    """The cameraman and the astronaut from scikit-image's data (in its wheel), and bus.jpg's walkers where `assets`
+    (Ultralytics' sample photos) holds it; each source left out where it is not installed."""
+    photos = []
+    try:
+        from skimage import data
+    except ImportError:
+        data = None
+    if data is not None:
+        for name, image, (person, head) in (("cameraman", cv2.cvtColor(data.camera(), cv2.COLOR_GRAY2RGB), CAMERAMAN),
+                                            ("astronaut", data.astronaut()[..., :3], ASTRONAUT)):
+            x1, y1, x2, y2 = person
+            photos.append(PersonPhoto(name, np.ascontiguousarray(image[y1:y2, x1:x2]), (head[0] - x1, head[1] - y1, head[2] - x1, head[3] - y1)))
+    return photos + bus_people(assets)  # after the two above: their rows keep the seeds of earlier tables
+
+
 def plant_person(frame: np.ndarray, photo: PersonPhoto, rng: np.random.Generator, height: int) -> tuple[Planted, Planted]:
-    """Paste the person `height` pixels high at a random place, wholly inside the frame (in place): (person, head) boxes."""
+    """Paste the photo `height` pixels high (the person, and the context `photo.person` leaves around them) at a random
+    place, wholly inside the frame (in place): (person, head) boxes."""
     frame_h, frame_w = frame.shape[:2]
     scale = height / photo.rgb.shape[0]
     width = round(photo.rgb.shape[1] * scale)
@@ -212,5 +252,6 @@ def plant_person(frame: np.ndarray, photo: PersonPhoto, rng: np.random.Generator
     y, x = int(rng.integers(0, frame_h - height + 1)), int(rng.integers(0, frame_w - width + 1))
     frame[y:y + height, x:x + width] = resized
     hx1, hy1, hx2, hy2 = (v * scale for v in photo.head)
-    return (Planted("person", (float(x), float(y), float(x + width), float(y + height))),
+    px1, py1, px2, py2 = (0, 0, photo.rgb.shape[1], photo.rgb.shape[0]) if photo.person is None else photo.person
+    return (Planted("person", (x + px1 * scale, y + py1 * scale, x + px2 * scale, y + py2 * scale)),
             Planted("head", (x + hx1, y + hy1, x + hx2, y + hy2)))

@@ -222,8 +222,8 @@ def run(args: argparse.Namespace) -> int:
 
         days = settings.retention_days_clean if args.days is None else args.days
         report = apply_policy(sessions, settings.image_dir, load_notice_config(settings.notices_config_path), days, settings.retention_days_rejected,
-                              settings.review_qc_sample_rate, days_unreviewed=settings.retention_days_unreviewed or None)  # fmt: skip
-        cap = f"after {settings.retention_days_unreviewed}" if settings.retention_days_unreviewed else "never"
+                              settings.review_qc_sample_rate, days_unreviewed=settings.unreviewed_cap_days)  # fmt: skip
+        cap = f"after {settings.unreviewed_cap_days}" if settings.unreviewed_cap_days else "with no cap"
         print(f"{report.summary()} (clean after {days} days, rejected and unusable after {settings.retention_days_rejected}, unreviewed {cap})")
         return 0
     return 1

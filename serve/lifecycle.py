@@ -120,7 +120,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if settings.retention_interval_minutes > 0:
             retention = RetentionJob(lambda: apply_policy(sessions, settings.image_dir, app.state.notice_config, settings.retention_days_clean,
                                                           settings.retention_days_rejected, settings.review_qc_sample_rate,
-                                                          days_unreviewed=settings.retention_days_unreviewed or None),
+                                                          days_unreviewed=settings.unreviewed_cap_days),
                                      settings.retention_interval_minutes * 60)  # fmt: skip
             retention.start()
             on_shutdown.push_async_callback(to_thread.run_sync, retention.stop)

@@ -85,7 +85,10 @@ def read_bins(path: Path, fractions: Collection[str] | None = None) -> list[BinR
         raise ValueError(f"{path} has no header line; the first line must name the columns: {', '.join(COLUMNS)}")
     delimiter = _delimiter(header_line)
     reader = csv.DictReader(io.StringIO(text, newline=""), delimiter=delimiter, restkey="\0extra")
-    reader.fieldnames = [name.strip().lower() for name in reader.fieldnames or []]
+    try:
+        reader.fieldnames = [name.strip().lower() for name in reader.fieldnames or []]
+    except csv.Error as err:  # a header with a value over 128 KiB
+        raise RegistryRejected(str(path), [Problem("unreadable", file, f"the CSV reader stops here: {err}", line=1)]) from None
     missing = [c for c in COLUMNS if c not in reader.fieldnames]
     if missing:
         raise RegistryRejected(str(path), [
@@ -101,7 +104,7 @@ def read_bins(path: Path, fractions: Collection[str] | None = None) -> list[BinR
             row = next(rows)
         except StopIteration:
             break
-        except csv.Error as err:  # a field over csv.field_size_limit() (128 KiB), or a quote the file never closes
+        except csv.Error as err:  # a value over csv.field_size_limit() (128 KiB)
             problems.append(Problem("unreadable", file, f"the CSV reader stops here: {err}", line=reader.reader.line_num))  # DictReader's own count lags a failed row
             break
         line = reader.line_num  # the line the record ends on: its own, unless a quoted value spans lines

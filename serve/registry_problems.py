@@ -14,7 +14,7 @@ PROBLEM_KINDS = {
     "not_utf8": "the file is not UTF-8 text (in Excel: save as 'CSV UTF-8')",
     "missing_column": "a required column is not in the header",
     "field_count": "a line has more or fewer fields than the header",
-    "unreadable": "the CSV reader cannot go on from this line (a value over 128 KiB, or a quote never closed); lines after it are not checked",
+    "unreadable": "the CSV reader cannot go on from this line (a value over 128 KiB: often a quote never closed, which runs on to the end of the file); lines after it are not checked",
     "control_character": "a value holds a control character (NUL, ESC, ...): no address or name has one",
     "empty_value": "a required value is empty",
     "invalid_rfid": "an RFID trucks could never send (letters, digits and . _ : - only, starting with a letter or digit)",

@@ -41,7 +41,7 @@ from pathlib import Path
 from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import sessionmaker
 
-from serve.db import QC_DRAW_RANGE, Inspection, Notice, as_utc
+from serve.db import QC_DRAW_RANGE, Inspection, Notice, ReviewClaim, as_utc
 from serve.escalation import PastNotice, case_closed
 from serve.notice_config import NoticeConfig
 
@@ -121,13 +121,20 @@ def delete_closed_case_images(sessions: sessionmaker, image_dir: Path, config: N
     return delete_images(sessions, image_dir, due, now)
 
 
-def delete_unreviewed_images(sessions: sessionmaker, image_dir: Path, days: int, now: datetime | None = None) -> int:
-    """Photos still waiting for a review (any verdict) captured more than `days` ago: the cap on the review queue."""
+def delete_unreviewed_images(sessions: sessionmaker, image_dir: Path, days: int, now: datetime | None = None,
+                             qc_sample_rate: float = 0.0) -> int:  # fmt: skip
+    """Photos of the review queue captured more than `days` ago: the cap on waiting. What the queue holds is the
+    review pages' own definition (serve/review.py); a clean photo not drawn for quality control is the clean rule's,
+    and an item a reviewer has open right now keeps its photo until the claim ends."""
+    from serve.review import QueuePolicy, waiting_condition
+
     now = now or datetime.now(timezone.utc)
+    open_now = select(ReviewClaim.inspection_id).where(ReviewClaim.expires_at > now)
     with sessions() as s:
         ids = s.scalars(
-            select(Inspection.id).where(Inspection.review_state.is_(None), Inspection.captured_at < now - timedelta(days=days),
-                                        Inspection.image_path.is_not(None))  # fmt: skip
+            select(Inspection.id).where(waiting_condition(QueuePolicy(threshold=0.5, qc_sample_rate=qc_sample_rate)),
+                                        Inspection.captured_at < now - timedelta(days=days), Inspection.image_path.is_not(None),
+                                        Inspection.id.not_in(open_now))  # fmt: skip
         ).all()
     return delete_images(sessions, image_dir, ids, now)
 
@@ -145,7 +152,7 @@ class RetentionReport:
 
     def summary(self) -> str:
         return (f"deleted {self.total} images: {self.clean} of clean bins, {self.rejected} rejected or unusable, "
-                f"{self.closed_cases} of confirmed findings whose case is closed, {self.unreviewed} never reviewed")  # fmt: skip
+                f"{self.closed_cases} of confirmed findings whose case is closed, {self.unreviewed} left unreviewed too long")  # fmt: skip
 
 
 def apply_policy(sessions: sessionmaker, image_dir: Path, config: NoticeConfig, days_clean: int, days_rejected: int,
@@ -156,5 +163,5 @@ def apply_policy(sessions: sessionmaker, image_dir: Path, config: NoticeConfig, 
         delete_clean_images(sessions, image_dir, days_clean, now, qc_sample_rate),
         delete_rejected_images(sessions, image_dir, days_rejected, now),
         delete_closed_case_images(sessions, image_dir, config, days_rejected, now),
-        0 if days_unreviewed is None else delete_unreviewed_images(sessions, image_dir, days_unreviewed, now),
+        0 if days_unreviewed is None else delete_unreviewed_images(sessions, image_dir, days_unreviewed, now, qc_sample_rate),
     )

@@ -218,6 +218,11 @@ class ServeSettings(BaseSettings):
         return value
 
     @property
+    def unreviewed_cap_days(self) -> int | None:
+        """retention_days_unreviewed as serve/retention.py takes it: None for no cap (the setting's 0)."""
+        return self.retention_days_unreviewed or None
+
+    @property
     def notices_config_path(self) -> Path:
         return self.notices_config or DEFAULTS / "notices" / "escalation.yaml"
 

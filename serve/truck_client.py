@@ -156,6 +156,10 @@ class TruckClient:
                         )
                         self.db.execute("DELETE FROM pending WHERE capture_id = ?", (capture_id,))
                     report.rejected.append(capture_id)
+        if report.delivered or report.rejected:
+            # secure_delete overwrote the photos' pages with new WAL frames; their old frames stay readable in the WAL
+            # file until a checkpoint moves the new ones into the database and empties it.
+            self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         report.pending = self.pending_count()
         return report
 

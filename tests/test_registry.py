@@ -137,6 +137,8 @@ def test_a_field_too_large_for_the_csv_reader_is_a_problem_on_its_line_not_a_cra
         read_bins(path, FRACTIONS)
     assert [(p.kind, p.line) for p in caught.value.problems] == [("unreadable", 3)]
     assert "field larger than field limit" in caught.value.report()
+    header = write(tmp_path, f"rfid;address;{'x' * 200_000}\n", name="header.csv")
+    assert problems(header) == [("unreadable", 1, None)]
 
 
 def test_fractions_are_not_checked_without_a_list(tmp_path):

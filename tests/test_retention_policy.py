@@ -75,6 +75,8 @@ def test_each_state_keeps_its_photo_as_long_as_the_policy_says(store):  # noqa: 
 
 
 def test_what_nobody_reviewed_goes_after_the_cap_and_leaves_the_queue(store):  # noqa: F811
+    from serve import accounts
+    from serve.db import ReviewClaim
     from serve.review import QueuePolicy, queue
 
     rows = {
@@ -82,17 +84,26 @@ def test_what_nobody_reviewed_goes_after_the_cap_and_leaves_the_queue(store):  #
         "waiting-new": add(store, "waiting-new", "contaminated", 179),
         "set-aside-old": add(store, "set-aside-old", "inconclusive", 181),
         "qc-draw-old": add(store, "qc-draw-old", "clean", 181),
+        "clean-not-drawn-old": add(store, "clean-not-drawn-old", "clean", 181),
+        "open-in-a-browser-old": add(store, "open-in-a-browser-old", "contaminated", 181),
         "open-case": add(store, "open-case", "contaminated", 400, "confirmed", bin_id="B2"),
     }
+    rita = accounts.create_user(store.sessions, "rita", "reviewer", "correct horse battery")
+    with store.sessions.begin() as s:
+        s.get(type(rows["qc-draw-old"]), rows["qc-draw-old"].id).qc_draw = 0  # drawn for quality control; the others' 9999 is not
+        s.add(ReviewClaim(inspection_id=rows["open-in-a-browser-old"].id, user_id=rita.id, expires_at=NOW + timedelta(minutes=5)))
     notice(store, rows["open-case"], 10)
-    policy = QueuePolicy(threshold=0.5, qc_sample_rate=1.0)
-    assert {r.id for r in queue(store.sessions, policy)} == {rows[n].id for n in ("waiting-old", "waiting-new", "set-aside-old", "qc-draw-old")}
-    no_cap = apply_policy(store.sessions, store.image_dir, CONFIG, 10_000, REJECTED_DAYS, qc_sample_rate=1.0, now=NOW)
+    policy = QueuePolicy(threshold=0.5, qc_sample_rate=0.5)
+    waiting = {"waiting-old", "waiting-new", "set-aside-old", "qc-draw-old", "open-in-a-browser-old"}
+    assert {r.id for r in queue(store.sessions, policy)} == {rows[n].id for n in waiting}
+    no_cap = apply_policy(store.sessions, store.image_dir, CONFIG, 365, REJECTED_DAYS, qc_sample_rate=0.5, now=NOW)
     assert no_cap.total == 0
-    report = apply_policy(store.sessions, store.image_dir, CONFIG, 10_000, REJECTED_DAYS, qc_sample_rate=1.0, now=NOW, days_unreviewed=180)
+    report = apply_policy(store.sessions, store.image_dir, CONFIG, 365, REJECTED_DAYS, qc_sample_rate=0.5, now=NOW, days_unreviewed=180)
     assert report == RetentionReport(clean=0, rejected=0, closed_cases=0, unreviewed=3)
-    assert kept(store, rows) == {"waiting-new", "open-case"}  # a reviewed finding's case rule is not the cap's business
-    assert [r.id for r in queue(store.sessions, policy)] == [rows["waiting-new"].id]
+    # Kept: the newer one, a clean photo the queue never held (the clean rule's, 365 days here), the one a reviewer has
+    # open, and a reviewed finding (its case rule's).
+    assert kept(store, rows) == {"waiting-new", "clean-not-drawn-old", "open-in-a-browser-old", "open-case"}
+    assert {r.id for r in queue(store.sessions, policy)} == {rows["waiting-new"].id, rows["open-in-a-browser-old"].id}
     assert store.get(rows["waiting-old"].id).verdict == "contaminated"  # the record stays
 
 
