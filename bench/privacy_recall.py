@@ -1,6 +1,7 @@
 """Recall, false blurs and cost of the privacy step's finders, on frames built offline; prints two tables.
 
     python -m bench.privacy_recall [--frames 40] [--lfw 100] [--waste 200] [--detection-side 640] [--covered 0.8] [--person-covered 0.5]
+                                   [--assets DIR] [--only TEXT]
 
     quick check: python -m bench.privacy_recall --frames 2 --lfw 2 --waste 2
 
@@ -117,10 +118,13 @@ def _nothing_to_hide(_: Planted) -> tuple[None, None]:
     return None, None
 
 
-def recall_rows(frames: int, lfw: int, detection_side: int, covered: float, person_covered: float, assets: Path | None = None) -> list[dict]:
+def recall_rows(frames: int, lfw: int, detection_side: int, covered: float, person_covered: float, assets: Path | None = None,
+                only: str | None = None) -> list[dict]:  # fmt: skip
     privacy = PrivacyFilter(None, detection_side)
     rows = []
     for case in cases(frames, lfw, assets):
+        if only is not None and only not in case.kind:
+            continue
         found, head_found, blurred, times = 0, 0, 0, []
         for k in range(case.frames):
             seed = case.seed(k)
@@ -187,12 +191,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--person-covered", type=float, default=0.5, help="share of a planted person's box that must be blurred to count as found")
     parser.add_argument("--assets", type=Path, default=ultralytics_assets(),
                         help="folder with Ultralytics' bus.jpg (default: the installed ultralytics package's; unset: rows left out)")
+    parser.add_argument("--only", default=None, metavar="TEXT",
+                        help="only the recall rows whose thing planted contains TEXT (e.g. walker), and no false-blur table")
     args = parser.parse_args(argv)
     started = time.perf_counter()
-    rows = recall_rows(args.frames, args.lfw, args.detection_side, args.covered, args.person_covered, args.assets)
-    waste = waste_photos(args.waste)
-    scenes = [bin_scene(seed) for seed in range(args.frames)]
-    blur_rows = false_blur_rows(waste, scenes, args.detection_side)
+    rows = recall_rows(args.frames, args.lfw, args.detection_side, args.covered, args.person_covered, args.assets, args.only)
+    waste = waste_photos(args.waste) if args.only is None else []
+    scenes = [bin_scene(seed) for seed in range(args.frames)] if args.only is None else []
+    blur_rows = false_blur_rows(waste, scenes, args.detection_side) if args.only is None else []
 
     print(f"\nbinsight privacy recall ({os.cpu_count()} cores; frames {FRAME[0]} x {FRAME[1]}, detection side {args.detection_side}, "
           f"default finders, found = >= {args.covered:.0%} of a face or plate blurred, >= {args.person_covered:.0%} of a person's box; "
@@ -203,6 +209,8 @@ def main(argv: list[str] | None = None) -> None:
         cells = ["" if r[key] is None else f"{r[key]:.0%}" for key in ("recall", "head", "false_blur")]
         print(f"| {r['kind']} | {r['size']} | {r['frames']} | {' | '.join(cells)} | {r['ms']:.1f} |")
 
+    if args.only is not None:
+        return
     waste_note = f"{len(waste)} TrashNet++ valid photos scaled to 1280 x 960" if waste else "TrashNet++ absent: no real photos"
     print(f"\nFalse blurs with nothing to hide ({waste_note}; {len(scenes)} synthetic scenes)\n")
     print("| finders | real waste photos: frames blurred / area blurred | synthetic scenes: frames blurred / area blurred "
