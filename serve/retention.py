@@ -44,6 +44,7 @@ from sqlalchemy.orm import sessionmaker
 from serve.db import QC_DRAW_RANGE, Inspection, Notice, ReviewClaim, as_utc
 from serve.escalation import PastNotice, case_closed
 from serve.notice_config import NoticeConfig
+from serve.review import QueuePolicy, waiting_condition
 
 
 def delete_clean_images(sessions: sessionmaker, image_dir: Path, days: int, now: datetime | None = None, qc_sample_rate: float = 0.0) -> int:
@@ -126,13 +127,12 @@ def delete_unreviewed_images(sessions: sessionmaker, image_dir: Path, days: int,
     """Photos of the review queue captured more than `days` ago: the cap on waiting. What the queue holds is the
     review pages' own definition (serve/review.py); a clean photo not drawn for quality control is the clean rule's,
     and an item a reviewer has open right now keeps its photo until the claim ends."""
-    from serve.review import QueuePolicy, waiting_condition
-
     now = now or datetime.now(timezone.utc)
     open_now = select(ReviewClaim.inspection_id).where(ReviewClaim.expires_at > now)
+    waiting = waiting_condition(QueuePolicy(threshold=0.5, qc_sample_rate=qc_sample_rate))  # the threshold only orders the queue
     with sessions() as s:
         ids = s.scalars(
-            select(Inspection.id).where(waiting_condition(QueuePolicy(threshold=0.5, qc_sample_rate=qc_sample_rate)),
+            select(Inspection.id).where(waiting,
                                         Inspection.captured_at < now - timedelta(days=days), Inspection.image_path.is_not(None),
                                         Inspection.id.not_in(open_now))  # fmt: skip
         ).all()
