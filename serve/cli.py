@@ -218,11 +218,10 @@ def run(args: argparse.Namespace) -> int:
         return notices_cli.run(args, settings, sessions)
     if args.command == "retention":
         from serve.notice_config import load_notice_config
-        from serve.retention import apply_policy
+        from serve.retention import apply_configured
 
         days = settings.retention_days_clean if args.days is None else args.days
-        report = apply_policy(sessions, settings.image_dir, load_notice_config(settings.notices_config_path), days, settings.retention_days_rejected,
-                              settings.review_qc_sample_rate, days_unreviewed=settings.unreviewed_cap_days)  # fmt: skip
+        report = apply_configured(sessions, settings, load_notice_config(settings.notices_config_path), days)
         cap = f"after {settings.unreviewed_cap_days}" if settings.unreviewed_cap_days else "with no cap"
         print(f"{report.summary()} (clean after {days} days, rejected and unusable after {settings.retention_days_rejected}, unreviewed {cap})")
         return 0

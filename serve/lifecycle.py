@@ -29,7 +29,7 @@ from serve.migrate import prepare_schema
 from serve.privacy import PrivacyFilter
 from serve.notice_config import load_notice_config
 from serve.quality import effective_spec
-from serve.retention import apply_policy
+from serve.retention import apply_configured
 from serve.retention_job import RetentionJob
 from serve.settings import ServeSettings
 from serve.storage import InspectionStore
@@ -118,10 +118,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         on_shutdown.push_async_callback(to_thread.run_sync, sweep.stop)
         app.state.retention_job = None  # BINSIGHT_RETENTION_INTERVAL_MINUTES=0: `binsight retention` from cron instead
         if settings.retention_interval_minutes > 0:
-            retention = RetentionJob(lambda: apply_policy(sessions, settings.image_dir, app.state.notice_config, settings.retention_days_clean,
-                                                          settings.retention_days_rejected, settings.review_qc_sample_rate,
-                                                          days_unreviewed=settings.unreviewed_cap_days),
-                                     settings.retention_interval_minutes * 60)  # fmt: skip
+            retention = RetentionJob(lambda: apply_configured(sessions, settings, app.state.notice_config), settings.retention_interval_minutes * 60)
             retention.start()
             on_shutdown.push_async_callback(to_thread.run_sync, retention.stop)
             app.state.retention_job = retention

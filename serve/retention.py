@@ -165,3 +165,10 @@ def apply_policy(sessions: sessionmaker, image_dir: Path, config: NoticeConfig, 
         delete_closed_case_images(sessions, image_dir, config, days_rejected, now),
         0 if days_unreviewed is None else delete_unreviewed_images(sessions, image_dir, days_unreviewed, now, qc_sample_rate),
     )
+
+
+def apply_configured(sessions: sessionmaker, settings, config: NoticeConfig, days_clean: int | None = None) -> RetentionReport:
+    """apply_policy with the service's settings (serve/settings.py): the one call the scheduled job and `binsight
+    retention` share, so that both apply the same policy. `days_clean`: the command's --days, else the setting."""
+    return apply_policy(sessions, settings.image_dir, config, settings.retention_days_clean if days_clean is None else days_clean,
+                        settings.retention_days_rejected, settings.review_qc_sample_rate, days_unreviewed=settings.unreviewed_cap_days)  # fmt: skip
