@@ -24,6 +24,7 @@ from pipeline.config import DEFAULT_PARAMS, Params
 from pipeline.evaluate import load_trained
 from pipeline.export import ImageInDetectionsOut, ParityError, export_onnx, parity_check
 from pipeline.imageio import read_rgb
+from pipeline.model import file_sha256
 from pipeline.train import train
 
 # Detections kept for mAP: as low as the YOLO adapters' confidence (0.001) and as
@@ -58,7 +59,8 @@ def contender_params(name: str, epochs: int, seed: int, backbone_weights: Path, 
             )
         # The file's README: a torchvision mobilenet_v2 state_dict for inputs scaled to [-1, 1].
         raw["model"].update(
-            backbone="mobilenet_v2", backbone_weights=str(backbone_weights.resolve()), pixel_mean=[0.5] * 3, pixel_std=[0.5] * 3
+            backbone="mobilenet_v2", backbone_weights=str(backbone_weights.resolve()), pixel_mean=[0.5] * 3, pixel_std=[0.5] * 3,
+            backbone_weights_sha256=file_sha256(backbone_weights),  # recorded in the contender's params.yaml
         )
         raw["train"]["backbone_lr_scale"] = IMAGENET_BACKBONE_LR_SCALE
     elif name != "binsight":

@@ -87,6 +87,16 @@ class ModelConfig(Section):
             "to a local state_dict file."
         )
     )
+    backbone_weights_sha256: str | None = Field(
+        default=None,
+        pattern=r"^[0-9a-f]{64}$",
+        description=(
+            "SHA-256 of the local `backbone_weights` file (`sha256sum FILE`), or null: not checked. "
+            "When set, a different file is refused, and since it is a parameter, DVC reruns training "
+            "when it changes: DVC tracks no file outside the repository. (The default lets model.pt "
+            "files written before this key existed load.)"
+        ),
+    )
     fpn_channels: int = Field(ge=16, description="Channels of the feature pyramid and the detection head.")
     head_convs: int = Field(ge=1, description="3x3 convolutions in each FCOS head branch (fcos only).")
     pixel_mean: tuple[float, float, float] = Field(
@@ -100,6 +110,23 @@ class ModelConfig(Section):
     )
     box_nms_thresh: float = Field(gt=0, le=1, description="IoU of per-class non-maximum suppression.")
     detections_per_img: int = Field(gt=0, description="Most detections returned per image.")
+
+    @property
+    def local_backbone_weights(self) -> Path | None:
+        """`backbone_weights` when it names a file rather than torchvision weights (a path or a .pth/.pt name)."""
+        name = self.backbone_weights
+        if name is not None and (name.endswith((".pth", ".pt")) or "/" in name):
+            return Path(name)
+        return None
+
+    @model_validator(mode="after")
+    def _pin_needs_a_local_file(self) -> "ModelConfig":
+        if self.backbone_weights_sha256 is not None and self.local_backbone_weights is None:
+            raise ValueError(
+                f"backbone_weights_sha256 pins a local weights file, but backbone_weights is {self.backbone_weights!r}; "
+                "set it to null (torchvision checks its own downloads)"
+            )
+        return self
 
 
 class AugmentConfig(Section):

@@ -15,6 +15,8 @@ pooled stride-64 level: contaminants in a bin photo are rarely smaller than
 
 from __future__ import annotations
 
+import hashlib
+import sys
 from pathlib import Path
 
 import torch
@@ -30,11 +32,10 @@ from pipeline.config import ModelConfig
 from pipeline.fcos_batched import BatchedFCOS, BatchedFCOSHead
 
 
-
 def _pretrained_enum(cfg: ModelConfig):
     """A torchvision weights enum for a weights name, or None for no/local weights."""
     name = cfg.backbone_weights
-    if name is None or _is_local_path(name):
+    if name is None or cfg.local_backbone_weights is not None:
         return None
     weights = torchvision.models.get_model_weights(cfg.backbone)
     try:
@@ -44,14 +45,26 @@ def _pretrained_enum(cfg: ModelConfig):
         raise ValueError(f"unknown weights {name!r} for {cfg.backbone}; use one of {known} or a file path") from None
 
 
-def _is_local_path(name: str) -> bool:
-    return name.endswith((".pth", ".pt")) or "/" in name
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
-def load_local_backbone_weights(backbone: BackboneWithFPN, path: Path) -> None:
-    """Load an ImageNet classification state_dict (torchvision key names) into the FPN body."""
+def load_local_backbone_weights(backbone: BackboneWithFPN, path: Path, expected_sha256: str | None = None) -> None:
+    """Load an ImageNet classification state_dict (torchvision key names) into the FPN body,
+    refusing a file other than the pinned one (`model.backbone_weights_sha256`)."""
     if not path.is_file():
         raise FileNotFoundError(f"backbone weights file not found: {path}")
+    if expected_sha256 is None:
+        print(f"backbone weights {path} are not pinned; model.backbone_weights_sha256: {file_sha256(path)} pins them", file=sys.stderr)
+    elif (actual := file_sha256(path)) != expected_sha256:
+        raise ValueError(
+            f"{path} has SHA-256 {actual}, but model.backbone_weights_sha256 pins {expected_sha256}: "
+            "another file than the one the parameters name (update the pin if the new file is meant)"
+        )
     state = torch.load(path, map_location="cpu", weights_only=True)
     body = {k.removeprefix("features."): v for k, v in state.items() if k.startswith("features.")}
     if not body:
@@ -112,8 +125,8 @@ def build_backbone(cfg: ModelConfig) -> BackboneWithFPN:
         out_channels=cfg.fpn_channels,
         extra_blocks=LastLevelMaxPool(),
     )
-    if cfg.backbone_weights is not None and _is_local_path(cfg.backbone_weights):
-        load_local_backbone_weights(backbone, Path(cfg.backbone_weights))
+    if cfg.local_backbone_weights is not None:
+        load_local_backbone_weights(backbone, cfg.local_backbone_weights, cfg.backbone_weights_sha256)
     return backbone
 
 

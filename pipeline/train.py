@@ -48,7 +48,7 @@ from pipeline.config import Params, TrainConfig, add_config_arguments, load_para
 from pipeline.dataset import CocoDetection, EpochSampler, collate
 from pipeline.hardware import Placement, Schedule
 from pipeline.metrics import coco_detection_metrics
-from pipeline.model import build_model
+from pipeline.model import build_model, file_sha256
 from pipeline.predict import predict, to_coco_results
 from pipeline.tracking import configure, flatten, write_run_ref
 
@@ -78,6 +78,8 @@ def fingerprint(params: Params, class_names: list[str], train_split: Path, place
         h.update(section.model_dump_json().encode())
     h.update(json.dumps(class_names).encode())
     h.update(train_split.read_bytes())
+    if params.model.local_backbone_weights is not None:  # the file's content, which its path does not name
+        h.update(file_sha256(params.model.local_backbone_weights).encode())
     setup = {"device": placement.device.type, "processes": placement.world_size, "autocast": str(placement.autocast)}
     h.update(json.dumps({**setup, **dataclasses.asdict(schedule)}, sort_keys=True).encode())
     return h.hexdigest()[:16]

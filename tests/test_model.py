@@ -2,8 +2,10 @@
 
 import pytest
 import torch
+from pydantic import ValidationError
 
-from pipeline.model import _pretrained_enum, build_model
+from pipeline.config import ModelConfig
+from pipeline.model import _pretrained_enum, build_model, file_sha256
 from tests.conftest import SHARED
 
 MOBILENET_V2_FILE = SHARED / "weights" / "mobilenet_v2_imagenet.pth"
@@ -99,3 +101,47 @@ def test_torchvision_weights_get_frozen_batch_norm_too(tiny_params, monkeypatch)
 def test_backbone_trained_from_scratch_learns_its_batch_norm(tiny_params):
     model = build_model(cfg(tiny_params, backbone="mobilenet_v2", backbone_weights=None), 5)
     assert batch_norms(model) == {torch.nn.BatchNorm2d}
+
+
+def random_mobilenet_v2_file(path, seed: int):
+    import torchvision
+
+    torch.manual_seed(seed)
+    torch.save(torchvision.models.mobilenet_v2().state_dict(), path)  # random weights: no download
+    return path
+
+
+def test_a_pinned_weights_file_loads_and_another_file_at_its_path_is_refused(tiny_params, tmp_path):
+    path = random_mobilenet_v2_file(tmp_path / "mobilenet_v2.pth", seed=1)
+    pin = file_sha256(path)
+    pinned = cfg(tiny_params, backbone="mobilenet_v2", backbone_weights=str(path), backbone_weights_sha256=pin)
+    model = build_model(pinned, 5)
+    assert torch.equal(model.backbone.body.state_dict()["0.0.weight"], torch.load(path, weights_only=True)["features.0.0.weight"])
+    random_mobilenet_v2_file(path, seed=2)  # replaced in place: same path, other weights
+    with pytest.raises(ValueError, match=f"has SHA-256 {file_sha256(path)}, but model.backbone_weights_sha256 pins {pin}"):
+        build_model(pinned, 5)
+
+
+@pytest.mark.parametrize("weights", [None, "DEFAULT"])
+def test_a_pin_without_a_local_weights_file_is_a_config_error(tiny_params, weights):
+    raw = {**tiny_params[0].model.model_dump(), "backbone": "mobilenet_v2", "backbone_weights": weights, "backbone_weights_sha256": "0" * 64}
+    with pytest.raises(ValidationError, match="backbone_weights_sha256 pins a local weights file"):
+        ModelConfig.model_validate(raw)
+
+
+def test_the_checkpoint_fingerprint_changes_with_the_weights_files_content(tiny_params, tiny_splits, tmp_path):
+    """A training resumed after the file was replaced would mix two runs; its path alone does not say so."""
+    from pipeline.hardware import Placement, schedule
+    from pipeline.train import fingerprint
+
+    path = random_mobilenet_v2_file(tmp_path / "mobilenet_v2.pth", seed=1)
+    params = tiny_params[0].model_copy(update={"model": cfg(tiny_params, backbone="mobilenet_v2", backbone_weights=str(path))})
+    placement = Placement(torch.device("cpu"), None)
+
+    def current() -> str:
+        return fingerprint(params, ["a"], tiny_splits / "train.json", placement, schedule(params.train, placement))
+
+    before = current()
+    assert current() == before
+    random_mobilenet_v2_file(path, seed=2)
+    assert current() != before
