@@ -65,9 +65,9 @@ data: $(INSTALLED)
 # recipe runs as a DVC experiment (`dvc exp show` compares it with main).
 repro: data
 ifeq ($(RECIPE),default)
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/dvc repro
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/dvc repro
 else
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/dvc exp run -S recipe.params=$(RECIPE_DIR)/params.yaml \
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/dvc exp run -S recipe.params=$(RECIPE_DIR)/params.yaml \
 	  -S recipe.classes=$(RECIPE_DIR)/classes.yaml -S recipe.data=$(DATA)
 	@# The experiment is recorded (dvc exp show / apply); params.yaml goes back to the
 	@# default recipe, so that a plain `make run` or `dvc repro` never runs this one unasked.

@@ -24,7 +24,7 @@ from pipeline.config import DEFAULT_PARAMS, Params
 from pipeline.evaluate import load_trained
 from pipeline.export import ImageInDetectionsOut, ParityError, export_onnx, parity_check
 from pipeline.imageio import read_rgb
-from pipeline.model import file_sha256
+from pipeline.filehash import file_sha256
 from pipeline.train import train
 
 # Detections kept for mAP: as low as the YOLO adapters' confidence (0.001) and as
@@ -59,14 +59,18 @@ def contender_params(name: str, epochs: int, seed: int, backbone_weights: Path, 
             )
         # The file's README: a torchvision mobilenet_v2 state_dict for inputs scaled to [-1, 1].
         raw["model"].update(
-            backbone="mobilenet_v2", backbone_weights=str(backbone_weights.resolve()), pixel_mean=[0.5] * 3, pixel_std=[0.5] * 3,
-            backbone_weights_sha256=file_sha256(backbone_weights),  # recorded in the contender's params.yaml
+            backbone="mobilenet_v2", backbone_weights=str(backbone_weights.resolve()), pixel_mean=[0.5] * 3, pixel_std=[0.5] * 3
         )
         raw["train"]["backbone_lr_scale"] = IMAGENET_BACKBONE_LR_SCALE
     elif name != "binsight":
         raise ValueError(f"unknown binsight contender {name!r}")
     for assignment in overrides:  # tuning experiments; both binsight contenders get them, after the above
         apply_override(raw, assignment)
+    model = raw["model"]
+    pinned = any(a.startswith("model.backbone_weights_sha256=") for a in overrides)
+    if not pinned and model.get("backbone_weights") and Path(model["backbone_weights"]).is_file():
+        # Pin the file this run used (whatever --set chose): the contender's params.yaml then names it exactly.
+        model["backbone_weights_sha256"] = file_sha256(Path(model["backbone_weights"]))
     return Params.model_validate(raw)
 
 
@@ -112,6 +116,7 @@ def train_contender(name: str, params: Params, class_names: list[str], splits: P
         "settings": {
             "architecture": f"{params.model.architecture}/{params.model.backbone}",
             "backbone_weights": params.model.backbone_weights,
+            "backbone_weights_sha256": params.model.backbone_weights_sha256,
             "batch": params.train.cuda_batch_size if device == "cuda" else params.train.batch_size,
             "precision": params.train.precision,
             "input": params.model.min_size,

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 DEFAULT_PARAMS = Path("configs/params.yaml")
 DEFAULT_CLASSES = Path("configs/classes.yaml")
@@ -91,10 +91,12 @@ class ModelConfig(Section):
         default=None,
         pattern=r"^[0-9a-f]{64}$",
         description=(
-            "SHA-256 of the local `backbone_weights` file (`sha256sum FILE`), or null: not checked. "
-            "When set, a different file is refused, and since it is a parameter, DVC reruns training "
-            "when it changes: DVC tracks no file outside the repository. (The default lets model.pt "
-            "files written before this key existed load.)"
+            "SHA-256 of the local `backbone_weights` file (`sha256sum FILE`; case and surrounding spaces "
+            "do not matter), or null: not checked. The file's path is a value in the recipe's params, so "
+            "dvc.yaml cannot list the file as a dependency and `dvc status` does not see it replaced; the "
+            "pin, a parameter, makes a new file a parameter change that reruns training, and a training run "
+            "refuses a file other than the pinned one. (The default lets model.pt files written before this "
+            "key existed load.)"
         ),
     )
     fpn_channels: int = Field(ge=16, description="Channels of the feature pyramid and the detection head.")
@@ -119,12 +121,18 @@ class ModelConfig(Section):
             return Path(name)
         return None
 
+    @field_validator("backbone_weights_sha256", mode="before")
+    @classmethod
+    def _pin_as_sha256sum_prints_it(cls, value):
+        # Windows' Get-FileHash and certutil print upper case.
+        return value.strip().lower() if isinstance(value, str) else value
+
     @model_validator(mode="after")
     def _pin_needs_a_local_file(self) -> "ModelConfig":
         if self.backbone_weights_sha256 is not None and self.local_backbone_weights is None:
             raise ValueError(
                 f"backbone_weights_sha256 pins a local weights file, but backbone_weights is {self.backbone_weights!r}; "
-                "set it to null (torchvision checks its own downloads)"
+                "set model.backbone_weights_sha256 to null (torchvision checks its own downloads)"
             )
         return self
 

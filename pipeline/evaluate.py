@@ -47,6 +47,9 @@ from pipeline.tracking import configure, read_run_id
 from pipeline.trained import ImageInDetectionsOut, load_trained, torch_detect_fn
 
 MATCH_IOU = 0.5
+# The files under reports/plots/, each a DVC output of its own (dvc.yaml).
+PR_CURVE, CONFUSION, GRID = "verdict_pr.json", "confusion.csv", "predictions.png"
+PLOTS = (PR_CURVE, CONFUSION, GRID)
 BACKGROUND = "background"
 MEASURED_ON = (
     "test images the quality gate let through; the service answers `inconclusive` for the others, counted under `gated`"
@@ -227,12 +230,12 @@ def evaluate(model_path: Path, splits: Path, data: Path, out: Path, params, taxo
     (out / "metrics.json").write_text(json.dumps(metrics, indent=1) + "\n")
     kept = with_verdict(test)
     curve = precision_recall_curve([im.contaminated for im in kept], [im.result.score for im in kept])
-    (plots / "verdict_pr.json").write_text(json.dumps(curve, indent=1) + "\n")
-    with open(plots / "confusion.csv", "w", newline="") as f:
+    (plots / PR_CURVE).write_text(json.dumps(curve, indent=1) + "\n")
+    with open(plots / CONFUSION, "w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(["actual", "predicted"])
         writer.writerows(confusion_pairs(dataset.coco, test, class_names, threshold))
-    draw_grid(dataset, test, threshold, params.evaluate.grid_images, plots / "predictions.png")
+    draw_grid(dataset, test, threshold, params.evaluate.grid_images, plots / GRID)
 
     run_id = read_run_id(model_path.parent / "run.json")
     if run_id:
@@ -246,7 +249,8 @@ def evaluate(model_path: Path, splits: Path, data: Path, out: Path, params, taxo
             for name, ap in metrics["per_class"].items():
                 if ap["ap"] is not None:
                     mlflow.log_metric(f"test_ap_{name}", ap["ap"])
-            mlflow.log_artifacts(str(plots), artifact_path="evaluation")
+            for plot in PLOTS:  # not the whole folder: DVC clears only its declared outputs there
+                mlflow.log_artifact(str(plots / plot), artifact_path="evaluation")
     return metrics
 
 

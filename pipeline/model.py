@@ -15,7 +15,6 @@ pooled stride-64 level: contaminants in a bin photo are rarely smaller than
 
 from __future__ import annotations
 
-import hashlib
 import sys
 from pathlib import Path
 
@@ -30,6 +29,7 @@ from torchvision.ops.feature_pyramid_network import LastLevelMaxPool
 from pipeline.backbones import COMPACT_STAGES, compact_features
 from pipeline.config import ModelConfig
 from pipeline.fcos_batched import BatchedFCOS, BatchedFCOSHead
+from pipeline.filehash import file_sha256
 
 
 def _pretrained_enum(cfg: ModelConfig):
@@ -45,40 +45,38 @@ def _pretrained_enum(cfg: ModelConfig):
         raise ValueError(f"unknown weights {name!r} for {cfg.backbone}; use one of {known} or a file path") from None
 
 
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+class BackboneWeightsError(ValueError):
+    """A local backbone weights file that is missing, not the pinned one, or does not fit the backbone:
+    a user's setting to fix, reported as one line (pipeline/train.py)."""
 
 
 def load_local_backbone_weights(backbone: BackboneWithFPN, path: Path, expected_sha256: str | None = None) -> None:
     """Load an ImageNet classification state_dict (torchvision key names) into the FPN body,
     refusing a file other than the pinned one (`model.backbone_weights_sha256`)."""
     if not path.is_file():
-        raise FileNotFoundError(f"backbone weights file not found: {path}")
+        raise BackboneWeightsError(f"backbone weights file not found: {path}")
     if expected_sha256 is None:
-        print(f"backbone weights {path} are not pinned; model.backbone_weights_sha256: {file_sha256(path)} pins them", file=sys.stderr)
+        print(f"warning: backbone weights {path} are not pinned; set model.backbone_weights_sha256: {file_sha256(path)}",
+              file=sys.stderr)
     elif (actual := file_sha256(path)) != expected_sha256:
-        raise ValueError(
-            f"{path} has SHA-256 {actual}, but model.backbone_weights_sha256 pins {expected_sha256}: "
-            "another file than the one the parameters name (update the pin if the new file is meant)"
+        raise BackboneWeightsError(
+            f"{path} has SHA-256 {actual}, but model.backbone_weights_sha256 pins {expected_sha256}: the file differs "
+            "from the pinned one (set the new hash if the new file is meant)"
         )
     state = torch.load(path, map_location="cpu", weights_only=True)
     body = {k.removeprefix("features."): v for k, v in state.items() if k.startswith("features.")}
     if not body:
-        raise ValueError(f"{path} holds no 'features.*' tensors; is it a torchvision MobileNet state_dict?")
+        raise BackboneWeightsError(f"{path} holds no 'features.*' tensors; is it a torchvision MobileNet state_dict?")
     own = backbone.body.state_dict()
     # The FPN body keeps only the layers up to the last returned stage; later
     # layers in the file are left out on purpose.
     usable = {k: v for k, v in body.items() if k in own}
     shapes = [k for k, v in usable.items() if v.shape != own[k].shape]
     if shapes:
-        raise ValueError(f"{path} does not fit {len(shapes)} tensors of the backbone, e.g. {shapes[:3]}")
+        raise BackboneWeightsError(f"{path} does not fit {len(shapes)} tensors of the backbone, e.g. {shapes[:3]}")
     missing = sorted(set(own) - set(usable))
     if missing:
-        raise ValueError(f"{path} lacks {len(missing)} backbone tensors, e.g. {missing[:3]}")
+        raise BackboneWeightsError(f"{path} lacks {len(missing)} backbone tensors, e.g. {missing[:3]}")
     backbone.body.load_state_dict(usable)
 
 

@@ -48,7 +48,8 @@ from pipeline.config import Params, TrainConfig, add_config_arguments, load_para
 from pipeline.dataset import CocoDetection, EpochSampler, collate
 from pipeline.hardware import Placement, Schedule
 from pipeline.metrics import coco_detection_metrics
-from pipeline.model import build_model, file_sha256
+from pipeline.filehash import file_sha256
+from pipeline.model import BackboneWeightsError, build_model
 from pipeline.predict import predict, to_coco_results
 from pipeline.tracking import configure, flatten, write_run_ref
 
@@ -387,6 +388,8 @@ def main(argv: list[str] | None = None) -> None:
         summary = train(load_params(args.params), load_taxonomy(args.classes).class_names, args.splits, args.data, args.out)
     except NonFiniteLossError as err:
         raise SystemExit(f"training stopped: {err}; the last good checkpoint is kept. Lower train.lr or check the data.") from None
+    except BackboneWeightsError as err:
+        raise SystemExit(f"training cannot start: {err}") from None
     if summary is None:
         return  # not the main process: it writes nothing
     history = summary.pop("history")

@@ -5,6 +5,7 @@ through the importer and the prepare stage, the YOLO view of them, and the
 scoring through the evaluate stage's verdict path.
 """
 
+import hashlib
 import json
 import subprocess
 import sys
@@ -201,3 +202,17 @@ def test_the_imagenet_contender_fine_tunes_its_backbone_at_a_lower_lr_unless_tol
     told = contender_params("binsight-imagenet", 3, 1, weights, overrides=("train.backbone_lr_scale=0.5", "train.lr=0.001"))
     assert (told.train.backbone_lr_scale, told.train.lr) == (0.5, 0.001)
     assert contender_params("binsight", 3, 1, weights, overrides=("train.lr=0.001",)).train.backbone_lr_scale == 1.0
+
+
+def test_the_imagenet_contender_pins_the_weights_file_it_is_given_after_overrides(tmp_path):
+    from bench.binsight_contender import contender_params
+
+    weights, other = tmp_path / "mobilenet_v2_imagenet.pth", tmp_path / "other.pth"
+    weights.write_bytes(b"the default file")
+    other.write_bytes(b"a file chosen with --set")
+    assert contender_params("binsight", 3, 1, weights).model.backbone_weights_sha256 is None
+    assert contender_params("binsight-imagenet", 3, 1, weights).model.backbone_weights_sha256 == hashlib.sha256(b"the default file").hexdigest()
+    chosen = contender_params("binsight-imagenet", 3, 1, weights, overrides=(f"model.backbone_weights={other}",))
+    assert chosen.model.backbone_weights_sha256 == hashlib.sha256(b"a file chosen with --set").hexdigest()
+    told = contender_params("binsight-imagenet", 3, 1, weights, overrides=("model.backbone_weights_sha256=" + "ab" * 32,))
+    assert told.model.backbone_weights_sha256 == "ab" * 32

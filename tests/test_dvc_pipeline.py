@@ -111,8 +111,11 @@ def test_make_run_with_a_recipe_imports_it_and_runs_it_as_a_dvc_experiment(tmp_p
     stage on it as a DVC experiment that `dvc exp show` lists, honours the source's splits, and leaves params.yaml
     selecting the default recipe."""
     bin_dir = Path(sys.executable).parent
-    if not (bin_dir.parent / ".installed").is_file():
+    installed = bin_dir.parent / ".installed"
+    if not installed.is_file():
         pytest.skip("make would (re)install the running venv: it lacks the .installed marker of `make install`")
+    if not (shutil.which("make") and shutil.which("git")):
+        pytest.skip("needs make and git")
     work = tmp_path / "repo"
     work.mkdir()
     for item in ("dvc.yaml", "params.yaml", ".gitignore", "models/.gitignore", "configs", "pipeline", "binsight", "serve",
@@ -120,8 +123,6 @@ def test_make_run_with_a_recipe_imports_it_and_runs_it_as_a_dvc_experiment(tmp_p
         src = REPO / item
         (work / item).parent.mkdir(parents=True, exist_ok=True)
         (shutil.copytree if src.is_dir() else shutil.copy)(src, work / item)
-    # Older than any venv: make must not reinstall this test's venv (an editable install of the scratch copy).
-    os.utime(work / "pyproject.toml", (0, 0))
     recipe = work / "configs" / "recipes" / "tiny"
     recipe.mkdir()
     params = tiny_params_dict()
@@ -130,8 +131,12 @@ def test_make_run_with_a_recipe_imports_it_and_runs_it_as_a_dvc_experiment(tmp_p
     (recipe / "classes.yaml").write_text(TINY_RECIPE_CLASSES)
     (recipe / "import.yaml").write_text(yaml.safe_dump(TINY_RECIPE_MAP))
     source_splits = write_yolo_source(tiny_dataset, tmp_path / "source")
-    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}",
-           "PYTHONPATH": str(work), "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}
+    # PATH as the user's: the Makefile must put the venv's python first for DVC's stage commands. No outer
+    # make's flags (`make test` runs this), and no git configuration of the developer's (signing, hooks).
+    env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL")}
+    env.update({"MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}", "PYTHONPATH": str(work),
+                "GIT_CONFIG_GLOBAL": os.devnull, "GIT_CONFIG_NOSYSTEM": "1", "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t",
+                "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"})
     dvc = [str(bin_dir / "dvc")]
     sh(["git", "init", "-q"], work, env)
     sh(dvc + ["init", "-q"], work, env)
@@ -140,7 +145,10 @@ def test_make_run_with_a_recipe_imports_it_and_runs_it_as_a_dvc_experiment(tmp_p
     sh(["git", "commit", "-qm", "binsight"], work, env)
     selected = (work / "params.yaml").read_text()
 
-    out = sh(["make", "run", "RECIPE=tiny", f"RECIPE_SOURCE={tmp_path / 'source'}", f"VENV={bin_dir.parent}"], work, env)
+    # -o: the venv counts as installed whatever the timestamps say; else make could reinstall it as an
+    # editable install of this scratch copy.
+    out = sh(["make", "-o", str(installed), "run", "RECIPE=tiny", f"RECIPE_SOURCE={tmp_path / 'source'}", f"VENV={bin_dir.parent}"],
+             work, env)
     for stage in ("prepare", "train", "evaluate", "export"):
         assert f"Running stage '{stage}'" in out, out[-3000:]
     assert (work / "params.yaml").read_text() == selected, "params.yaml must select the default recipe again"
@@ -151,6 +159,9 @@ def test_make_run_with_a_recipe_imports_it_and_runs_it_as_a_dvc_experiment(tmp_p
 
     imported = json.loads((work / "data-tiny" / "annotations.json").read_text())
     assert [c["name"] for c in imported["categories"]] == ["can", "glass", "plastic"]
+    report = json.loads((work / "reports" / "import_report.json").read_text())
+    assert set(report["boxes_dropped"]) == {"cardboard"} and report["boxes_dropped"]["cardboard"] > 0
+    assert report["boxes_per_class"]["plastic"] > 0  # both plastic source classes land here
     card = json.loads((work / "models" / "model_card.json").read_text())
     assert card["class_names"] == ["can", "glass", "plastic"]
     assert card["dataset_md5"] == yaml.safe_load((work / "data-tiny.dvc").read_text())["outs"][0]["md5"]
@@ -159,7 +170,14 @@ def test_make_run_with_a_recipe_imports_it_and_runs_it_as_a_dvc_experiment(tmp_p
     val = {Path(im["file_name"]).name for im in json.loads((work / "build" / "splits" / "val.json").read_text())["images"]}
     assert test == source_splits["valid"] and val and val <= source_splits["train"]
 
-    shown = subprocess.run(dvc + ["exp", "show", "--json"], cwd=work, env=env, capture_output=True, text=True, check=True).stdout
+    lock = yaml.safe_load((work / "dvc.lock").read_text())
+    plots = {o["path"]: o for o in lock["stages"]["evaluate"]["outs"]}
+    assert set(plots) == {"reports/plots/verdict_pr.json", "reports/plots/confusion.csv", "reports/plots/predictions.png"}
+    assert plots["reports/plots/predictions.png"]["md5"]  # in DVC's cache: git ignores it
+
+    shown = subprocess.run(dvc + ["exp", "show", "--json"], cwd=work, env=env, capture_output=True, text=True)
+    assert shown.returncode == 0, shown.stderr
+    shown = shown.stdout
     experiments = [rev for commit in json.loads(shown) for exp in (commit.get("experiments") or []) for rev in exp["revs"]]
     assert [e["data"]["params"]["params.yaml"]["data"]["recipe"] for e in experiments] == [
         {"params": "configs/recipes/tiny/params.yaml", "classes": "configs/recipes/tiny/classes.yaml", "data": "data-tiny"}

@@ -5,7 +5,8 @@ import torch
 from pydantic import ValidationError
 
 from pipeline.config import ModelConfig
-from pipeline.model import _pretrained_enum, build_model, file_sha256
+from pipeline.filehash import file_sha256
+from pipeline.model import BackboneWeightsError, _pretrained_enum, build_model
 from tests.conftest import SHARED
 
 MOBILENET_V2_FILE = SHARED / "weights" / "mobilenet_v2_imagenet.pth"
@@ -43,7 +44,7 @@ def test_compact_cnn_has_no_pretrained_weights(tiny_params):
 
 
 def test_missing_local_weights_file_is_named(tiny_params, tmp_path):
-    with pytest.raises(FileNotFoundError, match="no-such.pth"):
+    with pytest.raises(BackboneWeightsError, match="backbone weights file not found: .*no-such.pth"):
         build_model(cfg(tiny_params, backbone="mobilenet_v2", backbone_weights=str(tmp_path / "no-such.pth")), 5)
 
 
@@ -118,7 +119,7 @@ def test_a_pinned_weights_file_loads_and_another_file_at_its_path_is_refused(tin
     model = build_model(pinned, 5)
     assert torch.equal(model.backbone.body.state_dict()["0.0.weight"], torch.load(path, weights_only=True)["features.0.0.weight"])
     random_mobilenet_v2_file(path, seed=2)  # replaced in place: same path, other weights
-    with pytest.raises(ValueError, match=f"has SHA-256 {file_sha256(path)}, but model.backbone_weights_sha256 pins {pin}"):
+    with pytest.raises(BackboneWeightsError, match=f"has SHA-256 {file_sha256(path)}, but model.backbone_weights_sha256 pins {pin}"):
         build_model(pinned, 5)
 
 
@@ -145,3 +146,29 @@ def test_the_checkpoint_fingerprint_changes_with_the_weights_files_content(tiny_
     assert current() == before
     random_mobilenet_v2_file(path, seed=2)
     assert current() != before
+
+
+def test_an_unpinned_weights_file_is_loaded_with_the_hash_to_pin_it_printed(tiny_params, tmp_path, capsys):
+    path = random_mobilenet_v2_file(tmp_path / "mobilenet_v2.pth", seed=1)
+    build_model(cfg(tiny_params, backbone="mobilenet_v2", backbone_weights=str(path)), 5)
+    assert f"set model.backbone_weights_sha256: {file_sha256(path)}" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("bundle_from", ["pinned", "before the pin existed"])
+def test_a_trained_bundle_loads_without_its_pretrained_file(tiny_params, tmp_path, bundle_from):
+    """The trained weights are in model.pt; export and evaluation may run where the pretrained file is not."""
+    from pipeline.trained import load_trained
+
+    path = random_mobilenet_v2_file(tmp_path / "mobilenet_v2.pth", seed=1)
+    model_cfg = cfg(tiny_params, backbone="mobilenet_v2", backbone_weights=str(path), backbone_weights_sha256=file_sha256(path))
+    trained = build_model(model_cfg, 5)
+    config = model_cfg.model_dump()
+    if bundle_from != "pinned":
+        del config["backbone_weights_sha256"]
+    torch.save({"model_config": config, "class_names": list("abcde"), "state_dict": trained.state_dict()}, tmp_path / "model.pt")
+    path.unlink()
+    loaded, names, loaded_cfg = load_trained(tmp_path / "model.pt")
+    assert names == list("abcde") and loaded_cfg.backbone_weights == str(path)
+    images = [torch.rand(3, 128, 128)]
+    with torch.inference_mode():
+        assert torch.equal(loaded(images)[0]["scores"], trained.eval()(images)[0]["scores"])

@@ -63,6 +63,27 @@ def test_non_finite_loss_stops_training(monkeypatch, tmp_path, tiny_splits, tiny
     assert not (tmp_path / "out" / "checkpoint.pt").exists()
 
 
+def test_a_weights_file_other_than_the_pinned_one_is_one_line_and_no_training(
+    tmp_path, tiny_splits, tiny_dataset, tiny_params, mlflow_store
+):
+    import torchvision
+    import yaml
+
+    from tests.conftest import REPO, tiny_params_dict
+
+    weights = tmp_path / "mobilenet_v2.pth"
+    torch.save(torchvision.models.mobilenet_v2().state_dict(), weights)  # random weights: no download
+    raw = tiny_params_dict()
+    raw["model"].update(backbone="mobilenet_v2", backbone_weights=str(weights), backbone_weights_sha256="0" * 64)
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw))
+    argv = ["--splits", str(tiny_splits), "--data", str(tiny_dataset), "--out", str(tmp_path / "out"),
+            "--metrics", str(tmp_path / "train.json"), "--params", str(tmp_path / "params.yaml"),
+            "--classes", str(REPO / "configs/classes.yaml")]
+    with pytest.raises(SystemExit, match=f"^training cannot start: {weights} has SHA-256 [0-9a-f]{{64}}, but .* pins 0{{64}}"):
+        train_module.main(argv)
+    assert not (tmp_path / "out" / "checkpoint.pt").exists() and not (tmp_path / "train.json").exists()
+
+
 def test_warmup_then_cosine():
     f = train_module.warmup_cosine(10, 110)
     assert f(0) < 0.01 and f(5) == pytest.approx(0.5, abs=0.01) and f(10) == pytest.approx(1.0)

@@ -34,7 +34,7 @@ def build(out: Path) -> dict:
     raw = yaml.safe_load((REPO / "configs/params.yaml").read_text())
     raw["synth"].update(num_bins=8, image_size=128, captures_per_bin=[1, 1])
     raw["prepare"].update(val_share=0.25, test_share=0.25)
-    raw["model"].update(min_size=128, max_size=128, fpn_channels=32, backbone_weights=None)
+    raw["model"].update(min_size=128, max_size=128, fpn_channels=32, backbone_weights=None, backbone_weights_sha256=None)
     raw["verdict"].update(threshold_mode="fixed")
     raw["export"].update(parity_images=1)
     raw["train"]["cpu_numerics"] = "native"  # may run inside a test process whose kernels are fixed already

@@ -26,6 +26,7 @@ from typing import Any
 
 from pipeline.coco import ANNOTATIONS_FILE, IMAGES_DIR, categories_for, load_coco, write_json_atomic
 from pipeline.config import Taxonomy
+from pipeline.filehash import file_sha256
 from pipeline.importers.common import Scan, SourceItem, check_fraction
 from pipeline.importers.result import ImportRejected, ImportResult
 from pipeline.validate import Problem, check_structure
@@ -106,8 +107,7 @@ def _existing(data_dir: Path, taxonomy: Taxonomy) -> dict[str, Any]:
 
 def _file_hash(path: Path) -> str | None:
     try:
-        with open(path, "rb") as f:
-            return hashlib.file_digest(f, "sha256").hexdigest()
+        return file_sha256(path)
     except FileNotFoundError:
         return None
 
