@@ -23,8 +23,8 @@ from bench.onnx_detectors import cpu_session
 from pipeline.config import DEFAULT_PARAMS, Params
 from pipeline.evaluate import load_trained
 from pipeline.export import ImageInDetectionsOut, ParityError, export_onnx, parity_check
-from pipeline.imageio import read_rgb
 from pipeline.filehash import file_sha256
+from pipeline.imageio import read_rgb
 from pipeline.train import train
 
 # Detections kept for mAP: as low as the YOLO adapters' confidence (0.001) and as
