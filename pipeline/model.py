@@ -86,7 +86,9 @@ def _stage_ends(features: nn.Sequential) -> list[int]:
     return [i - 1 for i in starts] + [len(features) - 1]
 
 
-def build_backbone(cfg: ModelConfig) -> BackboneWithFPN:
+def build_backbone(cfg: ModelConfig, load_weights: bool = True) -> BackboneWithFPN:
+    """The backbone with its FPN; `load_weights=False` builds a pretrained one's architecture (frozen batch
+    norm included) without reading or downloading the weights, for a model whose trained weights come next."""
     if cfg.backbone == "compact_cnn":
         if cfg.backbone_weights is not None:
             raise ValueError("compact_cnn has no pretrained weights; set model.backbone_weights to null")
@@ -99,7 +101,7 @@ def build_backbone(cfg: ModelConfig) -> BackboneWithFPN:
             out_channels=cfg.fpn_channels,
             extra_blocks=LastLevelMaxPool(),
         )
-    weights = _pretrained_enum(cfg)
+    weights = _pretrained_enum(cfg) if load_weights else None
     # Any pretrained backbone, named for torchvision or loaded from a file,
     # keeps its batch-norm statistics and affine terms frozen; only a backbone
     # trained from scratch learns them. torchvision's detection models do the
@@ -123,14 +125,14 @@ def build_backbone(cfg: ModelConfig) -> BackboneWithFPN:
         out_channels=cfg.fpn_channels,
         extra_blocks=LastLevelMaxPool(),
     )
-    if cfg.local_backbone_weights is not None:
+    if load_weights and cfg.local_backbone_weights is not None:
         load_local_backbone_weights(backbone, cfg.local_backbone_weights, cfg.backbone_weights_sha256)
     return backbone
 
 
-def build_model(cfg: ModelConfig, num_classes: int) -> nn.Module:
+def build_model(cfg: ModelConfig, num_classes: int, load_weights: bool = True) -> nn.Module:
     """A detector for `num_classes` foreground classes (labels 1..num_classes)."""
-    backbone = build_backbone(cfg)
+    backbone = build_backbone(cfg, load_weights)
     common = dict(
         min_size=cfg.min_size,
         max_size=cfg.max_size,

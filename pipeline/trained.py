@@ -35,9 +35,9 @@ class ImageInDetectionsOut(torch.nn.Module):
 def load_trained(path: Path) -> tuple[torch.nn.Module, list[str], ModelConfig]:
     bundle = torch.load(path, map_location="cpu", weights_only=False)
     cfg = ModelConfig.model_validate(bundle["model_config"])
-    # The trained weights are all in the bundle: the pretrained file need not exist here (another machine).
-    no_file = cfg.model_copy(update={"backbone_weights": None, "backbone_weights_sha256": None})
-    model = build_model(no_file, len(bundle["class_names"]))
+    # The trained weights are all in the bundle: the pretrained file need not exist here (another machine),
+    # but a pretrained backbone's frozen batch norm must (MobileNetV3's own has another epsilon).
+    model = build_model(cfg, len(bundle["class_names"]), load_weights=False)
     model.load_state_dict(bundle["state_dict"])
     return model.eval(), bundle["class_names"], cfg
 

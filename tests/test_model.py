@@ -154,14 +154,25 @@ def test_an_unpinned_weights_file_is_loaded_with_the_hash_to_pin_it_printed(tiny
     assert f"set model.backbone_weights_sha256: {file_sha256(path)}" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("backbone", ["mobilenet_v2", "mobilenet_v3_small"])
 @pytest.mark.parametrize("bundle_from", ["pinned", "before the pin existed"])
-def test_a_trained_bundle_loads_without_its_pretrained_file(tiny_params, tmp_path, bundle_from):
-    """The trained weights are in model.pt; export and evaluation may run where the pretrained file is not."""
+def test_a_trained_bundle_loads_without_its_pretrained_file_and_computes_the_same(tiny_params, tmp_path, bundle_from, backbone):
+    """The trained weights are in model.pt; export and evaluation may run where the pretrained file is not, and
+    must rebuild the frozen batch norm it trained with (MobileNetV3's own BatchNorm2d has eps 0.001, not 1e-5)."""
+    import torchvision
+    from torchvision.ops.misc import FrozenBatchNorm2d
+
     from pipeline.trained import load_trained
 
-    path = random_mobilenet_v2_file(tmp_path / "mobilenet_v2.pth", seed=1)
-    model_cfg = cfg(tiny_params, backbone="mobilenet_v2", backbone_weights=str(path), backbone_weights_sha256=file_sha256(path))
+    torch.manual_seed(1)
+    path = tmp_path / f"{backbone}.pth"
+    torch.save(torchvision.models.get_model(backbone).state_dict(), path)  # random weights: no download
+    model_cfg = cfg(tiny_params, backbone=backbone, backbone_weights=str(path), backbone_weights_sha256=file_sha256(path))
     trained = build_model(model_cfg, 5)
+    with torch.no_grad():  # statistics far from (0, 1), so that a different epsilon would show in the scores
+        for m in trained.backbone.body.modules():
+            if isinstance(m, FrozenBatchNorm2d):
+                m.running_var.uniform_(1e-4, 1e-2)
     config = model_cfg.model_dump()
     if bundle_from != "pinned":
         del config["backbone_weights_sha256"]
@@ -169,6 +180,7 @@ def test_a_trained_bundle_loads_without_its_pretrained_file(tiny_params, tmp_pat
     path.unlink()
     loaded, names, loaded_cfg = load_trained(tmp_path / "model.pt")
     assert names == list("abcde") and loaded_cfg.backbone_weights == str(path)
+    assert batch_norms(loaded) == {FrozenBatchNorm2d}
     images = [torch.rand(3, 128, 128)]
     with torch.inference_mode():
         assert torch.equal(loaded(images)[0]["scores"], trained.eval()(images)[0]["scores"])
