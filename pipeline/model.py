@@ -15,6 +15,7 @@ pooled stride-64 level: contaminants in a bin photo are rarely smaller than
 
 from __future__ import annotations
 
+import pickle
 import sys
 from pathlib import Path
 
@@ -63,8 +64,13 @@ def load_local_backbone_weights(backbone: BackboneWithFPN, path: Path, expected_
             f"{path} has SHA-256 {actual}, but model.backbone_weights_sha256 pins {expected_sha256}: the file differs "
             "from the pinned one (set the new hash if the new file is meant)"
         )
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    body = {k.removeprefix("features."): v for k, v in state.items() if k.startswith("features.")}
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except (RuntimeError, OSError, pickle.UnpicklingError, EOFError) as err:  # truncated, not a torch file, not tensors only
+        raise BackboneWeightsError(f"{path} is not a readable torch state_dict: {err}") from None
+    if not isinstance(state, dict):
+        raise BackboneWeightsError(f"{path} holds a {type(state).__name__}, not a state_dict")
+    body = {k.removeprefix("features."): v for k, v in state.items() if isinstance(k, str) and k.startswith("features.")}
     if not body:
         raise BackboneWeightsError(f"{path} holds no 'features.*' tensors; is it a torchvision MobileNet state_dict?")
     own = backbone.body.state_dict()

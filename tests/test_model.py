@@ -48,6 +48,20 @@ def test_missing_local_weights_file_is_named(tiny_params, tmp_path):
         build_model(cfg(tiny_params, backbone="mobilenet_v2", backbone_weights=str(tmp_path / "no-such.pth")), 5)
 
 
+@pytest.mark.parametrize("content", [b"", b"not a torch file", "truncated", "a list"])
+def test_an_unreadable_weights_file_is_named_with_what_is_wrong(tiny_params, tmp_path, content):
+    path = tmp_path / "weights.pth"
+    if content == "truncated":
+        random_mobilenet_v2_file(path, seed=1)
+        path.write_bytes(path.read_bytes()[:5000])
+    elif content == "a list":
+        torch.save([torch.zeros(1)], path)
+    else:
+        path.write_bytes(content)
+    with pytest.raises(BackboneWeightsError, match=f"^{path} (is not a readable torch state_dict|holds a list)"):
+        build_model(cfg(tiny_params, backbone="mobilenet_v2", backbone_weights=str(path)), 5)
+
+
 @pytest.mark.skipif(not MOBILENET_V2_FILE.is_file(), reason="../shared/weights/mobilenet_v2_imagenet.pth is not present")
 def test_local_imagenet_file_loads_into_the_backbone(tiny_params):
     model = build_model(cfg(tiny_params, backbone="mobilenet_v2", backbone_weights=str(MOBILENET_V2_FILE)), 5)
