@@ -70,7 +70,11 @@ def load_local_backbone_weights(backbone: BackboneWithFPN, path: Path, expected_
         raise BackboneWeightsError(f"{path} is not a readable torch state_dict: {err}") from None
     if not isinstance(state, dict):
         raise BackboneWeightsError(f"{path} holds a {type(state).__name__}, not a state_dict")
-    body = {k.removeprefix("features."): v for k, v in state.items() if isinstance(k, str) and k.startswith("features.")}
+    body = {
+        k.removeprefix("features."): v
+        for k, v in state.items()
+        if isinstance(k, str) and k.startswith("features.") and isinstance(v, torch.Tensor)
+    }
     if not body:
         raise BackboneWeightsError(f"{path} holds no 'features.*' tensors; is it a torchvision MobileNet state_dict?")
     own = backbone.body.state_dict()

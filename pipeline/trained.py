@@ -35,8 +35,9 @@ class ImageInDetectionsOut(torch.nn.Module):
 def load_trained(path: Path) -> tuple[torch.nn.Module, list[str], ModelConfig]:
     bundle = torch.load(path, map_location="cpu", weights_only=False)
     cfg = ModelConfig.model_validate(bundle["model_config"])
-    # The trained weights are all in the bundle: the pretrained file need not exist here (another machine),
-    # but a pretrained backbone's frozen batch norm must (MobileNetV3's own has another epsilon).
+    # The trained weights are all in the bundle: the pretrained file need not exist here (another machine).
+    # A pretrained backbone is rebuilt with the FrozenBatchNorm2d it trained with, so that evaluation and
+    # export run the very modules of training (clearing backbone_weights would give trainable BatchNorm2d).
     model = build_model(cfg, len(bundle["class_names"]), load_weights=False)
     model.load_state_dict(bundle["state_dict"])
     return model.eval(), bundle["class_names"], cfg

@@ -48,7 +48,7 @@ def test_missing_local_weights_file_is_named(tiny_params, tmp_path):
         build_model(cfg(tiny_params, backbone="mobilenet_v2", backbone_weights=str(tmp_path / "no-such.pth")), 5)
 
 
-@pytest.mark.parametrize("content", [b"", b"not a torch file", "truncated", "a list"])
+@pytest.mark.parametrize("content", [b"", b"not a torch file", "truncated", "a list", "numbers, not tensors"])
 def test_an_unreadable_weights_file_is_named_with_what_is_wrong(tiny_params, tmp_path, content):
     path = tmp_path / "weights.pth"
     if content == "truncated":
@@ -56,9 +56,11 @@ def test_an_unreadable_weights_file_is_named_with_what_is_wrong(tiny_params, tmp
         path.write_bytes(path.read_bytes()[:5000])
     elif content == "a list":
         torch.save([torch.zeros(1)], path)
+    elif content == "numbers, not tensors":
+        torch.save({"features.0.0.weight": 1.0}, path)
     else:
         path.write_bytes(content)
-    with pytest.raises(BackboneWeightsError, match=f"^{path} (is not a readable torch state_dict|holds a list)"):
+    with pytest.raises(BackboneWeightsError, match=f"^{path} (is not a readable torch state_dict|holds a list|holds no 'features)"):
         build_model(cfg(tiny_params, backbone="mobilenet_v2", backbone_weights=str(path)), 5)
 
 
@@ -172,7 +174,7 @@ def test_an_unpinned_weights_file_is_loaded_with_the_hash_to_pin_it_printed(tiny
 @pytest.mark.parametrize("bundle_from", ["pinned", "before the pin existed"])
 def test_a_trained_bundle_loads_without_its_pretrained_file_and_computes_the_same(tiny_params, tmp_path, bundle_from, backbone):
     """The trained weights are in model.pt; export and evaluation may run where the pretrained file is not, and
-    must rebuild the frozen batch norm it trained with (MobileNetV3's own BatchNorm2d has eps 0.001, not 1e-5)."""
+    must rebuild the frozen batch norm it trained with: the modules of training, not look-alikes."""
     import torchvision
     from torchvision.ops.misc import FrozenBatchNorm2d
 
@@ -183,7 +185,7 @@ def test_a_trained_bundle_loads_without_its_pretrained_file_and_computes_the_sam
     torch.save(torchvision.models.get_model(backbone).state_dict(), path)  # random weights: no download
     model_cfg = cfg(tiny_params, backbone=backbone, backbone_weights=str(path), backbone_weights_sha256=file_sha256(path))
     trained = build_model(model_cfg, 5)
-    with torch.no_grad():  # statistics far from (0, 1), so that a different epsilon would show in the scores
+    with torch.no_grad():  # statistics far from (0, 1), so that any other normalisation would show in the scores
         for m in trained.backbone.body.modules():
             if isinstance(m, FrozenBatchNorm2d):
                 m.running_var.uniform_(1e-4, 1e-2)
@@ -198,3 +200,22 @@ def test_a_trained_bundle_loads_without_its_pretrained_file_and_computes_the_sam
     images = [torch.rand(3, 128, 128)]
     with torch.inference_mode():
         assert torch.equal(loaded(images)[0]["scores"], trained.eval()(images)[0]["scores"])
+
+
+def test_a_bundle_trained_with_trainable_batch_norm_before_session_8_still_loads(tiny_params, tmp_path):
+    """Local weights once trained with BatchNorm2d (num_batches_tracked in the state_dict); such a model.pt
+    loads into the frozen batch norm of today and computes the same, in eval mode."""
+    from torchvision.ops.misc import FrozenBatchNorm2d
+
+    from pipeline.trained import load_trained
+
+    old = build_model(cfg(tiny_params, backbone="mobilenet_v2", backbone_weights=None), 5).eval()
+    assert any(k.endswith("num_batches_tracked") for k in old.state_dict())
+    config = cfg(tiny_params, backbone="mobilenet_v2", backbone_weights=str(tmp_path / "gone.pth")).model_dump()
+    del config["backbone_weights_sha256"]
+    torch.save({"model_config": config, "class_names": list("abcde"), "state_dict": old.state_dict()}, tmp_path / "model.pt")
+    loaded, _, _ = load_trained(tmp_path / "model.pt")
+    assert batch_norms(loaded) == {FrozenBatchNorm2d}
+    images = [torch.rand(3, 128, 128)]
+    with torch.inference_mode():
+        assert torch.allclose(loaded(images)[0]["scores"], old(images)[0]["scores"], atol=1e-5)
