@@ -33,6 +33,16 @@ def tiny_params_dict() -> dict:
     return params
 
 
+def random_mobilenet_v2_file(path: Path, seed: int) -> Path:
+    """A torchvision MobileNetV2 state_dict with seeded random weights: a local weights file without a download."""
+    import torch
+    import torchvision
+
+    torch.manual_seed(seed)
+    torch.save(torchvision.models.mobilenet_v2().state_dict(), path)
+    return path
+
+
 def write_params(path: Path, params: dict) -> Path:
     path.write_text(yaml.safe_dump(params))
     return path

@@ -7,7 +7,7 @@ from pydantic import ValidationError
 from pipeline.config import ModelConfig
 from pipeline.filehash import file_sha256
 from pipeline.model import BackboneWeightsError, _pretrained_enum, build_model
-from tests.conftest import SHARED
+from tests.conftest import SHARED, random_mobilenet_v2_file
 
 MOBILENET_V2_FILE = SHARED / "weights" / "mobilenet_v2_imagenet.pth"
 
@@ -118,14 +118,6 @@ def test_torchvision_weights_get_frozen_batch_norm_too(tiny_params, monkeypatch)
 def test_backbone_trained_from_scratch_learns_its_batch_norm(tiny_params):
     model = build_model(cfg(tiny_params, backbone="mobilenet_v2", backbone_weights=None), 5)
     assert batch_norms(model) == {torch.nn.BatchNorm2d}
-
-
-def random_mobilenet_v2_file(path, seed: int):
-    import torchvision
-
-    torch.manual_seed(seed)
-    torch.save(torchvision.models.mobilenet_v2().state_dict(), path)  # random weights: no download
-    return path
 
 
 def test_a_pinned_weights_file_loads_and_another_file_at_its_path_is_refused(tiny_params, tmp_path):

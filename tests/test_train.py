@@ -66,13 +66,11 @@ def test_non_finite_loss_stops_training(monkeypatch, tmp_path, tiny_splits, tiny
 def test_a_weights_file_other_than_the_pinned_one_is_one_line_and_no_training(
     tmp_path, tiny_splits, tiny_dataset, tiny_params, mlflow_store
 ):
-    import torchvision
     import yaml
 
-    from tests.conftest import REPO, tiny_params_dict
+    from tests.conftest import REPO, random_mobilenet_v2_file, tiny_params_dict
 
-    weights = tmp_path / "mobilenet_v2.pth"
-    torch.save(torchvision.models.mobilenet_v2().state_dict(), weights)  # random weights: no download
+    weights = random_mobilenet_v2_file(tmp_path / "mobilenet_v2.pth", seed=1)
     raw = tiny_params_dict()
     raw["model"].update(backbone="mobilenet_v2", backbone_weights=str(weights), backbone_weights_sha256="0" * 64)
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw))
