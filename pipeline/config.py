@@ -324,6 +324,10 @@ def _read_yaml(path: Path) -> dict:
             data = yaml.safe_load(f)
     except FileNotFoundError:
         raise SystemExit(f"config file not found: {path}") from None
+    except yaml.YAMLError as err:  # a user's typo: one line naming the file and the spot, not a traceback
+        raise SystemExit(f"config file {path} is not valid YAML: {' '.join(str(err).split())}") from None
+    except UnicodeDecodeError as err:
+        raise SystemExit(f"config file {path} is not UTF-8 text (byte {err.start}); save it as UTF-8") from None
     if not isinstance(data, dict):
         raise SystemExit(f"config file {path} must hold a mapping at the top level")
     return data
