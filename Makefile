@@ -6,6 +6,7 @@
 #   make serve  start the inference service (needs models/model.onnx from make run)
 #   make bench-serve  measure the service; prints a table
 #   make bench-privacy  recall of the privacy step's finders on planted plates, faces and people; prints a table
+#   make bench-quality-gate  what the quality gate sets aside of real photos, as taken and under strong fog or steam; prints a table
 #   make bench-realdata [EPOCHS=n]  binsight vs Ultralytics YOLO on TrashNet++ (own venv .venv-bench); prints a table
 #   make bench-realdata-pack  .devdata/ for training the same on a rented GPU machine (bench/device_realdata.sh; BENCHMARKS.md)
 #   make bench-device-wheels [NO_YOLO=1]  .whl/: the packages that machine lacks, as Python 3.12 wheels (bench/device_wheels.py)
@@ -22,7 +23,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: run test install data repro register serve bench-serve bench-privacy bench-realdata bench-realdata-pack bench-device-wheels bench-realdata-score check-serve-install test-integration clean-data help
+.PHONY: run test install data repro register serve bench-serve bench-privacy bench-quality-gate bench-realdata bench-realdata-pack bench-device-wheels bench-realdata-score check-serve-install test-integration clean-data help
 
 help:
 	@grep -E '^#   make' Makefile | sed 's/^#   //'
@@ -109,6 +110,10 @@ bench-serve: $(INSTALLED)
 
 bench-privacy: $(INSTALLED)
 	$(BIN)/python -m bench.privacy_recall
+
+# The quality gate on every TrashNet++ valid photo, as taken and under strong fog or steam.
+bench-quality-gate: $(INSTALLED)
+	$(BIN)/python -m bench.quality_gate
 
 # Ultralytics (AGPL-3.0) lives only in this venv, never in .venv. It asks for
 # opencv-python (the GUI build, which needs libGL); binsight pins the headless

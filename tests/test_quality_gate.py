@@ -9,11 +9,12 @@ photos must pass.
 import json
 from collections import Counter
 
-import albumentations as A
 import numpy as np
 import pytest
 from PIL import Image, ImageFilter
 
+from bench import quality_gate as gate_bench
+from bench.quality_gate import haze, strong_fog
 from pipeline.config import load_params
 from pipeline.imageio import read_rgb
 from pipeline.inspection import quality_issue
@@ -21,15 +22,6 @@ from tests.conftest import REPO, SHARED
 
 GATE = load_params(REPO / "configs/params.yaml").verdict.quality
 TRASHNETPP = SHARED / "data" / "trashnetpp" / "valid" / "images"
-
-
-def haze(rgb: np.ndarray, amount: float) -> np.ndarray:
-    """Fog or steam as a veil: every pixel moves `amount` of the way to white, so contrast falls by 1 - amount."""
-    return (rgb.astype(np.float32) * (1 - amount) + 255 * amount).round().astype(np.uint8)
-
-
-def strong_fog(seed: int) -> A.Compose:
-    return A.Compose([A.RandomFog(fog_coef_range=(0.7, 1.0), alpha_coef=0.1, p=1.0)], seed=seed)
 
 
 @pytest.fixture(scope="module")
@@ -123,3 +115,21 @@ def test_contrast_lowering_haze_on_real_photos_is_foggy(real_photos, amount):
     shares = issue_shares([haze(rgb, amount) for rgb in real_photos])
     assert shares["foggy"] >= 0.93, shares
     assert shares[None] <= 0.03, shares
+
+
+def test_the_gate_benchmark_counts_what_the_gate_says_per_condition(tmp_path, scene, capsys):
+    photos = tmp_path / "valid" / "images"
+    photos.mkdir(parents=True)
+    Image.fromarray(scene).save(photos / "a_scene.jpg", quality=95)
+    Image.fromarray((scene * 0.15).astype(np.uint8)).save(photos / "b_night.jpg", quality=95)
+    assert gate_bench.main(["--source", str(tmp_path), "--splits", "valid", "--fog-seeds", "2", "--json", str(tmp_path / "gate.json")]) == 0
+    counts = json.loads((tmp_path / "gate.json").read_text())["splits"]["valid"]
+    assert counts["as taken"] == {"None": 1, "too_dark": 1}
+    assert set(counts) == {"as taken", "strong RandomFog, seed 0", "strong RandomFog, seed 1", "haze 60% to white", "haze 70% to white"}
+    assert counts["haze 60% to white"].get("foggy", 0) >= 1 and sum(counts["haze 70% to white"].values()) == 2
+    assert "| as taken | 2 | 50.0 % | 50.0 % |" in capsys.readouterr().out
+
+
+def test_the_gate_benchmark_names_a_missing_source(tmp_path):
+    with pytest.raises(SystemExit, match="2"):
+        gate_bench.main(["--source", str(tmp_path / "nowhere")])
