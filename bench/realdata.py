@@ -19,8 +19,9 @@
    service's verdict path (quality gate, policy, threshold chosen on val),
    ONNX Runtime CPU latency (batch 1, 2 threads), parameters, file size.
 
-Prints one markdown table and writes <out>/results.json. The device is CUDA
-when there is one (for Ultralytics; binsight's trainer runs on the CPU).
+Prints one markdown table and writes <out>/results.json. Every trainer runs
+on CUDA when there is one (binsight's `train.device: auto`, Ultralytics'
+default device), on the CPU otherwise.
 `--limit K` keeps K images per split, for smoke runs only.
 """
 
