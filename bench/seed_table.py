@@ -1,0 +1,101 @@
+"""One contender's test figures over several training seeds of `bench.realdata`, with mean ± sd; prints one table.
+
+    python -m bench.seed_table bench/results/cpu-50-epochs bench/results/cpu-50-epochs-seed2 ... [--model binsight]
+
+Each argument is a folder holding a `results.json` written by `python -m
+bench.realdata` (or that file itself). The runs must share their splits (the
+`splits_sha256` each trainer recorded) and differ in nothing but the seed,
+or the spread would mix other changes in: a run that breaks this is refused
+with its name. The sd is the sample standard deviation (n - 1), the spread a
+user should expect from a retrain with another seed on the same machine kind.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+from pathlib import Path
+
+import yaml
+
+
+class SeedRunMismatch(ValueError):
+    pass
+
+
+def load_run(path: Path, model: str) -> dict:
+    file = path / "results.json" if path.is_dir() else path
+    try:
+        results = json.loads(file.read_text())
+    except (OSError, json.JSONDecodeError) as err:
+        raise SeedRunMismatch(f"{file}: not a readable results.json ({err})") from None
+    if model not in results.get("rows", {}):
+        raise SeedRunMismatch(f"{file}: no row for {model!r} (rows: {sorted(results.get('rows', {}))})")
+    row = results["rows"][model]
+    if "map_50" not in row:
+        raise SeedRunMismatch(f"{file}: {model!r} was not scored")
+    return {"file": str(file), "params": (results.get("binsight_params"), results.get("binsight_overrides")),
+            "recipe": recipe_without_seed(file.parent / "params.yaml"), **row}
+
+
+def recipe_without_seed(params_file: Path) -> dict | None:
+    """The parameters the trainer ran with (the params.yaml kept beside results.json), but for train.seed."""
+    if not params_file.is_file():
+        return None
+    raw = yaml.safe_load(params_file.read_text())
+    raw.get("train", {}).pop("seed", None)
+    return raw
+
+
+def check_comparable(runs: list[dict]) -> None:
+    """Same splits, same epochs, same settings, distinct seeds: otherwise the spread is not a seed spread."""
+    first = runs[0]
+    for run in runs[1:]:
+        for key in ("splits_sha256", "epochs", "settings"):
+            if run.get(key) != first.get(key):
+                raise SeedRunMismatch(f"{run['file']}: {key} differs from {first['file']}'s ({run.get(key)} vs {first.get(key)})")
+        if run["params"] != first["params"] or run["recipe"] != first["recipe"]:
+            raise SeedRunMismatch(f"{run['file']}: other binsight parameters than {first['file']} (beyond train.seed)")
+    seeds = [run.get("seed") for run in runs]
+    if len(set(seeds)) != len(seeds):
+        raise SeedRunMismatch(f"seeds repeat: {seeds}")
+
+
+def mean_sd(values: list[float]) -> str:
+    sd = statistics.stdev(values) if len(values) > 1 else float("nan")
+    return f"{statistics.fmean(values):.3f} ± {sd:.3f}"
+
+
+def table(runs: list[dict]) -> str:
+    classes = list(runs[0]["per_class"])
+    head = ["seed", "test mAP@.5", "test mAP@[.5:.95]", "verdict P / R @ threshold", "best epoch", *(f"AP@.5 {c}" for c in classes)]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for run in runs:
+        verdict = run["verdict"]
+        lines.append("| " + " | ".join([
+            str(run["seed"]), f"{run['map_50']:.3f}", f"{run['map']:.3f}",
+            f"{verdict['precision']:.3f} / {verdict['recall']:.3f} @ {verdict['threshold']:.3f}", str(run["best_epoch"]),
+            *(f"{run['per_class'][c]['ap_50']:.3f}" for c in classes)]) + " |")
+    lines.append("| " + " | ".join([
+        f"mean ± sd ({len(runs)} seeds)", mean_sd([r["map_50"] for r in runs]), mean_sd([r["map"] for r in runs]), "", "",
+        *(mean_sd([r["per_class"][c]["ap_50"] for r in runs]) for c in classes)]) + " |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("runs", nargs="+", type=Path, help="bench.realdata output folders (or their results.json)")
+    parser.add_argument("--model", default="binsight", help="the contender to tabulate")
+    args = parser.parse_args(argv)
+    try:
+        runs = [load_run(path, args.model) for path in args.runs]
+        check_comparable(runs)
+    except SeedRunMismatch as err:
+        parser.exit(2, f"bench.seed_table: error: {err}\n")
+    print(table(sorted(runs, key=lambda r: r["seed"])))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

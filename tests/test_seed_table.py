@@ -1,0 +1,60 @@
+"""bench.seed_table: mean ± sd over seeds of bench.realdata runs, and refusing runs that differ in more than the seed."""
+
+import json
+
+import pytest
+import yaml
+
+from bench import seed_table
+
+
+def write_run(folder, seed, map_50, *, splits="ab12", lr=0.002):
+    folder.mkdir(parents=True)
+    row = {"seed": seed, "epochs": 50, "splits_sha256": splits, "settings": {"input": 320}, "best_epoch": 50,
+           "map_50": map_50, "map": map_50 / 2,
+           "per_class": {"can": {"ap_50": map_50 + 0.1, "ap": 0.1}, "glass": {"ap_50": map_50 - 0.1, "ap": 0.1}},
+           "verdict": {"precision": 0.998, "recall": 1.0, "threshold": 0.42}}
+    (folder / "results.json").write_text(json.dumps({
+        "binsight_params": "configs/recipes/trashnetpp/params.yaml", "binsight_overrides": ["train.cpu_numerics=native"],
+        "rows": {"binsight": row}}))
+    (folder / "params.yaml").write_text(yaml.safe_dump({"train": {"seed": seed, "lr": lr, "epochs": 50}}))
+    return folder
+
+
+def test_three_seeds_give_their_rows_and_the_sample_mean_and_sd(tmp_path, capsys):
+    runs = [write_run(tmp_path / f"s{seed}", seed, value) for seed, value in [(3, 0.6), (1, 0.4), (2, 0.5)]]
+    assert seed_table.main([str(r) for r in runs]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split(" | ")[0] for line in lines[2:5]] == ["| 1", "| 2", "| 3"]  # sorted by seed
+    assert lines[-1].startswith("| mean ± sd (3 seeds) | 0.500 ± 0.100 | 0.250 ± 0.050 |")
+    assert "0.600 ± 0.100 | 0.400 ± 0.100 |" in lines[-1]  # per class: can, glass
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"splits": "cd34"}, "splits_sha256 differs"),
+    ({"lr": 0.004}, "other binsight parameters than"),
+])
+def test_runs_that_differ_in_more_than_the_seed_are_refused(tmp_path, capsys, change, message):
+    first = write_run(tmp_path / "s1", 1, 0.4)
+    other = write_run(tmp_path / "s2", 2, 0.5, **change)
+    with pytest.raises(SystemExit) as stop:
+        seed_table.main([str(first), str(other)])
+    assert stop.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("bench.seed_table: error: ") and message in err and err.count("\n") == 1
+
+
+def test_the_refusal_names_the_run_and_the_difference(tmp_path):
+    write_run(tmp_path / "s1", 1, 0.4)
+    write_run(tmp_path / "s2", 2, 0.5, splits="cd34")
+    write_run(tmp_path / "again", 1, 0.5)
+    runs = [seed_table.load_run(tmp_path / name, "binsight") for name in ("s1", "s2")]
+    with pytest.raises(seed_table.SeedRunMismatch, match=r"s2/results.json: splits_sha256 differs .*\(cd34 vs ab12\)"):
+        seed_table.check_comparable(runs)
+    with pytest.raises(seed_table.SeedRunMismatch, match=r"seeds repeat: \[1, 1\]"):
+        seed_table.check_comparable([seed_table.load_run(tmp_path / n, "binsight") for n in ("s1", "again")])
+    with pytest.raises(seed_table.SeedRunMismatch, match="no row for 'yolo26n'"):
+        seed_table.load_run(tmp_path / "s1", "yolo26n")
+    (tmp_path / "broken.json").write_text("{")
+    with pytest.raises(seed_table.SeedRunMismatch, match="broken.json: not a readable results.json"):
+        seed_table.load_run(tmp_path / "broken.json", "binsight")
