@@ -17,7 +17,7 @@ its own size:
   white: steam from a warm bin on a cold morning).
 
 The table gives, per condition, the share of photos the gate passes and the
-share it names each issue (foggy, too dark, overexposed, covered, blurred).
+share it names each issue (too dark, overexposed, covered, foggy, blurred).
 The tests in tests/test_quality_gate.py hold the same rates on a quarter of
 the valid split; this is the whole-split figure BENCHMARKS.md quotes.
 """
@@ -52,6 +52,10 @@ def strong_fog(seed: int) -> A.Compose:
     return A.Compose([A.RandomFog(fog_coef_range=(0.7, 1.0), alpha_coef=0.1, p=1.0)], seed=seed)
 
 
+class PhotoUnreadable(ValueError):
+    pass
+
+
 def gate_counts(photos: list[Path], gate: QualityConfig, fog_seeds: int) -> dict[str, Counter]:
     """Condition name -> Counter of gate outcomes (None = passed) over `photos`."""
     conditions = ["as taken", *(f"strong RandomFog, seed {s}" for s in range(fog_seeds)),
@@ -59,7 +63,10 @@ def gate_counts(photos: list[Path], gate: QualityConfig, fog_seeds: int) -> dict
     counts = {name: Counter() for name in conditions}
     fogs = [strong_fog(seed) for seed in range(fog_seeds)]
     for path in photos:
-        rgb = read_rgb(path)
+        try:
+            rgb = read_rgb(path)
+        except OSError as err:  # Pillow's errors for a corrupt or truncated file are OSErrors
+            raise PhotoUnreadable(f"{path}: not a readable image ({err})") from None
         counts["as taken"][quality_issue(rgb, gate)] += 1
         for seed, fog in enumerate(fogs):
             counts[f"strong RandomFog, seed {seed}"][quality_issue(fog(image=rgb)["image"], gate)] += 1
@@ -79,18 +86,27 @@ def table(split: str, counts: dict[str, Counter]) -> str:
     return "\n".join(lines)
 
 
+def positive(value: str) -> int:
+    if not value.isdigit() or int(value) < 1:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a whole number of at least 1")
+    return int(value)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--source", type=Path, default=DEFAULT_SOURCE, help="TrashNet++ folder (train/ and valid/)")
     parser.add_argument("--splits", default="valid", help="comma-separated source splits (train takes about 4 x as long)")
-    parser.add_argument("--fog-seeds", type=int, default=5, help="RandomFog draws per photo")
-    parser.add_argument("--every", type=int, default=1, help="take each K-th photo (quick checks)")
+    parser.add_argument("--fog-seeds", type=positive, default=5, help="RandomFog draws per photo")
+    parser.add_argument("--every", type=positive, default=1, help="take each K-th photo (quick checks)")
     parser.add_argument("--params", type=Path, default=REPO / DEFAULT_PARAMS, help="parameter file holding verdict.quality")
     parser.add_argument("--json", type=Path, help="also write the counts here")
     args = parser.parse_args(argv)
     if not args.source.is_dir():
         parser.exit(2, f"bench.quality_gate: error: {args.source} is not a folder (TrashNet++ with train/ and valid/)\n")
-    gate = load_params(args.params).verdict.quality
+    try:
+        gate = load_params(args.params).verdict.quality
+    except SystemExit as err:  # load_params words a missing or broken file in one line
+        parser.exit(2, f"bench.quality_gate: error: {err}\n")
     print(f"gate: {gate.model_dump()}")
     results = {}
     for split in args.splits.split(","):
@@ -98,7 +114,10 @@ def main(argv: list[str] | None = None) -> int:
         if not photos:
             parser.exit(2, f"bench.quality_gate: error: no .jpg photos in {args.source / split / 'images'}\n")
         start = time.perf_counter()
-        counts = gate_counts(photos, gate, args.fog_seeds)
+        try:
+            counts = gate_counts(photos, gate, args.fog_seeds)
+        except PhotoUnreadable as err:
+            parser.exit(2, f"bench.quality_gate: error: {err}\n")
         print(f"\n{table(split, counts)}\n({len(photos)} photos, {time.perf_counter() - start:.0f} s)")
         results[split] = {name: {str(k): v for k, v in found.items()} for name, found in counts.items()}
     if args.json:

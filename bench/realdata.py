@@ -19,9 +19,10 @@
    service's verdict path (quality gate, policy, threshold chosen on val),
    ONNX Runtime CPU latency (batch 1, 2 threads), parameters, file size.
 
-Prints one markdown table and writes <out>/results.json. Every trainer runs
-on CUDA when there is one (binsight's `train.device: auto`, Ultralytics'
-default device), on the CPU otherwise.
+Prints one markdown table and writes <out>/results.json. The trainers use
+CUDA when there is one (binsight through its recipe's `train.device: auto`;
+Ultralytics on device 0, as bench/realdata_train.py picks it), the CPU
+otherwise.
 `--limit K` keeps K images per split, for smoke runs only.
 """
 

@@ -3,8 +3,11 @@
     python -m bench.seed_table bench/results/cpu-50-epochs bench/results/cpu-50-epochs-seed2 ... [--model binsight]
 
 Each argument is a folder holding a `results.json` written by `python -m
-bench.realdata` (or that file itself). The runs must share their splits (the
-`splits_sha256` each trainer recorded) and differ in nothing but the seed,
+bench.realdata` (or that file itself), at least two. The runs must share their
+splits (the `splits_sha256` each trainer recorded), their epochs and settings,
+and the parameters the contender trained with (its `models/NAME/params.yaml`
+under the run's folder, or a `params.yaml` kept beside results.json as in
+bench/results/), apart from the seed and the number of loading processes,
 or the spread would mix other changes in: a run that breaks this is refused
 with its name. The sd is the sample standard deviation (n - 1), the spread a
 user should expect from a retrain with another seed on the same machine kind.
@@ -19,6 +22,10 @@ from pathlib import Path
 
 import yaml
 
+# Keys that differ between seed runs without changing what is trained: the seed itself, and the loading
+# processes (each worker's augmentation stream is seeded per sample, pipeline/augment.py).
+SEED_ONLY_KEYS = ("seed", "num_workers", "cuda_num_workers")
+
 
 class SeedRunMismatch(ValueError):
     pass
@@ -30,21 +37,29 @@ def load_run(path: Path, model: str) -> dict:
         results = json.loads(file.read_text())
     except (OSError, json.JSONDecodeError) as err:
         raise SeedRunMismatch(f"{file}: not a readable results.json ({err})") from None
-    if model not in results.get("rows", {}):
-        raise SeedRunMismatch(f"{file}: no row for {model!r} (rows: {sorted(results.get('rows', {}))})")
-    row = results["rows"][model]
-    if "map_50" not in row:
-        raise SeedRunMismatch(f"{file}: {model!r} was not scored")
-    return {"file": str(file), "params": (results.get("binsight_params"), results.get("binsight_overrides")),
-            "recipe": recipe_without_seed(file.parent / "params.yaml"), **row}
+    rows = results.get("rows") if isinstance(results, dict) else None
+    if not isinstance(rows, dict) or model not in rows:
+        raise SeedRunMismatch(f"{file}: no row for {model!r} (rows: {sorted(rows) if isinstance(rows, dict) else 'none'})")
+    row = rows[model]
+    if "map_50" not in row or not isinstance(row.get("seed"), int):
+        raise SeedRunMismatch(f"{file}: {model!r} was not scored, or its seed is not recorded")
+    return {"file": str(file), "recipe": recipe_without_seed(file.parent, model), **row}
 
 
-def recipe_without_seed(params_file: Path) -> dict | None:
-    """The parameters the trainer ran with (the params.yaml kept beside results.json), but for train.seed."""
-    if not params_file.is_file():
-        return None
-    raw = yaml.safe_load(params_file.read_text())
-    raw.get("train", {}).pop("seed", None)
+def recipe_without_seed(folder: Path, model: str) -> dict:
+    """The parameters the contender trained with, but for the keys a seed run may change (SEED_ONLY_KEYS of `train`)."""
+    for params_file in (folder / "models" / model / "params.yaml", folder / "params.yaml"):
+        if params_file.is_file():
+            break
+    else:
+        raise SeedRunMismatch(f"{folder}: no models/{model}/params.yaml nor params.yaml: what it trained with is unknown")
+    try:
+        raw = yaml.safe_load(params_file.read_text())
+        train = raw["train"]
+        for key in SEED_ONLY_KEYS:
+            train.pop(key, None)
+    except (yaml.YAMLError, TypeError, KeyError, AttributeError) as err:
+        raise SeedRunMismatch(f"{params_file}: not a binsight parameter file ({type(err).__name__}: {err})") from None
     return raw
 
 
@@ -55,7 +70,7 @@ def check_comparable(runs: list[dict]) -> None:
         for key in ("splits_sha256", "epochs", "settings"):
             if run.get(key) != first.get(key):
                 raise SeedRunMismatch(f"{run['file']}: {key} differs from {first['file']}'s ({run.get(key)} vs {first.get(key)})")
-        if run["params"] != first["params"] or run["recipe"] != first["recipe"]:
+        if run["recipe"] != first["recipe"]:
             raise SeedRunMismatch(f"{run['file']}: other binsight parameters than {first['file']} (beyond train.seed)")
     seeds = [run.get("seed") for run in runs]
     if len(set(seeds)) != len(seeds):
@@ -63,8 +78,7 @@ def check_comparable(runs: list[dict]) -> None:
 
 
 def mean_sd(values: list[float]) -> str:
-    sd = statistics.stdev(values) if len(values) > 1 else float("nan")
-    return f"{statistics.fmean(values):.3f} ± {sd:.3f}"
+    return f"{statistics.fmean(values):.3f} ± {statistics.stdev(values):.3f}"
 
 
 def table(runs: list[dict]) -> str:
@@ -88,6 +102,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("runs", nargs="+", type=Path, help="bench.realdata output folders (or their results.json)")
     parser.add_argument("--model", default="binsight", help="the contender to tabulate")
     args = parser.parse_args(argv)
+    if len(args.runs) < 2:
+        parser.error("a spread needs at least two runs")
     try:
         runs = [load_run(path, args.model) for path in args.runs]
         check_comparable(runs)

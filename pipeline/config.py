@@ -12,8 +12,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from pipeline.yamlfile import YamlFileError, read_yaml
 
 DEFAULT_PARAMS = Path("configs/params.yaml")
 DEFAULT_CLASSES = Path("configs/classes.yaml")
@@ -320,14 +321,11 @@ class Taxonomy(Section):
 
 def _read_yaml(path: Path) -> dict:
     try:
-        with open(path, encoding="utf-8") as f:
-            data = yaml.safe_load(f)
+        data = read_yaml(path)
     except FileNotFoundError:
         raise SystemExit(f"config file not found: {path}") from None
-    except yaml.YAMLError as err:  # a user's typo: one line naming the file and the spot, not a traceback
-        raise SystemExit(f"config file {path} is not valid YAML: {' '.join(str(err).split())}") from None
-    except UnicodeDecodeError as err:
-        raise SystemExit(f"config file {path} is not UTF-8 text (byte {err.start}); save it as UTF-8") from None
+    except YamlFileError as err:  # a user's typo: one line naming the file and the spot, not a traceback
+        raise SystemExit(f"config file {err}") from None
     if not isinstance(data, dict):
         raise SystemExit(f"config file {path} must hold a mapping at the top level")
     return data

@@ -27,7 +27,8 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-import yaml
+
+from pipeline.yamlfile import YamlFileError, read_yaml
 
 DEFAULT_ENTRY = "default"
 WHOLE_FRAME_CHECK_SIDE = 100  # pixels of the raster that tells a mask from the whole frame (1 % = 100 pixels)
@@ -40,15 +41,13 @@ class MaskFileError(ValueError):
 
 def load_masks(path: Path) -> HopperMasks:
     try:
-        text = path.read_text(encoding="utf-8")
+        document = read_yaml(path)
     except FileNotFoundError:
         raise MaskFileError(f"privacy mask file {path}: not found") from None
-    except (OSError, UnicodeDecodeError) as err:
-        raise MaskFileError(f"privacy mask file {path}: cannot be read: {err}") from None
-    try:
-        document = yaml.safe_load(text)
-    except yaml.YAMLError as err:
-        raise MaskFileError(f"privacy mask file {path}: not valid YAML: {err}") from None
+    except OSError as err:
+        raise MaskFileError(f"privacy mask file {path}: cannot be read: {err.strerror}") from None
+    except YamlFileError as err:
+        raise MaskFileError(f"privacy mask file {path}: {err.detail}") from None
     if not isinstance(document, dict) or not document:
         raise MaskFileError(f"privacy mask file {path}: expected a mapping of truck id (or {DEFAULT_ENTRY!r}) to polygons")
     polygons = {str(truck): _polygons(path, str(truck), entry) for truck, entry in document.items()}

@@ -58,10 +58,10 @@ from datetime import date
 from pathlib import Path
 
 import numpy as np
-import yaml
 from sqlalchemy import func, select
 from sqlalchemy.orm import sessionmaker
 
+from pipeline.yamlfile import read_yaml
 from serve.boxes_of_record import contaminant_boxes_of_record
 from serve.db import ERASED, Inspection
 from serve.statistics import StatsFilter
@@ -88,11 +88,9 @@ class Limits:
 def load_materials(path: Path) -> dict[str, str]:
     """Class name -> material from a YAML file like serve/defaults/materials.yaml; ValueError with one line when it is not one."""
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = read_yaml(path)  # YamlFileError (a ValueError) names the file and the spot
     except OSError as err:
         raise ValueError(f"cannot read the class materials {path}: {err.strerror} (BINSIGHT_MATERIALS_FILE)") from None
-    except yaml.YAMLError as err:
-        raise ValueError(f"{path} is not valid YAML: {str(err).splitlines()[0]}") from None
     materials = data.get("materials") if isinstance(data, dict) else None
     if not isinstance(materials, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in materials.items()):
         raise ValueError(f"{path} must hold `materials:`, a mapping of class names to materials")
@@ -226,7 +224,7 @@ def policy_from_files(classes: Path | None, model_dir: Path) -> dict[str, frozen
         from pipeline.config import Taxonomy
 
         try:
-            data = yaml.safe_load(classes.read_text(encoding="utf-8"))
+            data = read_yaml(classes)  # YamlFileError (a ValueError) names the file and the spot
         except OSError as err:
             raise ValueError(f"cannot read the class list {classes}: {err.strerror}") from None
         fractions = Taxonomy.model_validate(data).fractions

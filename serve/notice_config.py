@@ -12,8 +12,9 @@ from __future__ import annotations
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from pipeline.yamlfile import YamlFileError, read_yaml
 
 
 class NoticeConfigError(ValueError):
@@ -106,11 +107,13 @@ def load_notice_config(path: Path | str) -> NoticeConfig:
     """The configuration at `path`, with its template and font paths made absolute; NoticeConfigError on any mistake."""
     path = Path(path)
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = read_yaml(path)
     except FileNotFoundError:
         raise NoticeConfigError(f"{path}: no such file (BINSIGHT_NOTICES_CONFIG names the notices' configuration)") from None
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as err:
-        raise NoticeConfigError(f"{path}: cannot be read as YAML: {' '.join(str(err).split())}") from None
+    except OSError as err:
+        raise NoticeConfigError(f"{path}: cannot be read: {err.strerror}") from None
+    except YamlFileError as err:
+        raise NoticeConfigError(f"{path}: {err.detail}") from None
     if not isinstance(data, dict):
         raise NoticeConfigError(f"{path}: must hold a mapping at the top level")
     try:

@@ -38,8 +38,9 @@ def random_mobilenet_v2_file(path: Path, seed: int) -> Path:
     import torch
     import torchvision
 
-    torch.manual_seed(seed)
-    torch.save(torchvision.models.mobilenet_v2().state_dict(), path)
+    with torch.random.fork_rng():  # the caller's random stream goes on as if this had not run
+        torch.manual_seed(seed)
+        torch.save(torchvision.models.mobilenet_v2().state_dict(), path)
     return path
 
 

@@ -68,14 +68,15 @@ def test_strict_import_fails_with_one_error_line_and_writes_nothing(tmp_path, ca
     (["--map", "{bad_yaml}"], "is not valid YAML"),
     (["--classes", "{missing}/classes.yaml"], "config file not found"),
     (["--classes", "{bad_classes}"], "class list"),
-    (["--classes", "{bad_yaml}"], "config file {bad_yaml} is not valid YAML: "),
-    (["--classes", "{latin1}"], "config file {latin1} is not UTF-8 text (byte 18); save it as UTF-8"),
+    (["--classes", "{bad_yaml}"], "config file {bad_yaml} is not valid YAML: expected ',' or ']', but got '<stream end>' (line 2, column 1)"),
+    (["--classes", "{latin1}"], "config file {latin1} is not UTF-8 text (line 3, byte 8212 of the file); save it as UTF-8"),
     (["--fraction", "compost"], "unknown waste fraction 'compost'"),
 ])
 def test_user_mistakes_are_one_line(tmp_path, capsys, mistake, expected):
     (tmp_path / "bad.yaml").write_text("a: [unclosed\n")
     (tmp_path / "classes.yaml").write_text("classes: [{name: Bad Name, group: x}]\nfractions: {biowaste: []}\n")
-    (tmp_path / "latin1.yaml").write_bytes("classes: [{name: M\xfcll}]\n".encode("latin-1"))  # saved by an editor in Latin-1
+    # Saved by an editor in Latin-1, the odd byte past the reader's first 8 KiB: the position counts from the file's start.
+    (tmp_path / "latin1.yaml").write_bytes(("# " + "x" * 8190 + "\n\nclasses: [{name: M\xfcll}]\n").encode("latin-1"))
     paths = {"missing": tmp_path / "nowhere", "bad_yaml": tmp_path / "bad.yaml", "bad_classes": tmp_path / "classes.yaml",
              "latin1": tmp_path / "latin1.yaml"}
     assert run_import(tmp_path, *[m.format(**paths) for m in mistake]) == 2

@@ -158,4 +158,7 @@ def test_the_policy_comes_from_the_class_list_or_says_where_the_card_is_missing(
     assert policy_from_files(REPO / "configs/classes.yaml", tmp_path)["paper"] == frozenset({"plastic_bag", "plastic_bottle", "can", "glass"})
     with pytest.raises(ValueError, match=r"no model card .*or give the class list with --classes"):
         policy_from_files(None, tmp_path)
+    (tmp_path / "classes.yaml").write_text("classes: [{name: can\n")  # a typo in --classes: one line, not a YAML traceback
+    with pytest.raises(ValueError, match=r"classes.yaml is not valid YAML: .* \(line 2, column 1\)$"):
+        policy_from_files(tmp_path / "classes.yaml", tmp_path)
 

@@ -51,7 +51,7 @@ def test_a_mistake_names_the_file_and_the_key(tmp_path, change, message):
 def test_unreadable_yaml_and_a_missing_file_are_one_line_too(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("fractions: [unclosed\n")
-    with pytest.raises(NoticeConfigError, match=r"bad.yaml: cannot be read as YAML"):
+    with pytest.raises(NoticeConfigError, match=r"bad.yaml: not valid YAML: expected ',' or '\]', but got '<stream end>' \(line 2, column 1\)$"):
         load_notice_config(bad)
     with pytest.raises(NoticeConfigError, match=r"none.yaml: no such file"):
         load_notice_config(tmp_path / "none.yaml")

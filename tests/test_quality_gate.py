@@ -14,7 +14,6 @@ import pytest
 from PIL import Image, ImageFilter
 
 from bench import quality_gate as gate_bench
-from bench.quality_gate import haze, strong_fog
 from pipeline.config import load_params
 from pipeline.imageio import read_rgb
 from pipeline.inspection import quality_issue
@@ -62,20 +61,20 @@ def test_heavy_blur_is_blurred(scene):
 @pytest.mark.parametrize("amount", [0.4, 0.5])
 def test_steam_over_a_bin_is_foggy(clean_captures, amount):
     for rgb in clean_captures:
-        assert quality_issue(haze(rgb, amount), GATE) == "foggy"
+        assert quality_issue(gate_bench.haze(rgb, amount), GATE) == "foggy"
 
 
 def test_dense_steam_over_a_dark_bin_is_set_aside(clean_captures):
     # The generated bins are dark and soft (luminance std 20-26): under a 0.7
     # veil hardly any contrast is left, and some read as a covered lens.
     for rgb in clean_captures:
-        assert quality_issue(haze(rgb, 0.7), GATE) in {"foggy", "covered"}
+        assert quality_issue(gate_bench.haze(rgb, 0.7), GATE) in {"foggy", "covered"}
 
 
 def test_gate_works_on_large_photos(scene):
     big = np.asarray(Image.fromarray(scene).resize((1920, 1920), Image.Resampling.NEAREST))
     assert quality_issue(big, GATE) is None
-    assert quality_issue(haze(big, 0.65), GATE) == "foggy"
+    assert quality_issue(gate_bench.haze(big, 0.65), GATE) == "foggy"
 
 
 @pytest.fixture(scope="module")
@@ -103,7 +102,7 @@ def test_real_photos_pass_and_are_rarely_mistaken_for_fog(real_photos):
 def test_strong_random_fog_on_real_photos_is_foggy(real_photos):
     # Measured on all 515 validation photos: 98.3 % foggy, 0.2 % overexposed, 1.6 % pass;
     # on these 129 with fog seeds 0-4: 95.3-99.2 % foggy, the rest pass.
-    fog = strong_fog(seed=0)
+    fog = gate_bench.strong_fog(seed=0)
     shares = issue_shares([fog(image=rgb)["image"] for rgb in real_photos])
     assert shares["foggy"] >= 0.90, shares
     assert shares[None] <= 0.08, shares
@@ -112,7 +111,7 @@ def test_strong_random_fog_on_real_photos_is_foggy(real_photos):
 @pytest.mark.parametrize("amount", [0.6, 0.7])
 def test_contrast_lowering_haze_on_real_photos_is_foggy(real_photos, amount):
     # Measured on all 515 validation photos: 98.8 % (0.6) and 98.4 % (0.7) foggy; the rest mostly overexposed.
-    shares = issue_shares([haze(rgb, amount) for rgb in real_photos])
+    shares = issue_shares([gate_bench.haze(rgb, amount) for rgb in real_photos])
     assert shares["foggy"] >= 0.93, shares
     assert shares[None] <= 0.03, shares
 
@@ -124,12 +123,36 @@ def test_the_gate_benchmark_counts_what_the_gate_says_per_condition(tmp_path, sc
     Image.fromarray((scene * 0.15).astype(np.uint8)).save(photos / "b_night.jpg", quality=95)
     assert gate_bench.main(["--source", str(tmp_path), "--splits", "valid", "--fog-seeds", "2", "--json", str(tmp_path / "gate.json")]) == 0
     counts = json.loads((tmp_path / "gate.json").read_text())["splits"]["valid"]
-    assert counts["as taken"] == {"None": 1, "too_dark": 1}
-    assert set(counts) == {"as taken", "strong RandomFog, seed 0", "strong RandomFog, seed 1", "haze 60% to white", "haze 70% to white"}
-    assert counts["haze 60% to white"].get("foggy", 0) >= 1 and sum(counts["haze 70% to white"].values()) == 2
+    photos_as_read = [read_rgb(photos / name) for name in ("a_scene.jpg", "b_night.jpg")]
+    expected = {"as taken": [quality_issue(rgb, GATE) for rgb in photos_as_read]}
+    for seed in (0, 1):
+        fog = gate_bench.strong_fog(seed)
+        expected[f"strong RandomFog, seed {seed}"] = [quality_issue(fog(image=rgb)["image"], GATE) for rgb in photos_as_read]
+    for amount in (0.6, 0.7):
+        expected[f"haze {amount:.0%} to white"] = [quality_issue(gate_bench.haze(rgb, amount), GATE) for rgb in photos_as_read]
+    assert counts == {name: {str(k): v for k, v in Counter(found).items()} for name, found in expected.items()}
+    assert counts["as taken"] == {"None": 1, "too_dark": 1} and counts["strong RandomFog, seed 0"] == {"foggy": 2}
     assert "| as taken | 2 | 50.0 % | 50.0 % |" in capsys.readouterr().out
 
 
-def test_the_gate_benchmark_names_a_missing_source(tmp_path):
-    with pytest.raises(SystemExit, match="2"):
-        gate_bench.main(["--source", str(tmp_path / "nowhere")])
+@pytest.mark.parametrize("setup, argv, message", [
+    (None, ["--source", "{tmp}/nowhere"], "{tmp}/nowhere is not a folder"),
+    ("corrupt", ["--source", "{tmp}"], "{tmp}/valid/images/broken.jpg: not a readable image"),
+    (None, ["--source", "{tmp}", "--params", "{tmp}/none.yaml"], "config file not found: {tmp}/none.yaml"),
+])
+def test_the_gate_benchmark_names_each_bad_input_in_one_line(tmp_path, capsys, setup, argv, message):
+    (tmp_path / "valid" / "images").mkdir(parents=True)
+    if setup == "corrupt":
+        (tmp_path / "valid" / "images" / "broken.jpg").write_bytes(b"\xff\xd8 not a jpeg")
+    with pytest.raises(SystemExit) as stop:
+        gate_bench.main([a.format(tmp=tmp_path) for a in argv])
+    err = capsys.readouterr().err
+    assert stop.value.code == 2 and err.startswith("bench.quality_gate: error: ") and err.count("\n") == 1
+    assert message.format(tmp=tmp_path) in err
+
+
+@pytest.mark.parametrize("every", ["0", "-1", "x"])
+def test_the_gate_benchmark_refuses_a_step_below_one(tmp_path, capsys, every):
+    with pytest.raises(SystemExit):
+        gate_bench.main(["--source", str(tmp_path), "--every", every])
+    assert "is not a whole number of at least 1" in capsys.readouterr().err

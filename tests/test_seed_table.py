@@ -14,10 +14,10 @@ def write_run(folder, seed, map_50, *, splits="ab12", lr=0.002):
            "map_50": map_50, "map": map_50 / 2,
            "per_class": {"can": {"ap_50": map_50 + 0.1, "ap": 0.1}, "glass": {"ap_50": map_50 - 0.1, "ap": 0.1}},
            "verdict": {"precision": 0.998, "recall": 1.0, "threshold": 0.42}}
-    (folder / "results.json").write_text(json.dumps({
-        "binsight_params": "configs/recipes/trashnetpp/params.yaml", "binsight_overrides": ["train.cpu_numerics=native"],
-        "rows": {"binsight": row}}))
-    (folder / "params.yaml").write_text(yaml.safe_dump({"train": {"seed": seed, "lr": lr, "epochs": 50}}))
+    (folder / "results.json").write_text(json.dumps({"rows": {"binsight": row}}))
+    (folder / "models" / "binsight").mkdir(parents=True)  # where bench.realdata keeps what each contender trained with
+    (folder / "models" / "binsight" / "params.yaml").write_text(
+        yaml.safe_dump({"train": {"seed": seed, "num_workers": seed, "lr": lr, "epochs": 50}}))
     return folder
 
 
@@ -55,6 +55,15 @@ def test_the_refusal_names_the_run_and_the_difference(tmp_path):
         seed_table.check_comparable([seed_table.load_run(tmp_path / n, "binsight") for n in ("s1", "again")])
     with pytest.raises(seed_table.SeedRunMismatch, match="no row for 'yolo26n'"):
         seed_table.load_run(tmp_path / "s1", "yolo26n")
+    (tmp_path / "s1" / "models" / "binsight" / "params.yaml").write_text("train: [")
+    with pytest.raises(seed_table.SeedRunMismatch, match="params.yaml: not a binsight parameter file"):
+        seed_table.load_run(tmp_path / "s1", "binsight")
     (tmp_path / "broken.json").write_text("{")
     with pytest.raises(seed_table.SeedRunMismatch, match="broken.json: not a readable results.json"):
         seed_table.load_run(tmp_path / "broken.json", "binsight")
+
+
+def test_one_run_is_no_spread(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        seed_table.main([str(write_run(tmp_path / "s1", 1, 0.4))])
+    assert "a spread needs at least two runs" in capsys.readouterr().err

@@ -18,10 +18,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from pipeline.config import Taxonomy
 from pipeline.validate import Problem, check_box, decode_size
+from pipeline.yamlfile import YamlFileError, read_yaml
 
 # Ultralytics' image formats that Pillow decodes; other files in an image folder are ignored.
 IMAGE_SUFFIXES = frozenset({".bmp", ".jpeg", ".jpg", ".png", ".tif", ".tiff", ".webp"})
@@ -83,11 +82,11 @@ def check_fraction(taxonomy: Taxonomy, fraction: str) -> None:
 def load_mapping(path: Path) -> dict[str, str | None]:
     """A class-mapping YAML file: `source name: binsight name` or `source name: null` (drop)."""
     try:
-        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+        data = read_yaml(path)
     except FileNotFoundError:
         raise FileNotFoundError(f"class map {path} not found") from None
-    except (yaml.YAMLError, UnicodeDecodeError) as err:
-        raise ValueError(f"class map {path} is not valid YAML: {str(err).splitlines()[0]}") from None
+    except YamlFileError as err:
+        raise ValueError(f"class map {err}") from None
     if not isinstance(data, dict) or not all(v is None or isinstance(v, str) for v in data.values()):
         raise ValueError(f"class map {path} must map each source class name to a binsight class name or to null (drop)")
     return {str(k): v for k, v in data.items()}

@@ -27,8 +27,6 @@ import math
 from collections.abc import Mapping
 from pathlib import Path
 
-import yaml
-
 from pipeline.config import Taxonomy
 from pipeline.importers.common import (
     IMAGE_SUFFIXES, ClassMapping, ImageFile, Scan, SourceItem, UnknownClass, box_problem, check_fraction, clip_box, read_image,
@@ -36,6 +34,7 @@ from pipeline.importers.common import (
 from pipeline.importers.merge import import_scan
 from pipeline.importers.result import ImportResult
 from pipeline.validate import Problem
+from pipeline.yamlfile import read_yaml
 
 DATA_YAML = "data.yaml"
 LABEL_FORMAT = "expected `class cx cy w h` or a polygon `class x1 y1 x2 y2 x3 y3 ...`"
@@ -66,11 +65,9 @@ def import_yolo(
 def read_names(path: Path) -> dict[int, str]:
     """Class index -> name from a data.yaml."""
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = read_yaml(path)  # YamlFileError (a ValueError) names the file and the spot
     except FileNotFoundError:
         raise FileNotFoundError(f"{path} not found: a YOLO dataset names its classes there") from None
-    except (yaml.YAMLError, UnicodeDecodeError) as err:
-        raise ValueError(f"{path} is not valid YAML: {str(err).splitlines()[0]}") from None
     names = data.get("names") if isinstance(data, dict) else None
     if isinstance(names, list):
         names = dict(enumerate(names))
