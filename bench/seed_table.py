@@ -63,14 +63,21 @@ def recipe_without_seed(folder: Path, model: str) -> dict:
     return raw
 
 
+def without_nulls(value):
+    """A key set to null reads as a key left out: a parameter added later with a null default changes nothing trained."""
+    if isinstance(value, dict):
+        return {k: without_nulls(v) for k, v in value.items() if v is not None}
+    return value
+
+
 def check_comparable(runs: list[dict]) -> None:
     """Same splits, same epochs, same settings, distinct seeds: otherwise the spread is not a seed spread."""
     first = runs[0]
     for run in runs[1:]:
         for key in ("splits_sha256", "epochs", "settings"):
-            if run.get(key) != first.get(key):
+            if without_nulls(run.get(key)) != without_nulls(first.get(key)):
                 raise SeedRunMismatch(f"{run['file']}: {key} differs from {first['file']}'s ({run.get(key)} vs {first.get(key)})")
-        if run["recipe"] != first["recipe"]:
+        if without_nulls(run["recipe"]) != without_nulls(first["recipe"]):
             raise SeedRunMismatch(f"{run['file']}: other binsight parameters than {first['file']} (beyond train.seed)")
     seeds = [run.get("seed") for run in runs]
     if len(set(seeds)) != len(seeds):

@@ -17,12 +17,20 @@ def write_run(folder, seed, map_50, *, splits="ab12", lr=0.002):
     (folder / "results.json").write_text(json.dumps({"rows": {"binsight": row}}))
     (folder / "models" / "binsight").mkdir(parents=True)  # where bench.realdata keeps what each contender trained with
     (folder / "models" / "binsight" / "params.yaml").write_text(
-        yaml.safe_dump({"train": {"seed": seed, "num_workers": seed, "lr": lr, "epochs": 50}}))
+        yaml.safe_dump({"model": {"backbone": "mobilenet_v3_small"}, "train": {"seed": seed, "num_workers": seed, "lr": lr, "epochs": 50}}))
     return folder
 
 
 def test_three_seeds_give_their_rows_and_the_sample_mean_and_sd(tmp_path, capsys):
     runs = [write_run(tmp_path / f"s{seed}", seed, value) for seed, value in [(3, 0.6), (1, 0.4), (2, 0.5)]]
+    # A later run records a parameter added since with its null default: the same training.
+    results = json.loads((runs[0] / "results.json").read_text())
+    results["rows"]["binsight"]["settings"]["backbone_weights_sha256"] = None
+    (runs[0] / "results.json").write_text(json.dumps(results))
+    params = runs[0] / "models" / "binsight" / "params.yaml"
+    raw = yaml.safe_load(params.read_text())
+    raw["model"]["backbone_weights_sha256"] = None
+    params.write_text(yaml.safe_dump(raw))
     assert seed_table.main([str(r) for r in runs]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert [line.split(" | ")[0] for line in lines[2:5]] == ["| 1", "| 2", "| 3"]  # sorted by seed
