@@ -64,7 +64,11 @@ def recipe_without_seed(folder: Path, model: str) -> dict:
 
 
 def without_nulls(value):
-    """A key set to null reads as a key left out: a parameter added later with a null default changes nothing trained."""
+    """A key set to null reads as a key left out: a parameter added later with a null default changes nothing trained.
+
+    Sound while every parameter that accepts null also defaults to null (today model.backbone_weights_sha256;
+    model.backbone_weights is always written); a key whose default is not null but accepts null would need listing here.
+    """
     if isinstance(value, dict):
         return {k: without_nulls(v) for k, v in value.items() if v is not None}
     return value

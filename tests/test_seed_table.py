@@ -71,6 +71,16 @@ def test_the_refusal_names_the_run_and_the_difference(tmp_path):
         seed_table.load_run(tmp_path / "broken.json", "binsight")
 
 
+def test_a_key_set_in_one_run_and_absent_in_another_is_still_a_difference(tmp_path):
+    first, other = write_run(tmp_path / "s1", 1, 0.4), write_run(tmp_path / "s2", 2, 0.5)
+    params = other / "models" / "binsight" / "params.yaml"
+    raw = yaml.safe_load(params.read_text())
+    raw["model"]["backbone_weights_sha256"] = "ab" * 32  # a pinned weights file: another training
+    params.write_text(yaml.safe_dump(raw))
+    with pytest.raises(seed_table.SeedRunMismatch, match="other binsight parameters"):
+        seed_table.check_comparable([seed_table.load_run(p, "binsight") for p in (first, other)])
+
+
 def test_one_run_is_no_spread(tmp_path, capsys):
     with pytest.raises(SystemExit):
         seed_table.main([str(write_run(tmp_path / "s1", 1, 0.4))])
