@@ -20,21 +20,25 @@ import torch
 import yaml
 
 from bench.onnx_detectors import cpu_session
+from pipeline.atomic import write_bytes_atomic
 from pipeline.config import DEFAULT_PARAMS, Params
 from pipeline.evaluate import load_trained
 from pipeline.export import ImageInDetectionsOut, ParityError, export_onnx, parity_check
 from pipeline.filehash import file_sha256
 from pipeline.imageio import read_rgb
-from pipeline.train import train
+from pipeline.train import CHECKPOINT, train
 
 # Detections kept for mAP: as low as the YOLO adapters' confidence (0.001) and as
 # many as COCO mAP counts (100), so no contender is cut short by a deployment threshold.
 MAP_SCORE_THRESH = 0.001
 MAP_DETECTIONS = 100
+# When each part of a training began and how long it ran (a resumed training's wall time is their sum).
+TRAIN_PARTS = "train-parts.json"
 # The pretrained backbone learns at this share of the recipe's lr. At the full rate (session 7, one H100, AdamW,
 # batch 32, lr 0.004) its validation mAP@.5 peaked at 0.025 in epoch 4 and stayed at 0.013 from epoch 25 on: the
-# likely cause, the new layers' large early updates wrecking the ImageNet features. 0.1 is the usual fine-tuning
-# choice, not yet measured here (BENCHMARKS.md); --set train.backbone_lr_scale=... overrides it.
+# likely cause, the new layers' large early updates wrecking the ImageNet features. At 0.1, the usual fine-tuning
+# choice, it reached 0.345 by epoch 11 (session 13, same machine kind; BENCHMARKS.md); --set
+# train.backbone_lr_scale=... overrides it.
 IMAGENET_BACKBONE_LR_SCALE = 0.1
 
 
@@ -98,18 +102,48 @@ def export(detector: torch.nn.Module, path: Path, params: Params, images: list) 
     return f"identical detections on {checked} val images"
 
 
-def train_contender(name: str, params: Params, class_names: list[str], splits: Path, data: Path, out: Path) -> dict:
-    """Train by the project's own trainer; the figures of training and the selected weights (model.pt)."""
-    shutil.rmtree(out, ignore_errors=True)  # a leftover checkpoint would resume, and the wall time would lie
-    out.mkdir(parents=True)
-    (out / "params.yaml").write_text(yaml.safe_dump(params.model_dump(mode="json"), sort_keys=False))
+def earlier_parts(out: Path, params_text: str) -> list[dict]:
+    """The parts of an interrupted training in `out` that a resumed one continues, each with the seconds
+    it trained up to its last checkpoint (the trainer resumes from there; later work is done again).
+
+    Refuses a folder that cannot be resumed as this training: nothing to resume, or other parameters
+    (the trainer would start afresh, and the summed wall time would lie)."""
+    record, checkpoint = out / TRAIN_PARTS, out / CHECKPOINT
+    if not (record.is_file() and checkpoint.is_file()):
+        raise SystemExit(f"--resume: nothing to resume in {out} (no {TRAIN_PARTS} and {CHECKPOINT} of an earlier part)")
+    if (out / "params.yaml").read_text() != params_text:
+        raise SystemExit(f"--resume: {out / 'params.yaml'} holds other parameters than this run's; train afresh without --resume")
+    parts = json.loads(record.read_text())
+    # The part that was cut off wrote the checkpoint last; its wall clock (not monotonic: another process) ends there.
+    parts[-1]["seconds"] = max(0.0, checkpoint.stat().st_mtime - parts[-1]["started_unix"])
+    return parts
+
+
+def train_contender(name: str, params: Params, class_names: list[str], splits: Path, data: Path, out: Path,
+                    resume: bool = False) -> dict:
+    """Train by the project's own trainer; the figures of training and the selected weights (model.pt).
+
+    `resume`: continue the interrupted training in `out` (a GPU call's time limit cut it; the next call, on
+    the same warm machine, goes on from its checkpoint). The wall time is then the sum of the parts."""
+    params_text = yaml.safe_dump(params.model_dump(mode="json"), sort_keys=False)
+    if resume:
+        parts = earlier_parts(out, params_text)
+    else:
+        shutil.rmtree(out, ignore_errors=True)  # a leftover checkpoint would resume, and the wall time would lie
+        out.mkdir(parents=True)
+        (out / "params.yaml").write_text(params_text)
+        parts = []
+    parts.append({"started_unix": time.time()})
+    write_bytes_atomic(out / TRAIN_PARTS, (json.dumps(parts) + "\n").encode())
     started = time.monotonic()
     summary = train(params, class_names, splits, data, out)
-    train_seconds = time.monotonic() - started
+    parts[-1]["seconds"] = time.monotonic() - started
+    write_bytes_atomic(out / TRAIN_PARTS, (json.dumps(parts) + "\n").encode())
     device = training_device(params)
     return {
         "checkpoint": "model.pt",  # relative to the contender's folder: the export may run on another machine
-        "train_seconds": train_seconds,
+        "train_seconds": sum(part["seconds"] for part in parts),
+        "train_parts_seconds": [part["seconds"] for part in parts],
         "best_epoch": summary["best_epoch"],
         "val_map_50": summary["val_map_50"],
         "device": device,

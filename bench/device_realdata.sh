@@ -6,6 +6,9 @@
 #   OUT=<folder to bring back> EPOCHS=50 bash bench/device_realdata.sh
 #   (optional: MODELS=binsight,binsight-imagenet to train some contenders only, SET="train.lr=0.001 ..." to
 #   override binsight's recipe, LIMIT=K images per split for a rehearsal)
+#   (a training longer than one call, e.g. 50 epochs of binsight on one H100, about 10 minutes: run the same
+#   command again at once with RESUME=1 and binsight's MODELS only; the machine, still warm, kept build/ and
+#   the trainings go on from their checkpoints)
 #   (back here) cat <OUT>/trained.tgz.part-* | tar xzf - -C build && make bench-realdata-score
 #
 # The machine has torch and onnxruntime but no package index: the other
@@ -26,6 +29,7 @@ ROOT=${ROOT:-build/bench-gpu}
 OUT=${OUT:?set OUT to the folder that comes back}
 LIMIT=${LIMIT:+--limit $LIMIT}
 MODELS=${MODELS:+--models $MODELS}  # e.g. MODELS=binsight,binsight-imagenet (default: all four)
+RESUME=${RESUME:+--resume}  # RESUME=1: go on with binsight's trainings that an earlier call's time limit cut off
 SETS=()  # SET="train.cpu_numerics=native augment.mosaic_probability=0": binsight overrides, space-separated
 read -ra assignments <<< "${SET:-}"  # split on spaces only: no glob expansion of [ ] in values
 for assignment in ${assignments[@]+"${assignments[@]}"}; do SETS+=(--set "$assignment"); done
@@ -52,7 +56,7 @@ echo "setup took $(( $(date +%s) - started )) s"
 
 timeout --signal=INT --kill-after=20 "$TRAIN_SECONDS" "$PY" -m bench.realdata --stage train --concurrent \
   --epochs "$EPOCHS" --workers "$WORKERS" --source .devdata/trashnetpp \
-  --backbone-weights .devdata/mobilenet_v2_imagenet.pth --out "$ROOT" $LIMIT $MODELS ${SETS[@]+"${SETS[@]}"}
+  --backbone-weights .devdata/mobilenet_v2_imagenet.pth --out "$ROOT" $LIMIT $MODELS $RESUME ${SETS[@]+"${SETS[@]}"}
 rc=$?
 echo "training exit $rc after $(( $(date +%s) - started )) s"
 pkill -INT -f bench.realdata_train && sleep 5; pkill -KILL -f bench.realdata_train  # anything a timeout left

@@ -89,6 +89,8 @@ def train_command(name: str, out: Path, stage: str, args: argparse.Namespace, co
                 "--params", str(args.params), *(f"--set={s}" for s in args.set)]  # fmt: skip
         if args.workers is not None:
             cmd += ["--workers", str(args.workers)]
+        if args.resume:
+            cmd.append("--resume")
     return cmd
 
 
@@ -123,7 +125,7 @@ def train_concurrently(models: list[str], out: Path, stage: str, args: argparse.
     for name in models:
         log = logs / f"{name}.log"
         print(f"=== {name}: {stage} ({args.epochs} epochs), log {log} ===", flush=True)
-        with log.open("w") as f:
+        with log.open("a" if args.resume else "w") as f:  # a resumed training's log goes on from the cut
             running[name] = (subprocess.Popen(train_command(name, out, stage, args, concurrent=True), stdout=f, stderr=subprocess.STDOUT), log)
     results: dict[str, dict] = {}
     try:
@@ -238,6 +240,9 @@ def main(argv: list[str] | None = None) -> None:
                         help="train: build the views and train every contender, no export or scoring (a GPU machine's part)")
     parser.add_argument("--concurrent", action="store_true", help="train every contender at once (a GPU machine with many cores)")
     parser.add_argument("--workers", type=int, default=None, help="data-loading processes per contender (default: each trainer's own)")
+    parser.add_argument("--resume", action="store_true",
+                        help="binsight's contenders only: go on with trainings a time limit cut off under --out, from their "
+                             "checkpoints (a second GPU call on the same machine); the wall time is the sum of the parts")
     args = parser.parse_args(argv)
 
     models = [m.strip() for m in args.models.split(",") if m.strip()]
@@ -248,6 +253,9 @@ def main(argv: list[str] | None = None) -> None:
         parser.error("--epochs must be at least 1")
     if args.score_only and (args.stage == "train" or args.concurrent):
         parser.error("--score-only trains nothing: leave out --stage train and --concurrent")
+    if args.resume and (args.score_only or any(m in YOLO_MODELS for m in models)):
+        parser.error("--resume goes on with binsight's trainings only: leave out --score-only and the YOLO models "
+                     "(--models binsight,binsight-imagenet)")
     if any(m in YOLO_MODELS for m in models) and importlib.util.find_spec("ultralytics") is None:
         raise SystemExit(
             "Ultralytics is not installed in this Python. It lives only in .venv-bench: run `make bench-realdata`, "

@@ -72,10 +72,13 @@ def auto_device() -> str:
 
 
 def train_one(name: str, root: Path, epochs: int, seed: int, backbone_weights: Path, params_file: Path,
-              overrides: tuple[str, ...], workers: int | None) -> dict:
-    """`workers` None: YOLO loads with 2 processes on the CPU and 8 beside a GPU, binsight as its recipe says."""
+              overrides: tuple[str, ...], workers: int | None, resume: bool = False) -> dict:
+    """`workers` None: YOLO loads with 2 processes on the CPU and 8 beside a GPU, binsight as its recipe says.
+    `resume`: go on with binsight's interrupted training in the contender's folder (its checkpoint)."""
     out = model_dir(root, name)
     if name in YOLO_MODELS:
+        if resume:
+            raise SystemExit(f"--resume: {name} cannot resume here (only binsight's contenders do)")
         from bench.yolo_contender import train
 
         device = auto_device()
@@ -88,7 +91,7 @@ def train_one(name: str, root: Path, epochs: int, seed: int, backbone_weights: P
     if workers is not None:  # the loading processes change the speed, not the result (pipeline/augment.py)
         overrides = (*overrides, f"train.num_workers={workers}", f"train.cuda_num_workers={workers}")
     params = contender_params(name, epochs, seed, backbone_weights, params_file, overrides)
-    return train_contender(name, params, class_names(), splits_dir(root), data_dir(root), out)
+    return train_contender(name, params, class_names(), splits_dir(root), data_dir(root), out, resume)
 
 
 def export_one(name: str, root: Path, trained: dict) -> dict:
@@ -119,6 +122,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--params", type=Path, default=DEFAULT_BINSIGHT_PARAMS, help="binsight's parameter file")
     parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", help="binsight parameter override")
     parser.add_argument("--concurrent", action="store_true", help="recorded only: other contenders train at the same time")
+    parser.add_argument("--resume", action="store_true",
+                        help="binsight only: go on from the checkpoint an interrupted train stage left under --root")
     args = parser.parse_args(argv)
     if args.stage != "export" and args.epochs is None:
         parser.error("--epochs is required to train")
@@ -130,7 +135,8 @@ def main(argv: list[str] | None = None) -> None:
         os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{(args.root / 'mlflow.db').resolve()}"
         os.environ["MLFLOW_EXPERIMENT_NAME"] = "bench-realdata"
         standin = install_if_missing(args.root / "mlflow-standin" / f"{args.model}.jsonl")
-        result = train_one(args.model, args.root, args.epochs, args.seed, args.backbone_weights, args.params, tuple(args.set), args.workers)
+        result = train_one(args.model, args.root, args.epochs, args.seed, args.backbone_weights, args.params, tuple(args.set), args.workers,
+                           args.resume)
         result.update(epochs=args.epochs, seed=args.seed, network_attempts=list(ATTEMPTS), mlflow_standin=standin, machine=machine(),
                       trained_concurrently=args.concurrent, splits_sha256=split_digest(args.root))
         record.write_text(json.dumps(result, indent=1) + "\n")

@@ -13,10 +13,12 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 import yaml
 from PIL import Image
 
@@ -221,3 +223,62 @@ def test_device_wheels_refuses_a_wheel_for_another_python(tmp_path):
         device_wheels.check(["pydantic-core==2.50.4"], tmp_path)
     assert device_wheels.runs_on_the_device(Path("pycocotools-2.0.11-cp312-abi3-manylinux2014_x86_64.manylinux_2_17_x86_64.whl"))
     assert not device_wheels.runs_on_the_device(Path("pycocotools-2.0.11-cp312-abi3-macosx_11_0_arm64.whl"))
+
+
+def test_a_cut_binsight_training_resumes_from_its_checkpoint_and_sums_its_wall_time(
+    monkeypatch, tmp_path, tiny_splits, tiny_dataset, tiny_params, taxonomy, mlflow_store, capsys
+):
+    """A GPU call's time limit cuts a training; the next call (--resume) goes on from its checkpoint, and
+    the training's wall time is both parts': the first up to its checkpoint, the second in full."""
+    from bench.binsight_contender import TRAIN_PARTS, train_contender
+    from pipeline import train as train_module
+
+    params = tiny_params[0].model_copy(update={"train": tiny_params[0].train.model_copy(update={"device": "cpu", "epochs": 2})})
+    out = tmp_path / "models" / "binsight"
+    real_save = train_module.save_checkpoint
+
+    def save_then_cut(path, **state):
+        real_save(path, **state)
+        if state["epoch"] == 1:
+            raise KeyboardInterrupt  # `timeout --signal=INT` right after the first epoch's checkpoint
+
+    monkeypatch.setattr(train_module, "save_checkpoint", save_then_cut)
+    started = time.time()
+    with pytest.raises(KeyboardInterrupt):
+        train_contender("binsight", params, taxonomy.class_names, tiny_splits, tiny_dataset, out)
+    first_part = time.time() - started
+    monkeypatch.setattr(train_module, "save_checkpoint", real_save)
+    assert "seconds" not in json.loads((out / TRAIN_PARTS).read_text())[0]  # cut before it could say
+    capsys.readouterr()
+
+    trained = train_contender("binsight", params, taxonomy.class_names, tiny_splits, tiny_dataset, out, resume=True)
+    assert f"resuming from {out / 'checkpoint.pt'} after epoch 1" in capsys.readouterr().out
+    checkpoint = torch.load(out / "checkpoint.pt", weights_only=False)
+    assert checkpoint["epoch"] == 2 and [h["epoch"] for h in checkpoint["history"]] == [1, 2]
+    first, second = trained["train_parts_seconds"]
+    assert 0 < first <= first_part and second > 0
+    assert trained["train_seconds"] == pytest.approx(first + second)
+    assert (out / "model.pt").is_file()
+
+
+def test_resume_refuses_a_folder_without_a_cut_training_or_with_other_parameters(tmp_path, tiny_params, taxonomy):
+    from bench.binsight_contender import train_contender
+
+    params = tiny_params[0]
+    out = tmp_path / "models" / "binsight"
+    out.mkdir(parents=True)
+    with pytest.raises(SystemExit, match="nothing to resume in"):
+        train_contender("binsight", params, taxonomy.class_names, tmp_path, tmp_path, out, resume=True)
+    (out / "train-parts.json").write_text(json.dumps([{"started_unix": time.time()}]))
+    (out / "checkpoint.pt").write_bytes(b"")
+    (out / "params.yaml").write_text("train:\n  lr: 0.1\n")
+    with pytest.raises(SystemExit, match="holds other parameters than this run's"):
+        train_contender("binsight", params, taxonomy.class_names, tmp_path, tmp_path, out, resume=True)
+
+
+@pytest.mark.parametrize("args", [["--models", "binsight,yolo26n"], ["--models", "binsight", "--score-only"]])
+def test_resume_with_a_yolo_contender_or_scoring_is_refused(tmp_path, args, capsys, offline_guard_off):
+    with pytest.raises(SystemExit) as exit_info:
+        realdata.main(["--resume", "--out", str(tmp_path), *args])
+    assert exit_info.value.code == 2
+    assert "--resume goes on with binsight's trainings only" in capsys.readouterr().err
