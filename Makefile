@@ -121,7 +121,7 @@ bench-quality-gate: $(INSTALLED)
 # back alone (pip check then names the missing opencv-python: expected).
 BENCH_VENV := .venv-bench
 BENCH_INSTALLED := $(BENCH_VENV)/.installed
-# Default epochs: what fits about 40 minutes on 2 CPU cores (BENCHMARKS.md); on a GPU pass EPOCHS=50 or more.
+# Default epochs: what fits about 40 minutes on 2 CPU cores (38 min 26 s in session 13; BENCHMARKS.md); on a GPU pass EPOCHS=50 or more.
 EPOCHS ?= 2
 
 $(BENCH_INSTALLED): pyproject.toml

@@ -223,7 +223,7 @@ def goal(results: dict) -> str | None:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--epochs", type=int, default=2, help="epochs for every contender (default 2: all four contenders in about 25 min on 2 CPU cores)")
+    parser.add_argument("--epochs", type=int, default=2, help="epochs for every contender (default 2: all four contenders in about 40 min on 2 CPU cores, 38.4 in session 13)")
     parser.add_argument("--models", default=",".join(MODELS), help=f"comma-separated, from {', '.join(MODELS)}")
     parser.add_argument("--out", type=Path, default=Path("build/bench-realdata"))
     parser.add_argument("--limit", type=int, default=None, help="keep K images per split (smoke runs only)")
