@@ -20,13 +20,14 @@ import torch
 import yaml
 
 from bench.onnx_detectors import cpu_session
+from pipeline import hardware
 from pipeline.atomic import write_bytes_atomic
 from pipeline.config import DEFAULT_PARAMS, Params
 from pipeline.evaluate import load_trained
 from pipeline.export import ImageInDetectionsOut, ParityError, export_onnx, parity_check
 from pipeline.filehash import file_sha256
 from pipeline.imageio import read_rgb
-from pipeline.train import CHECKPOINT, train
+from pipeline.train import CHECKPOINT, fingerprint, train
 
 # Detections kept for mAP: as low as the YOLO adapters' confidence (0.001) and as
 # many as COCO mAP counts (100), so no contender is cut short by a deployment threshold.
@@ -102,21 +103,35 @@ def export(detector: torch.nn.Module, path: Path, params: Params, images: list) 
     return f"identical detections on {checked} val images"
 
 
-def earlier_parts(out: Path, params_text: str) -> list[dict]:
+def earlier_parts(out: Path, params: Params, params_text: str, class_names: list[str], splits: Path) -> list[dict]:
     """The parts of an interrupted training in `out` that a resumed one continues, each with the seconds
     it trained up to its last checkpoint (the trainer resumes from there; later work is done again).
 
-    Refuses a folder that cannot be resumed as this training: nothing to resume, or other parameters
-    (the trainer would start afresh, and the summed wall time would lie)."""
+    Refuses, before any training, a folder that cannot be resumed as this training: the trainer would
+    start afresh (its checkpoint's fingerprint differs), and the summed wall time would lie."""
     record, checkpoint = out / TRAIN_PARTS, out / CHECKPOINT
-    if not (record.is_file() and checkpoint.is_file()):
-        raise SystemExit(f"--resume: nothing to resume in {out} (no {TRAIN_PARTS} and {CHECKPOINT} of an earlier part)")
+    for needed in (record, checkpoint, out / "params.yaml"):
+        if not needed.is_file():
+            raise SystemExit(f"--resume: {needed} not found, so there is nothing to resume (a run cut before its first "
+                             "checkpoint leaves none); train afresh without --resume")
     if (out / "params.yaml").read_text() != params_text:
         raise SystemExit(f"--resume: {out / 'params.yaml'} holds other parameters than this run's; train afresh without --resume")
+    if torch.load(checkpoint, map_location="cpu", weights_only=False).get("fingerprint") != resume_fingerprint(params, class_names, splits):
+        raise SystemExit(f"--resume: {checkpoint} was trained with other code, data or hardware setup than this run "
+                         "(pipeline/train.py's fingerprint); train afresh without --resume")
     parts = json.loads(record.read_text())
     # The part that was cut off wrote the checkpoint last; its wall clock (not monotonic: another process) ends there.
     parts[-1]["seconds"] = max(0.0, checkpoint.stat().st_mtime - parts[-1]["started_unix"])
     return parts
+
+
+def resume_fingerprint(params: Params, class_names: list[str], splits: Path) -> str:
+    """The fingerprint the trainer will compare with its checkpoint's, on this machine, as `pipeline.train` computes it."""
+    placement = hardware.place(params.train)
+    try:
+        return fingerprint(params, class_names, splits / "train.json", placement, hardware.schedule(params.train, placement))
+    finally:
+        hardware.release(placement)
 
 
 def train_contender(name: str, params: Params, class_names: list[str], splits: Path, data: Path, out: Path,
@@ -127,7 +142,7 @@ def train_contender(name: str, params: Params, class_names: list[str], splits: P
     the same warm machine, goes on from its checkpoint). The wall time is then the sum of the parts."""
     params_text = yaml.safe_dump(params.model_dump(mode="json"), sort_keys=False)
     if resume:
-        parts = earlier_parts(out, params_text)
+        parts = earlier_parts(out, params, params_text, class_names, splits)
     else:
         shutil.rmtree(out, ignore_errors=True)  # a leftover checkpoint would resume, and the wall time would lie
         out.mkdir(parents=True)
@@ -151,6 +166,7 @@ def train_contender(name: str, params: Params, class_names: list[str], splits: P
             "architecture": f"{params.model.architecture}/{params.model.backbone}",
             "backbone_weights": params.model.backbone_weights,
             "backbone_weights_sha256": params.model.backbone_weights_sha256,
+            "backbone_lr_scale": params.train.backbone_lr_scale,
             "batch": params.train.cuda_batch_size if device == "cuda" else params.train.batch_size,
             "precision": params.train.precision,
             "input": params.model.min_size,

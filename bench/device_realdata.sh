@@ -29,7 +29,11 @@ ROOT=${ROOT:-build/bench-gpu}
 OUT=${OUT:?set OUT to the folder that comes back}
 LIMIT=${LIMIT:+--limit $LIMIT}
 MODELS=${MODELS:+--models $MODELS}  # e.g. MODELS=binsight,binsight-imagenet (default: all four)
-RESUME=${RESUME:+--resume}  # RESUME=1: go on with binsight's trainings that an earlier call's time limit cut off
+case "${RESUME:-0}" in  # RESUME=1: go on with binsight's trainings that an earlier call's time limit cut off
+  1) RESUME=--resume ;;
+  0) RESUME= ;;
+  *) echo "RESUME must be 1 or 0, not '$RESUME'" >&2; exit 2 ;;
+esac
 SETS=()  # SET="train.cpu_numerics=native augment.mosaic_probability=0": binsight overrides, space-separated
 read -ra assignments <<< "${SET:-}"  # split on spaces only: no glob expansion of [ ] in values
 for assignment in ${assignments[@]+"${assignments[@]}"}; do SETS+=(--set "$assignment"); done

@@ -127,6 +127,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if args.stage != "export" and args.epochs is None:
         parser.error("--epochs is required to train")
+    if args.stage == "export" and args.resume:
+        parser.error("--resume goes on with a training: leave it out with --stage export")
     quiet_update_checks()  # before train_one imports albumentations and MLflow
     forbid_network()
     record = model_dir(args.root, args.model) / "trained.json"

@@ -225,6 +225,9 @@ def test_device_wheels_refuses_a_wheel_for_another_python(tmp_path):
     assert not device_wheels.runs_on_the_device(Path("pycocotools-2.0.11-cp312-abi3-macosx_11_0_arm64.whl"))
 
 
+LOST_SECONDS = 0.5
+
+
 def test_a_cut_binsight_training_resumes_from_its_checkpoint_and_sums_its_wall_time(
     monkeypatch, tmp_path, tiny_splits, tiny_dataset, tiny_params, taxonomy, mlflow_store, capsys
 ):
@@ -240,7 +243,8 @@ def test_a_cut_binsight_training_resumes_from_its_checkpoint_and_sums_its_wall_t
     def save_then_cut(path, **state):
         real_save(path, **state)
         if state["epoch"] == 1:
-            raise KeyboardInterrupt  # `timeout --signal=INT` right after the first epoch's checkpoint
+            time.sleep(LOST_SECONDS)  # work after the last checkpoint, done again by the resumed part
+            raise KeyboardInterrupt  # `timeout --signal=INT`
 
     monkeypatch.setattr(train_module, "save_checkpoint", save_then_cut)
     started = time.time()
@@ -256,24 +260,48 @@ def test_a_cut_binsight_training_resumes_from_its_checkpoint_and_sums_its_wall_t
     checkpoint = torch.load(out / "checkpoint.pt", weights_only=False)
     assert checkpoint["epoch"] == 2 and [h["epoch"] for h in checkpoint["history"]] == [1, 2]
     first, second = trained["train_parts_seconds"]
-    assert 0 < first <= first_part and second > 0
+    assert 0 < first <= first_part - LOST_SECONDS and second > 0  # the first part counts up to its checkpoint
     assert trained["train_seconds"] == pytest.approx(first + second)
     assert (out / "model.pt").is_file()
 
 
-def test_resume_refuses_a_folder_without_a_cut_training_or_with_other_parameters(tmp_path, tiny_params, taxonomy):
+def test_resume_refuses_what_the_trainer_would_not_resume(tmp_path, tiny_splits, tiny_params, taxonomy):
+    """Nothing to resume, other parameters, or a checkpoint of other code, data or hardware (the trainer's
+    fingerprint): each refused before any training, since the trainer would start afresh and the summed
+    wall time would lie."""
     from bench.binsight_contender import train_contender
 
-    params = tiny_params[0]
+    params = tiny_params[0].model_copy(update={"train": tiny_params[0].train.model_copy(update={"device": "cpu"})})
     out = tmp_path / "models" / "binsight"
     out.mkdir(parents=True)
-    with pytest.raises(SystemExit, match="nothing to resume in"):
-        train_contender("binsight", params, taxonomy.class_names, tmp_path, tmp_path, out, resume=True)
+
+    def resume():
+        train_contender("binsight", params, taxonomy.class_names, tiny_splits, tmp_path, out, resume=True)
+
+    with pytest.raises(SystemExit, match="train-parts.json not found, so there is nothing to resume"):
+        resume()
     (out / "train-parts.json").write_text(json.dumps([{"started_unix": time.time()}]))
-    (out / "checkpoint.pt").write_bytes(b"")
+    with pytest.raises(SystemExit, match="checkpoint.pt not found, so there is nothing to resume"):
+        resume()
+    torch.save({"fingerprint": "0" * 16}, out / "checkpoint.pt")
     (out / "params.yaml").write_text("train:\n  lr: 0.1\n")
     with pytest.raises(SystemExit, match="holds other parameters than this run's"):
-        train_contender("binsight", params, taxonomy.class_names, tmp_path, tmp_path, out, resume=True)
+        resume()
+    (out / "params.yaml").write_text(yaml.safe_dump(params.model_dump(mode="json"), sort_keys=False))
+    with pytest.raises(SystemExit, match="was trained with other code, data or hardware setup"):
+        resume()
+
+
+def test_resume_reaches_the_trainer_and_the_shell_takes_only_1_or_0(tmp_path):
+    import argparse
+
+    args = argparse.Namespace(epochs=50, seed=1, backbone_weights=Path("w.pth"), params=Path("p.yaml"), set=[], workers=None, resume=True)
+    assert "--resume" in realdata.train_command("binsight", tmp_path, "train", args)
+    assert "--resume" not in realdata.train_command("binsight", tmp_path, "export", args)
+    run = subprocess.run(["bash", "bench/device_realdata.sh"], cwd=REPO, capture_output=True, text=True,
+                         env={"PATH": "/usr/bin:/bin", "OUT": str(tmp_path / "out"), "RESUME": "yes"})
+    assert run.returncode == 2 and "RESUME must be 1 or 0, not 'yes'" in run.stderr
+    assert not (tmp_path / "out").exists()  # refused before anything ran
 
 
 @pytest.mark.parametrize("args", [["--models", "binsight,yolo26n"], ["--models", "binsight", "--score-only"]])
@@ -282,3 +310,9 @@ def test_resume_with_a_yolo_contender_or_scoring_is_refused(tmp_path, args, caps
         realdata.main(["--resume", "--out", str(tmp_path), *args])
     assert exit_info.value.code == 2
     assert "--resume goes on with binsight's trainings only" in capsys.readouterr().err
+
+
+def test_resume_with_the_export_stage_is_refused(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        realdata_train.main(["binsight", "--root", str(tmp_path), "--stage", "export", "--resume"])
+    assert exit_info.value.code == 2 and "leave it out with --stage export" in capsys.readouterr().err
