@@ -103,7 +103,7 @@ def export(detector: torch.nn.Module, path: Path, params: Params, images: list) 
     return f"identical detections on {checked} val images"
 
 
-def earlier_parts(out: Path, params: Params, params_text: str, class_names: list[str], splits: Path) -> list[dict]:
+def earlier_parts(out: Path, params: Params, params_text: str, class_names: list[str], splits: Path, data: Path) -> list[dict]:
     """The parts of an interrupted training in `out` that a resumed one continues, each with the seconds
     it trained up to its last checkpoint (the trainer resumes from there; later work is done again).
 
@@ -116,7 +116,7 @@ def earlier_parts(out: Path, params: Params, params_text: str, class_names: list
                              "checkpoint leaves none); train afresh without --resume")
     if (out / "params.yaml").read_text() != params_text:
         raise SystemExit(f"--resume: {out / 'params.yaml'} holds other parameters than this run's; train afresh without --resume")
-    if torch.load(checkpoint, map_location="cpu", weights_only=False).get("fingerprint") != resume_fingerprint(params, class_names, splits):
+    if torch.load(checkpoint, map_location="cpu", weights_only=False).get("fingerprint") != resume_fingerprint(params, class_names, splits, data):
         raise SystemExit(f"--resume: {checkpoint} was trained with other code, data or hardware setup than this run "
                          "(pipeline/train.py's fingerprint); train afresh without --resume")
     parts = json.loads(record.read_text())
@@ -125,11 +125,11 @@ def earlier_parts(out: Path, params: Params, params_text: str, class_names: list
     return parts
 
 
-def resume_fingerprint(params: Params, class_names: list[str], splits: Path) -> str:
+def resume_fingerprint(params: Params, class_names: list[str], splits: Path, data: Path) -> str:
     """The fingerprint the trainer will compare with its checkpoint's, on this machine, as `pipeline.train` computes it."""
     placement = hardware.place(params.train)
     try:
-        return fingerprint(params, class_names, splits / "train.json", placement, hardware.schedule(params.train, placement))
+        return fingerprint(params, class_names, splits, data, placement, hardware.schedule(params.train, placement))
     finally:
         hardware.release(placement)
 
@@ -142,7 +142,7 @@ def train_contender(name: str, params: Params, class_names: list[str], splits: P
     the same warm machine, goes on from its checkpoint). The wall time is then the sum of the parts."""
     params_text = yaml.safe_dump(params.model_dump(mode="json"), sort_keys=False)
     if resume:
-        parts = earlier_parts(out, params, params_text, class_names, splits)
+        parts = earlier_parts(out, params, params_text, class_names, splits, data)
     else:
         shutil.rmtree(out, ignore_errors=True)  # a leftover checkpoint would resume, and the wall time would lie
         out.mkdir(parents=True)

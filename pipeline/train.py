@@ -44,6 +44,7 @@ import torch
 from tqdm import tqdm
 
 from pipeline import augment, hardware, sources
+from pipeline.coco import IMAGES_DIR
 from pipeline.config import Params, TrainConfig, add_config_arguments, load_params, load_taxonomy
 from pipeline.dataset import CocoDetection, EpochSampler, collate
 from pipeline.hardware import Placement, Schedule
@@ -69,7 +70,7 @@ def seed_everything(*key: int) -> None:
     torch.manual_seed(seed)
 
 
-def fingerprint(params: Params, class_names: list[str], train_split: Path, placement: Placement, schedule: Schedule) -> str:
+def fingerprint(params: Params, class_names: list[str], splits: Path, data: Path, placement: Placement, schedule: Schedule) -> str:
     """Identifies what a checkpoint was trained with (configuration, data, code and hardware setup):
     resuming under anything else would mix two different runs."""
     h = hashlib.sha256()
@@ -78,12 +79,29 @@ def fingerprint(params: Params, class_names: list[str], train_split: Path, place
     for section in (params.model, params.augment, params.train):
         h.update(section.model_dump_json().encode())
     h.update(json.dumps(class_names).encode())
-    h.update(train_split.read_bytes())
+    h.update(split_content_digest(splits, data).encode())
     if params.model.local_backbone_weights is not None:  # the file's content, which its path does not name
         h.update(file_sha256(params.model.local_backbone_weights).encode())
     setup = {"device": placement.device.type, "processes": placement.world_size, "autocast": str(placement.autocast)}
     h.update(json.dumps({**setup, **dataclasses.asdict(schedule)}, sort_keys=True).encode())
     return h.hexdigest()[:16]
+
+
+def split_content_digest(splits: Path, data: Path) -> str:
+    """SHA-256 over the train and val split files and the bytes of every image they list.
+
+    The split files name images but not their pixels: a dataset regenerated or re-encoded under the same names
+    (a changed synthesis, another JPEG encoder) reruns the stage in DVC, and without the pixels here the old
+    checkpoint would match and hand back weights trained on the old images. Validation counts too: it selects
+    the weights that go on. Hashing every image costs well under a second for thousands of photos.
+    """
+    h = hashlib.sha256()
+    for name in ("train.json", "val.json"):
+        split_file = splits / name
+        h.update(split_file.read_bytes())
+        for info in json.loads(split_file.read_text())["images"]:
+            h.update(file_sha256(data / IMAGES_DIR / info["file_name"]).encode())
+    return h.hexdigest()
 
 
 def warmup_cosine(warmup_iters: int, total_iters: int):
@@ -295,7 +313,7 @@ def _train(params: Params, class_names: list[str], splits: Path, data: Path, out
     total_iters = cfg.epochs * len(loader)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(schedule.warmup_iters, total_iters))
 
-    fp = fingerprint(params, class_names, splits / "train.json", placement, schedule)
+    fp = fingerprint(params, class_names, splits, data, placement, schedule)
     ckpt_path = out / CHECKPOINT
     start_epoch, history, best, run_id = 1, [], {"map_50": -1.0, "map": -1.0, "epoch": 0}, None
     best_state = None

@@ -138,7 +138,7 @@ def test_a_pin_without_a_local_weights_file_is_a_config_error(tiny_params, weigh
         ModelConfig.model_validate(raw)
 
 
-def test_the_checkpoint_fingerprint_changes_with_the_weights_files_content(tiny_params, tiny_splits, tmp_path):
+def test_the_checkpoint_fingerprint_changes_with_the_weights_files_content(tiny_params, tiny_splits, tiny_dataset, tmp_path):
     """A training resumed after the file was replaced would mix two runs; its path alone does not say so."""
     from pipeline.hardware import Placement, schedule
     from pipeline.train import fingerprint
@@ -148,7 +148,7 @@ def test_the_checkpoint_fingerprint_changes_with_the_weights_files_content(tiny_
     placement = Placement(torch.device("cpu"), None)
 
     def current() -> str:
-        return fingerprint(params, ["a"], tiny_splits / "train.json", placement, schedule(params.train, placement))
+        return fingerprint(params, ["a"], tiny_splits, tiny_dataset, placement, schedule(params.train, placement))
 
     before = current()
     assert current() == before

@@ -41,6 +41,37 @@ def test_checkpoint_of_another_configuration_is_not_resumed(tmp_path, tiny_train
     assert "starting afresh" in capsys.readouterr().out
 
 
+def test_a_checkpoint_trained_on_other_pixels_under_the_same_names_is_not_resumed(
+    tmp_path, tiny_trained, tiny_splits, tiny_dataset, tiny_params, taxonomy, capsys
+):
+    """A regenerated or re-encoded dataset keeps its file names and split files; only the pixels say it changed.
+    Resuming would hand back the weights trained on the old images (DVC reruns the stage, the checkpoint is no out)."""
+    import shutil
+
+    from PIL import Image
+
+    data = tmp_path / "data"
+    shutil.copytree(tiny_dataset, data)
+    out = tmp_path / "train"
+    shutil.copytree(tiny_trained, out)
+    params = tiny_params[0]
+    train_module.train(params, taxonomy.class_names, tiny_splits, data, out)
+    assert "resuming from" in capsys.readouterr().out, "the same pixels in another folder are the same data"
+
+    shutil.copytree(tiny_trained, out, dirs_exist_ok=True)
+    for name in ("train.json", "val.json"):
+        first = json.loads((tiny_splits / name).read_text())["images"][0]["file_name"]
+        path = data / "images" / first
+        with Image.open(path) as image:
+            changed = image.convert("RGB")
+        changed.paste((255, 0, 255), (0, 0, 16, 16))
+        changed.save(path, format=Image.open(tiny_dataset / "images" / first).format)
+        train_module.train(params, taxonomy.class_names, tiny_splits, data, out)
+        assert "starting afresh" in capsys.readouterr().out, f"a changed {name} image must not resume the old run"
+        shutil.copytree(tiny_dataset, data, dirs_exist_ok=True)  # undo, so the next split is tested on its own
+        shutil.copytree(tiny_trained, out, dirs_exist_ok=True)
+
+
 def test_non_finite_loss_stops_training(monkeypatch, tmp_path, tiny_splits, tiny_dataset, tiny_params, taxonomy, mlflow_store):
     real_build = train_module.build_model
 
