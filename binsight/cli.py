@@ -16,19 +16,23 @@
     binsight config                    every pipeline parameter with its meaning
 
 The service commands are serve/cli.py's (`python -m serve.cli ...` still
-works). A user mistake (a missing file, invalid YAML or JSON, a name
-collision, problems under --strict) ends with one line `binsight: error: ...`
-on stderr and exit status 2, never a traceback.
+works). A user mistake (a missing file, a folder where a file belongs, invalid
+YAML or JSON, a name collision, problems under --strict, a
+BINSIGHT_DATABASE_URL that does not lead to a database) ends with one line
+`binsight: error: ...` on stderr and exit status 2, never a traceback; an
+import refused that way has not touched DATA.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+import tempfile
 import textwrap
 from pathlib import Path
 
 from pydantic import ValidationError
+from sqlalchemy.exc import ArgumentError, OperationalError
 
 from pipeline.config import DEFAULT_CLASSES, Taxonomy, load_taxonomy
 from serve import cli as serve_cli
@@ -44,6 +48,8 @@ names, or to null to drop that class's boxes, e.g.
 Source names not in the map go to the binsight class of the same name
 (compared in lower case, other characters as `_`: 'E-waste' -> e_waste); a
 source class that reaches no binsight class is an `unknown_category` problem.
+A map name that matches no class of the source (data.yaml's names, the COCO
+categories) is taken for a typo and refuses the import.
 
 Images go to DATA/images, their boxes and metadata into DATA/annotations.json.
 An image already in DATA (same content) is not added again; a different image
@@ -124,6 +130,7 @@ def _import_options(parser: argparse.ArgumentParser) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)  # a usage mistake: argparse prints usage and one error line, exit 2
     try:
+        _check_class_list(args)
         if args.command == "import":
             return _import(args)
         if args.command == "labelstudio-config":
@@ -145,12 +152,18 @@ def main(argv: list[str] | None = None) -> int:
         if args.debug:  # a message that does not explain itself may be a bug: --debug shows where
             raise
         return _fail(_one_line(err))
+    except (ArgumentError, OperationalError, ImportError) as err:  # the service commands' database, or its driver
+        problem = _database_problem(err)
+        if args.debug or problem is None:  # None: the URL is fine, so the error is a bug
+            raise
+        return _fail(problem)
 
 
 def _import(args: argparse.Namespace) -> int:
     from pipeline.coco import write_json_atomic
     from pipeline.importers import ImportRejected, import_coco, import_labelstudio, import_yolo, load_mapping
 
+    _check_import_paths(args)
     taxonomy = _taxonomy(args.classes)
     mapping = load_mapping(args.map) if args.map else None
     options = {"mapping": mapping, "fraction": args.fraction, "strict": args.strict}
@@ -165,12 +178,99 @@ def _import(args: argparse.Namespace) -> int:
         write_json_atomic(args.report, err.result.as_dict())
         print(err.result.summary(), file=sys.stderr)
         return _fail(f"{err}; report: {args.report}")
-    write_json_atomic(args.report, result.as_dict())
     print(result.summary())
+    try:
+        write_json_atomic(args.report, result.as_dict())
+    except OSError as err:  # checked before the merge, so only a change since then: say that data/ did change
+        return _fail(f"imported into {args.data}, but the report could not be written: {_one_line(err)}")
     print(f"report: {args.report}")
     if result.images_added:
         print(f"next: `dvc add {args.data}` to version the result, then `dvc repro`")
     return 0
+
+
+def _check_class_list(args: argparse.Namespace) -> None:
+    """--classes that cannot be read, said before any work: a folder, or the default outside the project folder."""
+    classes = getattr(args, "classes", None)
+    if classes is None or getattr(args, "model", None) is not None:  # labelstudio-config --model reads no class list
+        return
+    if classes.is_dir():
+        raise ValueError(f"--classes {classes}: is a directory, expected a YAML file")
+    # The default is relative to the working directory: it is there only when binsight runs in the checkout.
+    if classes == DEFAULT_CLASSES and not classes.exists():
+        raise ValueError(f"config file not found: {classes} (the default --classes, looked up in {Path.cwd()}): "
+                         "run from the project folder or pass --classes FILE")
+
+
+def _check_import_paths(args: argparse.Namespace) -> None:
+    """Refuse paths that would fail only midway with errno's words (`Is a directory`), each by its option.
+
+    The report is written after the merge: a report path that cannot be written must refuse the
+    import before data/ changes, not fail after it did.
+    """
+    if args.map is not None and args.map.is_dir():
+        raise ValueError(f"--map {args.map}: is a directory, expected a YAML file")
+    _check_folder("--data", args.data, "the dataset folder (created if absent)")
+    _check_file("--report", args.report, "a JSON file name")
+
+
+def _check_folder(option: str, path: Path, expected: str) -> None:
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"{option} {path}: is a file, expected {expected}")
+    _check_ancestors(option, path)
+
+
+def _check_file(option: str, path: Path, expected: str) -> None:
+    """A file binsight will write (atomically: a temporary file in its folder, renamed), its missing folders made."""
+    if path.is_dir():
+        raise ValueError(f"{option} {path}: is a directory, expected {expected}")
+    folder = _check_ancestors(option, path)
+    try:
+        with tempfile.TemporaryFile(dir=folder):  # the surest test of "may I write here": try it
+            pass
+    except OSError as err:
+        raise ValueError(f"{option} {path}: cannot write in {folder}: {err.strerror}") from None
+
+
+def _check_ancestors(option: str, path: Path) -> Path:
+    """The nearest existing folder above path; ValueError when what exists there is a file."""
+    for parent in path.absolute().parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise ValueError(f"{option} {path}: {parent} is a file, not a folder")
+            return parent
+    return Path(path.absolute().anchor)
+
+
+def _database_problem(err: Exception) -> str | None:
+    """One line naming BINSIGHT_DATABASE_URL, its password hidden; None when the URL is not at fault."""
+    from sqlalchemy.engine import make_url
+
+    from serve.settings import ServeSettings
+
+    try:
+        url = ServeSettings().database_url
+    except ValueError:  # another setting is wrong: then the service commands stopped before any database work
+        return None
+    example = "e.g. sqlite:///var/binsight.db or postgresql+psycopg://USER:PASSWORD@HOST/DATABASE"
+    # The URL is never echoed unparsed: which part is the password is what cannot be told then.
+    if url.count("@") > 1:  # make_url would take part of the password for the host, and show it
+        return f"BINSIGHT_DATABASE_URL has more than one @: write an @ in the password as %40; {example}"
+    try:
+        parsed = make_url(url)
+        dialect = parsed.get_dialect()  # an unknown scheme: NoSuchModuleError, an ArgumentError
+    except ArgumentError as bad:
+        return f"BINSIGHT_DATABASE_URL is not a database URL ({_one_line(bad)}); {example}"
+    try:
+        dialect.import_dbapi()
+    except ImportError as missing:
+        return f"BINSIGHT_DATABASE_URL names the driver {parsed.drivername!r}, which is not installed ({_one_line(missing)})"
+    if not isinstance(err, OperationalError):  # the URL is usable: not the user's mistake
+        return None
+    reason = _one_line(err.orig if err.orig is not None else err)
+    if parsed.password:
+        reason = reason.replace(str(parsed.password), "***")
+    return f"the database of BINSIGHT_DATABASE_URL={parsed.render_as_string(hide_password=True)} cannot be used: {reason}"
 
 
 def _taxonomy(path: Path) -> Taxonomy:

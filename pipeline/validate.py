@@ -197,7 +197,19 @@ def format_report(problems: list[Problem], limit_per_kind: int = 10) -> str:
         lines.append(f"  {kind} ({len(items)}): {PROBLEM_KINDS[kind]}")
         for p in items[:limit_per_kind]:
             where = p.file if p.line is None else f"{p.file}:{p.line}"
-            lines.append(f"    {where}: {p.detail}")
+            lines.append(f"    {where}: {p.detail}{_ids(p)}")
         if len(items) > limit_per_kind:
             lines.append(f"    ... and {len(items) - limit_per_kind} more (see the JSON report)")
     return "\n".join(lines)
+
+
+def _ids(problem: Problem) -> str:
+    """' (image id 3, annotation id 9)': where to find a COCO entry in its JSON file, which a file name alone does not say.
+
+    Under a line number (a YOLO label line, a Label Studio task's position) the image id is left out: the line
+    locates the item, and a Label Studio problem's image id is its task, which its detail names already.
+    """
+    ids = [f"image id {problem.image_id}"] if problem.image_id is not None and problem.line is None else []
+    if problem.annotation_id is not None:
+        ids.append(f"annotation id {problem.annotation_id}")
+    return f" ({', '.join(ids)})" if ids else ""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -71,17 +72,107 @@ def test_strict_import_fails_with_one_error_line_and_writes_nothing(tmp_path, ca
     (["--classes", "{bad_yaml}"], "config file {bad_yaml} is not valid YAML: expected ',' or ']', but got '<stream end>' (line 2, column 1)"),
     (["--classes", "{latin1}"], "config file {latin1} is not UTF-8 text (line 3, byte 8212 of the file); save it as UTF-8"),
     (["--fraction", "compost"], "unknown waste fraction 'compost'"),
+    # a path of the wrong kind: named by its option, not errno's "[Errno 21] Is a directory"
+    (["--map", "{folder}"], "--map {folder}: is a directory, expected a YAML file"),
+    (["--classes", "{folder}"], "--classes {folder}: is a directory, expected a YAML file"),
+    (["--data", "{bad_yaml}"], "--data {bad_yaml}: is a file, expected the dataset folder"),
+    (["--data", "{bad_yaml}/data"], "--data {bad_yaml}/data: {bad_yaml} is a file, not a folder"),
+    # a map key no source class has is a typo: ignored, it would import the boxes it meant to drop
+    (["--map", "{typo_map}"], "class map key(s) 'Glas' match no class of {src}/data.yaml (its classes: Plastic Bag, can, glass)"),
 ])
 def test_user_mistakes_are_one_line(tmp_path, capsys, mistake, expected):
     (tmp_path / "bad.yaml").write_text("a: [unclosed\n")
     (tmp_path / "classes.yaml").write_text("classes: [{name: Bad Name, group: x}]\nfractions: {biowaste: []}\n")
     # Saved by an editor in Latin-1, the odd byte past the reader's first 8 KiB: the position counts from the file's start.
     (tmp_path / "latin1.yaml").write_bytes(("# " + "x" * 8190 + "\n\nclasses: [{name: M\xfcll}]\n").encode("latin-1"))
+    (tmp_path / "typo.yaml").write_text("can: can\nGlas: null\n")
+    (tmp_path / "folder").mkdir()
     paths = {"missing": tmp_path / "nowhere", "bad_yaml": tmp_path / "bad.yaml", "bad_classes": tmp_path / "classes.yaml",
-             "latin1": tmp_path / "latin1.yaml"}
+             "latin1": tmp_path / "latin1.yaml", "typo_map": tmp_path / "typo.yaml", "folder": tmp_path / "folder",
+             "src": tmp_path / "src"}
     assert run_import(tmp_path, *[m.format(**paths) for m in mistake]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("binsight: error: ") and expected.format(**paths) in err
+
+
+@pytest.mark.parametrize("report", ["{tmp}/folder", "{tmp}/file.txt/report.json"], ids=["a folder", "under a file"])
+def test_an_unwritable_report_refuses_the_import_before_data_changes(tmp_path, capsys, report):
+    assert run_import(tmp_path) == 0
+    jpeg(tmp_path / "src/train/images/new.jpg", 123)  # something the second import would add
+    (tmp_path / "folder").mkdir()
+    (tmp_path / "file.txt").write_text("not a folder")
+    before = snapshot(tmp_path / "data")
+    capsys.readouterr()
+    report = report.format(tmp=tmp_path)
+    assert run_import(tmp_path, "--report", report) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"binsight: error: --report {report}: ") and err.count("\n") == 1
+    assert snapshot(tmp_path / "data") == before
+
+
+def test_the_default_class_list_outside_the_project_folder_says_what_to_do(tmp_path, monkeypatch, capsys):
+    source = yolo(tmp_path / "src", {"train": {"a": GOOD}})
+    monkeypatch.chdir(tmp_path)  # configs/classes.yaml is relative to the working directory
+    for command in (["import", "yolo", str(source)], ["labelstudio-config"]):
+        assert main(command) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("binsight: error: config file not found: configs/classes.yaml") and err.count("\n") == 1
+        assert "run from the project folder or pass --classes FILE" in err
+    assert not (tmp_path / "data").exists()
+    assert main(["labelstudio-config", "--classes", str(REPO / "configs/classes.yaml")]) == 0
+
+
+def coco_file(tmp_path: Path, **changes) -> Path:
+    """A one-image COCO file; changes: 'images.0.id' -> the value to put there."""
+    jpeg(tmp_path / "images/a.jpg", 5)
+    doc = {"images": [{"id": 1, "file_name": "a.jpg", "width": 64, "height": 48}],
+           "annotations": [{"id": 7, "image_id": 1, "category_id": 3, "bbox": [1, 2, 10, 10]}],
+           "categories": [{"id": 3, "name": "can"}]}
+    for where, value in changes.items():
+        key, index, field = where.split(".")
+        doc[key][int(index)][field] = value
+    (tmp_path / "coco.json").write_text(json.dumps(doc))
+    return tmp_path / "coco.json"
+
+
+@pytest.mark.parametrize("where, value", [
+    ("images.0.id", [1]), ("annotations.0.id", [7]), ("annotations.0.image_id", {"id": 1}),
+    ("annotations.0.category_id", {"id": 3}), ("categories.0.id", None),
+])
+def test_coco_ids_that_are_not_numbers_or_strings_are_one_line(tmp_path, capsys, where, value):
+    json_path = coco_file(tmp_path, **{where: value})
+    assert main(["import", "coco", str(json_path), str(tmp_path / "images"), "--data", str(tmp_path / "data"),
+                 "--report", str(tmp_path / "report.json")]) == 2
+    key, index, field = where.split(".")
+    err = capsys.readouterr().err
+    assert err == f"binsight: error: {json_path}: {key}[{index}].{field} must be a number or string, not {json.dumps(value)}\n"
+    assert not (tmp_path / "data").exists()
+
+
+def test_coco_problems_name_their_image_and_annotation_ids(tmp_path, capsys):
+    json_path = coco_file(tmp_path, **{"annotations.0.bbox": "oops"})
+    assert main(["import", "coco", str(json_path), str(tmp_path / "images"), "--data", str(tmp_path / "data"),
+                 "--report", str(tmp_path / "report.json")]) == 0
+    assert "a.jpg: bbox 'oops' is not four numbers [x, y, w, h] (image id 1, annotation id 7)" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("url, expected", [
+    ("garbage", "BINSIGHT_DATABASE_URL is not a database URL"),
+    ("nosuchdb://admin:s3cret@db.example/binsight", "BINSIGHT_DATABASE_URL is not a database URL"),
+    ("postgresql+pg8000://admin:s3cret@127.0.0.1:1/binsight", "BINSIGHT_DATABASE_URL names the driver 'postgresql+pg8000', which is not installed"),
+    ("postgresql://admin:s3cret@127.0.0.1:1/binsight", "the database of BINSIGHT_DATABASE_URL=postgresql://admin:***@127.0.0.1:1/binsight cannot be used: "),
+    ("postgresql://admin:s3c@ret@127.0.0.1:1/binsight", "BINSIGHT_DATABASE_URL has more than one @"),
+    ("sqlite:///{tmp}", "the database of BINSIGHT_DATABASE_URL=sqlite:///{tmp} cannot be used: unable to open database file"),
+], ids=["unparsable", "unknown scheme", "driver missing", "unreachable", "unescaped @", "a folder"])
+def test_an_unusable_database_url_is_one_line_without_its_password(tmp_path, monkeypatch, capsys, url, expected):
+    if "pg8000" in url and importlib.util.find_spec("pg8000"):
+        pytest.skip("pg8000 is installed here: no driver to miss")
+    monkeypatch.setenv("BINSIGHT_DATABASE_URL", url.format(tmp=tmp_path))
+    monkeypatch.setenv("BINSIGHT_IMAGE_DIR", str(tmp_path / "img"))
+    assert main(["create-key", "truck-1", "--truck", "truck-1"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"binsight: error: {expected.format(tmp=tmp_path)}") and err.count("\n") == 1
+    assert "s3cret" not in err and "ret@" not in err
 
 
 def test_name_collision_is_one_line(tmp_path, capsys):

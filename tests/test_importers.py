@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -227,6 +228,20 @@ def test_class_map_renames_and_drops(tmp_path, taxonomy):
     assert result.images_added == 1 and result.problems == []
 
 
+def test_class_map_key_that_no_source_class_has_is_refused_before_anything_is_written(tmp_path, taxonomy):
+    # 'Glas: null' was meant to drop the glass boxes: ignoring the typo would import them
+    source = yolo(tmp_path / "src", {"train": {"a": GOOD}})
+    with pytest.raises(ValueError, match=r"key\(s\) 'Glas' match no class of .*data.yaml \(its classes: Plastic Bag, can, glass\)"):
+        import_yolo(source, tmp_path / "data", taxonomy, mapping={"Glas": None, "can": "can"})
+    json_path, images = label_studio_export(tmp_path / "ls")
+    with pytest.raises(ValueError, match=r"'Plastic Botle', 'tin' match no class of .*result.json \(its classes: can, Plastic Bottle\)"):
+        import_coco(json_path, images, tmp_path / "data", taxonomy, mapping={"Plastic Botle": None, "tin": "can", "CAN": "can"})
+    assert not (tmp_path / "data").exists()
+    # spelled otherwise but the same name once normalised, as the lookup compares them: accepted
+    result = import_coco(json_path, images, tmp_path / "data", taxonomy, mapping={"plastic-bottle": None})
+    assert result.boxes_dropped == {"Plastic Bottle": 1}
+
+
 def test_class_map_to_an_unknown_class_is_refused(tmp_path, taxonomy):
     source = yolo(tmp_path / "src", {"train": {"a": GOOD}})
     with pytest.raises(ValueError, match="'can' maps to 'tin', which is not a class"):
@@ -256,6 +271,9 @@ def test_bad_layouts(tmp_path, taxonomy):
         import_yolo(source, tmp_path / "data", taxonomy)
     with pytest.raises(FileNotFoundError, match="not found"):
         import_yolo(tmp_path / "nowhere", tmp_path / "data", taxonomy)
+    (tmp_path / "a.txt").write_text("")
+    with pytest.raises(ValueError, match="YOLO dataset .*a.txt is a file; give the dataset's folder or its data.yaml"):
+        import_yolo(tmp_path / "a.txt", tmp_path / "data", taxonomy)
     with pytest.raises(ValueError, match="unknown waste fraction 'compost'"):
         import_yolo(source, tmp_path / "data", taxonomy, fraction="compost")
 
@@ -263,6 +281,20 @@ def test_bad_layouts(tmp_path, taxonomy):
 def test_report_shows_file_and_line():
     text = format_report([Problem("malformed_label", "train/labels/a.txt", "4 numbers", line=3)])
     assert "train/labels/a.txt:3: 4 numbers" in text and "malformed_label (1)" in text
+
+
+def test_report_shows_the_ids_that_locate_a_coco_entry():
+    text = format_report([
+        Problem("degenerate_box", "a.jpg", "bbox 'oops' is not four numbers", image_id=3, annotation_id=9),
+        Problem("missing_file", "b.jpg", "not found", image_id="b-1"),
+        Problem("orphan_annotation", "result.json", "refers to image id 99", annotation_id=7),
+        # Label Studio: the line is the task's position, the image id its task id, which the detail names
+        Problem("rotated_box", "project.json", "task 12: rotated", image_id=12, annotation_id=40, line=2),
+    ]).splitlines()
+    assert "    a.jpg: bbox 'oops' is not four numbers (image id 3, annotation id 9)" in text
+    assert "    b.jpg: not found (image id b-1)" in text
+    assert "    result.json: refers to image id 99 (annotation id 7)" in text
+    assert "    project.json:2: task 12: rotated (annotation id 40)" in text
 
 
 def test_exif_rotated_image_is_described_and_boxed_upright(tmp_path, taxonomy):
@@ -348,6 +380,36 @@ def test_coco_file_errors(tmp_path, taxonomy):
         import_coco(tmp_path / "partial.json", tmp_path, tmp_path / "data", taxonomy)
     with pytest.raises(FileNotFoundError, match="none.json not found"):
         import_coco(tmp_path / "none.json", tmp_path, tmp_path / "data", taxonomy)
+    with pytest.raises(ValueError, match="COCO file .* is a folder, expected a JSON file"):
+        import_coco(tmp_path, tmp_path, tmp_path / "data", taxonomy)
+    json_path, _ = label_studio_export(tmp_path / "ls")
+    with pytest.raises(ValueError, match="image folder .*result.json is a file"):
+        import_coco(json_path, json_path, tmp_path / "data", taxonomy)
+
+
+@pytest.mark.parametrize("where, value", [("images", [0]), ("annotations", {"id": 0}), ("categories", None), ("categories", True)])
+def test_coco_ids_must_be_numbers_or_strings(tmp_path, taxonomy, where, value):
+    """A list or object as an id stopped the scan with a TypeError (unhashable); null or true would match by accident."""
+    json_path, images = label_studio_export(tmp_path / "ls")
+    doc = json.loads(json_path.read_text())
+    doc[where][-1]["id"] = value
+    json_path.write_text(json.dumps(doc))
+    index = len(doc[where]) - 1
+    with pytest.raises(ValueError, match=rf"result.json: {where}\[{index}\].id must be a number or string, not {re.escape(json.dumps(value))}$"):
+        import_coco(json_path, images, tmp_path / "data", taxonomy)
+    assert not (tmp_path / "data").exists()
+
+
+def test_an_existing_dataset_with_a_broken_id_is_refused_by_name(tmp_path, taxonomy):
+    data = tmp_path / "data"
+    import_yolo(yolo(tmp_path / "first", {"train": {"x": GOOD}}), data, taxonomy)
+    doc = annotations(data)
+    doc["annotations"][1]["category_id"] = [4]
+    (data / ANNOTATIONS_FILE).write_text(json.dumps(doc))
+    before = snapshot(data)
+    with pytest.raises(ValueError, match=r"annotations\[1\].category_id must be a number or string, not \[4\]; fix it"):
+        import_yolo(yolo(tmp_path / "src", {"train": {"a": GOOD}}), data, taxonomy)
+    assert snapshot(data) == before
 
 
 # --- TrashNet++ (real photos, ../shared) ---------------------------------------------------------------------------

@@ -24,7 +24,8 @@ from typing import Any
 
 from pipeline.config import Taxonomy
 from pipeline.importers.common import (
-    ClassMapping, ImageFile, Scan, SourceItem, UnknownClass, box_problem, check_fraction, clip_box, read_image, read_json,
+    ClassMapping, ImageFile, Scan, SourceItem, UnknownClass, box_problem, check_coco_ids, check_fraction, check_image_folder,
+    check_map_keys, clip_box, read_image, read_json,
 )
 from pipeline.importers.merge import import_scan
 from pipeline.importers.result import ImportResult
@@ -45,8 +46,8 @@ def import_coco(
     json_path, images_dir = Path(json_path), Path(images_dir)
     check_fraction(taxonomy, fraction)
     doc = read_coco(json_path)
-    if not images_dir.is_dir():
-        raise FileNotFoundError(f"image folder {images_dir} not found")
+    check_map_keys(mapping, [str(c["name"]) for c in doc["categories"]], json_path)
+    check_image_folder(images_dir)
     scan = scan_coco(doc, json_path, images_dir, ClassMapping(taxonomy, mapping), split)
     return import_scan(scan, Path(data_dir), taxonomy, fraction, strict)
 
@@ -55,6 +56,7 @@ def read_coco(path: Path) -> dict[str, Any]:
     doc = read_json(path, "COCO file")
     try:
         check_structure(doc)
+        check_coco_ids(doc)
     except DatasetFormatError as err:
         raise ValueError(f"{path}: {err}") from None
     return doc

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.config import Taxonomy
-from pipeline.validate import Problem, check_box, decode_size
+from pipeline.validate import DatasetFormatError, Problem, check_box, decode_size
 from pipeline.yamlfile import YamlFileError, read_yaml
 
 # Ultralytics' image formats that Pillow decodes; other files in an image folder are ignored.
@@ -70,8 +70,54 @@ def read_json(path: Path, what: str) -> Any:
             return json.load(f)
     except FileNotFoundError:
         raise FileNotFoundError(f"{what} {path} not found") from None
+    except IsADirectoryError:  # errno's "Is a directory" would not say which argument
+        raise ValueError(f"{what} {path} is a folder, expected a JSON file") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise ValueError(f"{path} is not valid JSON: {err}") from None
+
+
+# The COCO fields that hold ids: they are counted and looked up as dict keys.
+COCO_ID_FIELDS = {"images": ("id",), "annotations": ("id", "image_id", "category_id"), "categories": ("id",)}
+
+
+def check_coco_ids(doc: dict[str, Any]) -> None:
+    """DatasetFormatError naming the first id that is not a number or string (a hand-edited file, a broken export).
+
+    Ids are dict keys here; a list or object would stop the scan with a TypeError, and null, true or false
+    would match by accident. Run after validate.check_structure, which makes sure the fields exist.
+    """
+    for key, fields in COCO_ID_FIELDS.items():
+        for index, entry in enumerate(doc[key]):
+            for name in fields:
+                value = entry[name]
+                if isinstance(value, bool) or not isinstance(value, int | float | str):
+                    shown = json.dumps(value)
+                    shown = shown if len(shown) <= 40 else f"{shown[:37]}..."
+                    raise DatasetFormatError(f"{key}[{index}].{name} must be a number or string, not {shown}")
+
+
+def check_map_keys(mapping: Mapping[str, str | None] | None, source_names: list[str], source: Path) -> None:
+    """ValueError listing the map's keys that match no class of the source, before anything is read or written.
+
+    Such a key is a typo (`Glas: null` for `Glass`) or a map meant for another dataset: ignoring it would import
+    the boxes it was written to rename or drop. Compared normalised, as ClassMapping looks names up.
+    """
+    known = {normalise(name) for name in source_names}
+    unknown = [key for key in (mapping or {}) if normalise(key) not in known]
+    if unknown:
+        names = list(dict.fromkeys(source_names))  # COCO files may declare a name twice
+        shown = ", ".join(names[:40]) + (f", ... ({len(names)} in all)" if len(names) > 40 else "")
+        raise ValueError(
+            f"class map key(s) {', '.join(map(repr, unknown))} match no class of {source} (its classes: {shown}); "
+            "correct the spelling or remove them: nothing was imported"
+        )
+
+
+def check_image_folder(images_dir: Path) -> None:
+    if images_dir.is_file():
+        raise ValueError(f"image folder {images_dir} is a file; give the folder the images lie in")
+    if not images_dir.is_dir():
+        raise FileNotFoundError(f"image folder {images_dir} not found")
 
 
 def check_fraction(taxonomy: Taxonomy, fraction: str) -> None:
@@ -85,6 +131,8 @@ def load_mapping(path: Path) -> dict[str, str | None]:
         data = read_yaml(path)
     except FileNotFoundError:
         raise FileNotFoundError(f"class map {path} not found") from None
+    except IsADirectoryError:
+        raise ValueError(f"class map {path} is a folder, expected a YAML file") from None
     except YamlFileError as err:
         raise ValueError(f"class map {err}") from None
     if not isinstance(data, dict) or not all(v is None or isinstance(v, str) for v in data.values()):

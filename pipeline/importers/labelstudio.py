@@ -47,7 +47,9 @@ from urllib.parse import parse_qs, unquote, urlparse
 
 from pipeline.config import Taxonomy
 from pipeline.importers.coco import _Finder
-from pipeline.importers.common import ClassMapping, Scan, SourceItem, UnknownClass, box_problem, check_fraction, clip_box, read_image, read_json
+from pipeline.importers.common import (
+    ClassMapping, Scan, SourceItem, UnknownClass, box_problem, check_fraction, check_image_folder, clip_box, read_image, read_json,
+)
 from pipeline.importers.merge import import_scan
 from pipeline.importers.result import ImportResult
 from pipeline.validate import Problem
@@ -76,8 +78,7 @@ def import_labelstudio(
     export_json, images_dir = Path(export_json), Path(images_dir)
     check_fraction(taxonomy, fraction)
     tasks = read_export(export_json)
-    if not images_dir.is_dir():
-        raise FileNotFoundError(f"image folder {images_dir} not found")
+    check_image_folder(images_dir)
     scan = scan_labelstudio(tasks, export_json, images_dir, ClassMapping(taxonomy, mapping))
     return import_scan(scan, Path(data_dir), taxonomy, fraction, strict)
 

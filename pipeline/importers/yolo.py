@@ -29,7 +29,8 @@ from pathlib import Path
 
 from pipeline.config import Taxonomy
 from pipeline.importers.common import (
-    IMAGE_SUFFIXES, ClassMapping, ImageFile, Scan, SourceItem, UnknownClass, box_problem, check_fraction, clip_box, read_image,
+    IMAGE_SUFFIXES, ClassMapping, ImageFile, Scan, SourceItem, UnknownClass, box_problem, check_fraction, check_map_keys, clip_box,
+    read_image,
 )
 from pipeline.importers.merge import import_scan
 from pipeline.importers.result import ImportResult
@@ -56,8 +57,11 @@ def import_yolo(
     if source_dir.is_file() and source_dir.suffix in (".yaml", ".yml"):  # the data.yaml itself was given
         names = read_names(source_dir)
         source_dir = source_dir.parent
+    elif source_dir.is_file():
+        raise ValueError(f"YOLO dataset {source_dir} is a file; give the dataset's folder or its data.yaml")
     else:
         names = read_names(source_dir / DATA_YAML)
+    check_map_keys(mapping, list(names.values()), source_dir / DATA_YAML)
     scan = scan_yolo(source_dir, names, ClassMapping(taxonomy, mapping))
     return import_scan(scan, Path(data_dir), taxonomy, fraction, strict)
 
