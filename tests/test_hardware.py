@@ -88,3 +88,33 @@ def test_the_backbone_lr_share_must_be_a_share(cfg):
         TrainConfig.model_validate({**cfg.model_dump(), "backbone_lr_scale": 0})
     with pytest.raises(ValueError, match="backbone_lr_scale"):
         TrainConfig.model_validate({**cfg.model_dump(), "backbone_lr_scale": 1.5})
+
+
+class LoaderBuilt(Exception):
+    """Raised in place of building the training loader: what it was given is all these tests look at."""
+
+
+@pytest.mark.parametrize(("device", "workers", "pinned"), [("cuda", 3, True), ("cpu", 1, False)])
+def test_the_training_loader_gets_the_placements_workers_and_pinned_memory(monkeypatch, tmp_path, tiny_params, tiny_splits, tiny_dataset,
+                                                                            taxonomy, device, workers, pinned):
+    """On a GPU the loader decodes and augments in train.cuda_num_workers processes (kept across epochs) into pinned
+    memory, so that copies to the GPU overlap the steps; on the CPU it works as configured. The GPU test trains with
+    no workers and is skipped without a GPU, so the loader's arguments are checked here, for a CUDA placement on
+    any machine: nothing before the loader touches the device."""
+    from pipeline import train
+
+    params = tiny_params[0]
+    params = params.model_copy(update={"train": params.train.model_copy(update={"num_workers": 1, "cuda_num_workers": 3,
+                                                                                "batch_size": 2, "cuda_batch_size": 5})})
+    given = {}
+
+    def capture(dataset, **kwargs):
+        given.update(kwargs)
+        raise LoaderBuilt
+
+    monkeypatch.setattr(torch.utils.data, "DataLoader", capture)
+    placement = Placement(torch.device("cuda", 0), torch.bfloat16) if device == "cuda" else Placement(torch.device("cpu"), None)
+    with pytest.raises(LoaderBuilt):
+        train._train(params, taxonomy.class_names, tiny_splits, tiny_dataset, tmp_path / "out", placement)
+    assert (given["num_workers"], given["pin_memory"], given["persistent_workers"]) == (workers, pinned, workers > 0)
+    assert given["batch_size"] == (5 if device == "cuda" else 2)

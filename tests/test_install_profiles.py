@@ -60,6 +60,19 @@ def test_the_train_extra_holds_the_training_stack_and_make_install_takes_it():
     assert "pip install --quiet -e '.[train,test]'" in (REPO / "Makefile").read_text()
 
 
+def test_ultralytics_is_only_ever_the_bench_extra():
+    """Ultralytics is AGPL-3.0: as a dependency of the service, the pipeline or the tests it would put binsight under
+    the AGPL. Only `make bench-realdata` installs it, into its own venv (.venv-bench), from the `bench` extra."""
+    declared = {"dependencies": project()["dependencies"],
+                **{f"optional-dependencies.{extra}": reqs for extra, reqs in project()["optional-dependencies"].items()}}
+    # Directly, or through the bench extra of binsight itself ("binsight[bench]").
+    holding = sorted(where for where, reqs in declared.items()
+                     if any(requirement_name(r) == "ultralytics" or re.match(r"binsight\s*\[[^]]*\bbench\b", r) for r in reqs))
+    assert holding == ["optional-dependencies.bench"], holding
+    installs = [line.strip() for line in (REPO / "Makefile").read_text().splitlines() if re.search(r"pip install .*\bbench\b", line)]
+    assert installs and all(line.startswith("$(BENCH_VENV)/bin/pip") for line in installs), installs
+
+
 def run_refusing(code: str, cwd: Path, env: dict | None = None, args: tuple[str, ...] = ()) -> subprocess.CompletedProcess:
     """`code` in a fresh interpreter that refuses the training stack; outside the repository, no BINSIGHT_* but `env`."""
     full_env = {**{k: v for k, v in os.environ.items() if not k.startswith("BINSIGHT_")}, **(env or {})}

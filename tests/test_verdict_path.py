@@ -12,13 +12,14 @@ import io
 import json
 import shutil
 from collections import Counter
+from pathlib import Path
 
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from pipeline.coco import IMAGES_DIR, load_coco
+from pipeline.coco import IMAGES_DIR, load_coco, write_json_atomic
 from pipeline.config import load_params
 from pipeline.imageio import read_rgb
 from pipeline.inspection import Detection, InspectionSpec, quality_issue
@@ -33,9 +34,9 @@ from tests.serve_helpers import form
 VERDICT = load_params(REPO / "configs/params.yaml").verdict
 
 
-def settings_for(tmp_path, model_dir=None) -> ServeSettings:
+def settings_for(tmp_path, model_dir=None, **overrides) -> ServeSettings:
     return ServeSettings(model_dir=model_dir or tmp_path / "no-model", database_url=f"sqlite:///{tmp_path / 'db.sqlite'}",
-                         image_dir=tmp_path / "images", auth_cache_s=0, _env_file=None)
+                         image_dir=tmp_path / "images", auth_cache_s=0, _env_file=None, **overrides)
 
 
 def client_for(app) -> TestClient:
@@ -51,13 +52,95 @@ def post(client, data: bytes, capture_id: str, fraction: str = "biowaste"):
     return r.json()
 
 
-def test_evaluation_reports_what_the_gate_sets_aside(tiny_reports, tiny_splits, tiny_dataset, tiny_params):
-    metrics = json.loads((tiny_reports / "metrics.json").read_text())
+# What the tiny test split lacks, added to a copy of it: photos the gate sets aside (night, steam) and one far
+# larger than the inference size, which both sides must downscale alike. The tiny photos are all usable and 128 px.
+DARK, FOGGY, LARGE = "added-dark.jpg", "added-foggy.jpg", "added-large.jpg"
+ADDED_ISSUES = {DARK: "too_dark", FOGGY: "foggy", LARGE: None}
+LARGE_SIDE = 1280  # 2 x verdict.inference_max_side
+
+
+def save_jpeg(rgb: np.ndarray, path: Path) -> None:
+    Image.fromarray(rgb).save(path, "JPEG", quality=95)
+
+
+def recording(detect, seen: list):
+    """`detect`, noting the shape of each image it is given: what the detector saw after the downscale."""
+
+    def detect_and_note(small: np.ndarray, scale: float):
+        seen.append(small.shape)
+        return detect(small, scale)
+
+    return detect_and_note
+
+
+@pytest.fixture(scope="module")
+def hard_split(tmp_path_factory, tiny_splits, tiny_dataset, tiny_params) -> tuple[Path, Path]:
+    """(splits, data): copies of the tiny ones whose test split also holds a dark, a foggy and a 1280 px photo.
+
+    Each is made from an original test photo: the dark one at a tenth of its brightness, the foggy one half
+    veiled in light grey (fog or steam), the large one upscaled 10 x with its boxes scaled alike.
+    """
+    root = tmp_path_factory.mktemp("hard")
+    data, splits = root / "data", root / "splits"
+    shutil.copytree(tiny_dataset, data)
+    splits.mkdir()
+    shutil.copy(tiny_splits / "val.json", splits / "val.json")
     test = load_coco(tiny_splits / "test.json")
     gate = tiny_params[0].verdict.quality
-    issues = Counter(quality_issue(read_rgb(tiny_dataset / IMAGES_DIR / im["file_name"]), gate) for im in test["images"])
+    annotated = {a["image_id"] for a in test["annotations"]}
+    # The large photo from one with objects on it, so that its boxes are compared on the photo's own pixels.
+    sources = {DARK: test["images"][0], FOGGY: test["images"][1], LARGE: next(im for im in test["images"] if im["id"] in annotated)}
+    next_image = max(im["id"] for im in test["images"]) + 1000
+    next_ann = max(a["id"] for a in test["annotations"]) + 1000
+    for offset, (name, source) in enumerate(sources.items()):
+        rgb = read_rgb(data / IMAGES_DIR / source["file_name"])
+        factor = 1
+        if name == DARK:
+            rgb = (rgb * 0.1).astype(np.uint8)
+        elif name == FOGGY:
+            rgb = (rgb * 0.5 + 100).round().astype(np.uint8)
+        else:
+            factor = LARGE_SIDE // max(rgb.shape[:2])
+            rgb = np.asarray(Image.fromarray(rgb).resize((rgb.shape[1] * factor, rgb.shape[0] * factor), Image.Resampling.BICUBIC))
+        save_jpeg(rgb, data / IMAGES_DIR / name)
+        stored = read_rgb(data / IMAGES_DIR / name)
+        assert quality_issue(stored, gate) == ADDED_ISSUES[name], name  # what the photo was made for
+        image_id = next_image + offset
+        test["images"].append({**source, "id": image_id, "file_name": name, "width": stored.shape[1], "height": stored.shape[0]})
+        for ann in [a for a in test["annotations"] if a["image_id"] == source["id"]]:
+            next_ann += 1
+            test["annotations"].append({**ann, "id": next_ann, "image_id": image_id, "bbox": [v * factor for v in ann["bbox"]],
+                                        "area": ann["area"] * factor * factor})
+    assert max(read_rgb(data / IMAGES_DIR / LARGE).shape[:2]) > tiny_params[0].verdict.inference_max_side
+    write_json_atomic(splits / "test.json", test)
+    return splits, data
+
+
+@pytest.fixture(scope="module")
+def hard_reports(tmp_path_factory, tiny_trained, hard_split, tiny_params, taxonomy) -> Path:
+    """The evaluate stage on the hard split. The model is copied without its run.json: the tiny run's MLflow
+    metrics stay those of the tiny split."""
+    from pipeline.evaluate import evaluate
+
+    model = tmp_path_factory.mktemp("hard-model") / "model.pt"
+    shutil.copy(tiny_trained / "model.pt", model)
+    reports = tmp_path_factory.mktemp("hard-reports")
+    evaluate(model, *hard_split, reports, tiny_params[0], taxonomy)
+    return reports
+
+
+def test_evaluation_reports_what_the_gate_sets_aside(hard_reports, hard_split, tiny_params):
+    """metrics.json's `gated` counts the test photos the gate sets aside, by reason, and leaves them out of the verdict
+    figures; the split holds a dark and a foggy photo, so a gate the evaluation skipped would report none."""
+    splits, data = hard_split
+    metrics = json.loads((hard_reports / "metrics.json").read_text())
+    test = load_coco(splits / "test.json")
+    gate = tiny_params[0].verdict.quality
+    issues = Counter(quality_issue(read_rgb(data / IMAGES_DIR / im["file_name"]), gate) for im in test["images"])
     del issues[None]
-    assert metrics["gated"]["count"] == sum(issues.values()) and metrics["gated"]["by_issue"] == dict(issues)
+    assert metrics["test_images"] == len(test["images"])
+    assert metrics["gated"]["by_issue"].get("too_dark", 0) >= 1 and metrics["gated"]["by_issue"].get("foggy", 0) >= 1
+    assert metrics["gated"]["count"] == sum(issues.values()) >= 2 and metrics["gated"]["by_issue"] == dict(issues)
     assert metrics["gated"]["share"] == pytest.approx(sum(issues.values()) / len(test["images"]))
     v = metrics["verdict"]
     assert v["images_with_verdict"] == metrics["test_images"] - metrics["gated"]["count"] == v["tp"] + v["fp"] + v["fn"] + v["tn"]
@@ -82,16 +165,27 @@ def test_gated_images_are_counted_and_left_out_of_precision_and_recall(taxonomy)
     assert (lower["tp"], lower["fp"], lower["fn"], lower["tn"]) == (2, 0, 0, 1)  # the gated false alarms stay out
 
 
-def test_service_serves_the_verdict_the_evaluation_measured(tmp_path, tiny_trained, tiny_model_dir, tiny_splits, tiny_dataset, tiny_params, taxonomy):
+def test_service_serves_the_verdict_the_evaluation_measured(tmp_path, tiny_trained, tiny_model_dir, hard_split, tiny_params, taxonomy):
+    """Photo by photo, the service's verdict, gate finding, score and boxes are the evaluation's: on the tiny test
+    photos, on the dark and foggy ones the gate sets aside (inconclusive on both sides, for the same reason) and on
+    the 1280 px one, which both must downscale to the inference size and answer in the photo's own pixels.
+
+    The tiny model's resize to 128 px inside the graph makes its scores all but blind to a missed downscale
+    (1e-6), so what each detector is handed is compared too.
+    """
     from pipeline.dataset import CocoDetection
     from pipeline.evaluate import inspect_split
     from pipeline.trained import ImageInDetectionsOut, load_trained, torch_detect_fn
 
+    splits, data = hard_split
     spec = InspectionSpec.from_params(tiny_params[0].verdict)
     model, class_names, _ = load_trained(tiny_trained / "model.pt")
     detect = torch_detect_fn(ImageInDetectionsOut(model).eval(), class_names)
-    dataset = CocoDetection(tiny_splits / "test.json", tiny_dataset)
+    dataset = CocoDetection(splits / "test.json", data)
     measured = inspect_split(dataset, detect, FractionPolicy.from_mapping(taxonomy.fractions, 0.5), spec, class_names)
+    by_name = {info["file_name"]: im for info, im in zip(dataset.images, measured, strict=True)}
+    assert [by_name[name].result.quality_issue for name in ADDED_ISSUES] == list(ADDED_ISSUES.values())
+    assert by_name[LARGE].result.detections, "the tiny model found nothing on the large photo: no box to compare"
     scores = sorted({im.result.score for im in measured if im.result.quality_issue is None})
     assert scores and scores[-1] > 0, "the tiny model saw no contaminant at all: nothing to compare"
     # Thresholds amid the scores, so that both verdicts are served: halfway across the widest gap between two scores,
@@ -100,27 +194,42 @@ def test_service_serves_the_verdict_the_evaluation_measured(tmp_path, tiny_train
     # score itself); then one threshold below and one above them all.
     low, high = max(zip(scores, scores[1:]), key=lambda pair: pair[1] - pair[0], default=(scores[0], scores[0]))
     thresholds = [(low + high) / 2] if high - low > 1e-3 else [scores[0] - 0.01, scores[-1] + 0.01]
-    verdicts_served = set()
+    verdicts_served, issues_served, large_boxes_compared = set(), set(), 0
+    large = [info["file_name"] for info in dataset.images].index(LARGE)
     for n, threshold in enumerate(thresholds):
         policy = FractionPolicy.from_mapping(taxonomy.fractions, threshold)
-        measured = inspect_split(dataset, detect, policy, spec, class_names)
+        seen_measured, seen_served = [], []
+        measured = inspect_split(dataset, recording(detect, seen_measured), policy, spec, class_names)
+        assert max(seen_measured[large][:2]) == spec.max_side  # the evaluation detected on the downscaled photo
         model_dir = tmp_path / f"model-{n}"
         shutil.copytree(tiny_model_dir, model_dir)
         card = json.loads((model_dir / "model_card.json").read_text())
         card["thresholds"]["verdict"] = threshold
         (model_dir / "model_card.json").write_text(json.dumps(card))
 
-        client = client_for(create_app(settings_for(tmp_path / f"service-{n}", model_dir)))
+        # Every detection reported (not only those above 0.3), so that the boxes can be compared too.
+        client = client_for(create_app(settings_for(tmp_path / f"service-{n}", model_dir, min_detection_score=0.0)))
+        detector = client.app.state.detector
+        detector.detect = recording(detector.detect, seen_served)
         try:
             for info, im in zip(dataset.images, measured, strict=True):
-                data = (tiny_dataset / IMAGES_DIR / info["file_name"]).read_bytes()
-                served = post(client, data, f"c{im.image_id}", im.fraction)
+                data_bytes = (data / IMAGES_DIR / info["file_name"]).read_bytes()
+                served = post(client, data_bytes, f"c{im.image_id}", im.fraction)
                 assert (served["verdict"], served["quality_issue"]) == (im.result.verdict, im.result.quality_issue), info["file_name"]
-                assert served["contamination_score"] == pytest.approx(im.result.score, abs=1e-4)
+                assert served["contamination_score"] == pytest.approx(im.result.score, abs=1e-4), info["file_name"]
                 verdicts_served.add(served["verdict"])
+                issues_served.add(served["quality_issue"])
+                for d in served["detections"]:  # each served box is the evaluation's box of that score, in the photo's pixels
+                    same = min(im.result.detections, key=lambda e: (e.label != d["label"], abs(e.score - d["score"])))
+                    assert same.label == d["label"] and same.score == pytest.approx(d["score"], abs=1e-4), info["file_name"]
+                    assert d["box"] == pytest.approx(list(same.box), abs=0.5), info["file_name"]
+                    large_boxes_compared += info["file_name"] == LARGE
         finally:
             client.__exit__(None, None, None)
+        assert seen_served == seen_measured  # the same sizes, the large photo's at the inference size
     assert {"clean", "contaminated"} <= verdicts_served
+    assert {"too_dark", "foggy"} <= issues_served and None in issues_served
+    assert large_boxes_compared, "no box of the large photo was served: its downscaling went unchecked"
 
 
 class BlueObjectFinder:
@@ -156,16 +265,25 @@ def upright_scene() -> np.ndarray:
     return scene
 
 
-def test_rotated_jpeg_is_inspected_and_drawn_upright(tmp_path, taxonomy):
-    upright = upright_scene()
-    # Stored sideways, as a camera held on its side writes it, with EXIF orientation 6:
-    # viewers (and binsight) rotate it 90 degrees clockwise to show it upright.
-    stored = Image.fromarray(upright).transpose(Image.Transpose.ROTATE_90)
+def rotated_jpeg(upright: np.ndarray, orientation: int) -> bytes:
+    """The photo stored sideways, as a camera held on its side writes it, tagged so that viewers show it upright.
+
+    Orientation 6: viewers (and binsight) rotate it 90 degrees clockwise; 8: counter-clockwise.
+    """
+    stored = Image.fromarray(upright).transpose({6: Image.Transpose.ROTATE_90, 8: Image.Transpose.ROTATE_270}[orientation])
     exif = Image.Exif()
-    exif[0x0112] = 6
+    exif[0x0112] = orientation
     buf = io.BytesIO()
     stored.save(buf, "JPEG", quality=95, exif=exif)
-    data = buf.getvalue()
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("privacy_blur", [True, False], ids=["privacy-on", "privacy-off"])
+def test_rotated_jpeg_is_inspected_and_drawn_upright(tmp_path, taxonomy, privacy_blur):
+    """Detected and drawn on the upright photo. With privacy on, the stored photo is an upright re-encoding; with it
+    off, the upload is stored as received, tag included, and the evidence drawing must rotate it itself."""
+    upright = upright_scene()
+    data = rotated_jpeg(upright, 6)
     path = tmp_path / "rotated.jpg"
     path.write_bytes(data)
 
@@ -175,7 +293,7 @@ def test_rotated_jpeg_is_inspected_and_drawn_upright(tmp_path, taxonomy):
     assert np.array_equal(read_rgb(path), served_pixels)
 
     finder = BlueObjectFinder(taxonomy)
-    client = client_for(create_app(settings_for(tmp_path), detector=finder))
+    client = client_for(create_app(settings_for(tmp_path, privacy_blur=privacy_blur), detector=finder))
     try:
         body = post(client, data, "rotated")
         evidence = client.get(f"/v1/inspections/{body['id']}/evidence")
@@ -193,6 +311,28 @@ def test_rotated_jpeg_is_inspected_and_drawn_upright(tmp_path, taxonomy):
     for edge in (top, left):
         red = (edge[:, 0] > 170) & (edge[:, 1] < 90) & (edge[:, 2] < 90)
         assert red.mean() > 0.9, edge.mean(axis=0)
+
+
+@pytest.mark.parametrize("orientation", [6, 8])
+def test_training_reads_an_exif_rotated_jpeg_upright_with_its_box_on_the_object(tmp_path, orientation):
+    """COCO boxes are in pixels of the upright photo (as annotation tools show it): the dataset must hand the model
+    the upright pixels, or every box of a sideways-stored photo lies on the wrong part of it."""
+    from pipeline.dataset import CocoDetection
+
+    (tmp_path / IMAGES_DIR).mkdir()
+    (tmp_path / IMAGES_DIR / "rotated.jpg").write_bytes(rotated_jpeg(upright_scene(), orientation))
+    coco = {"images": [{"id": 1, "file_name": "rotated.jpg", "width": 300, "height": 200, "capture": {"fraction": "biowaste"}}],
+            "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [200, 40, 60, 50], "area": 3000, "iscrowd": 0}],
+            "categories": [{"id": 1, "name": "plastic_bag", "supercategory": ""}]}
+    write_json_atomic(tmp_path / "split.json", coco)
+
+    item = CocoDetection(tmp_path / "split.json", tmp_path).load(0)
+    assert item["image"].shape == (200, 300, 3)
+    x0, y0, x1, y1 = (int(v) for v in item["bboxes"][0])
+    assert (x0, y0, x1, y1) == (200, 40, 260, 90)
+    inside = item["image"][y0 + 2 : y1 - 2, x0 + 2 : x1 - 2].reshape(-1, 3).astype(int)  # JPEG softens the edges a pixel
+    blue = (inside[:, 2] > 180) & (inside[:, 0] < 80) & (inside[:, 1] < 80)
+    assert blue.mean() > 0.95, inside.mean(axis=0)
 
 
 def test_background_label_from_the_model_never_becomes_a_class(tiny_model_dir):
