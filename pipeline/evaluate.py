@@ -206,6 +206,9 @@ def measure(detect: DetectFn, val_set: CocoDetection, test_set: CocoDetection, p
             "val_precision": on_val["precision"],
             "val_recall": on_val["recall"],
             "val_images_with_verdict": on_val["images_with_verdict"],
+            # Precision is only as good as the clean bins it was measured on: the counts say how many.
+            "val_clean_images": on_val["fp"] + on_val["tn"],
+            "clean_images": on_test["fp"] + on_test["tn"],
             **on_test,
             "measured_on": MEASURED_ON,
         },
@@ -265,8 +268,9 @@ def main(argv: list[str] | None = None) -> None:
     m = evaluate(args.model, args.splits, args.data, args.out, load_params(args.params), load_taxonomy(args.classes))
     v, g = m["verdict"], m["gated"]
     print(f"test: mAP {m['map']:.3f}  mAP@.5 {m['map_50']:.3f}")
-    print(f"verdict threshold {v['threshold']:.3f} ({v['threshold_basis']}); validation P {v['val_precision']:.3f} R {v['val_recall']:.3f}")
-    print(f"test verdict P {v['precision']:.3f} R {v['recall']:.3f} F1 {v['f1']:.3f} on {v['images_with_verdict']} images; "
+    print(f"verdict threshold {v['threshold']:.3f} ({v['threshold_basis']}); validation P {v['val_precision']:.3f} R {v['val_recall']:.3f} "
+          f"on {v['val_images_with_verdict']} images, {v['val_clean_images']} of them clean")
+    print(f"test verdict P {v['precision']:.3f} R {v['recall']:.3f} F1 {v['f1']:.3f} on {v['images_with_verdict']} images, {v['clean_images']} of them clean; "
           f"{g['count']} of {m['test_images']} set aside by the quality gate {g['by_issue']}")
     for name, ap in m["per_class"].items():
         print(f"  {name:16s} AP {ap['ap'] if ap['ap'] is None else round(ap['ap'], 3)}  AP@.5 {ap['ap_50'] if ap['ap_50'] is None else round(ap['ap_50'], 3)}")

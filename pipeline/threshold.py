@@ -7,6 +7,13 @@ precision is at least the target. Recall only falls as the threshold rises,
 but precision need not rise with it, hence a search rather than a formula.
 The test split never takes part; the evaluation reports precision and recall
 on it at the chosen threshold. Pure Python and numpy.
+
+A precision target needs clean bins to mean anything: where the share of
+contaminated photos is already at the target (a dataset of waste photos with
+hardly a clean bin, such as TrashNet++), flagging every bin "reaches" it, and
+any threshold would pass. Such a split gives no basis, and the configured
+threshold is used, said so, rather than the lowest score passed off as a
+measured choice.
 """
 
 from __future__ import annotations
@@ -59,10 +66,28 @@ def lowest_threshold_for_precision(truth: Sequence[bool], scores: Sequence[float
     return best[1], False
 
 
+def without_clean_bins(truth: Sequence[bool], target: float) -> str | None:
+    """Why the split cannot measure precision `target`, or None where it can: flagging every bin must fall short of it."""
+    t = np.asarray(truth, bool)
+    if t.size == 0 or not t.any():
+        return None  # lowest_threshold_for_precision finds nothing to choose on and says so
+    share = float(t.mean())
+    if share < target:
+        return None
+    clean = int(t.size - t.sum())
+    return (
+        f"only {clean} of the {t.size} validation images with a verdict show a clean bin, so flagging every bin already "
+        f"has precision {share:.3f} >= {target}: the split cannot tell a threshold that spares households from one that "
+        "does not (add photos of clean bins)"
+    )
+
+
 def choose_threshold(cfg: VerdictConfig, truth: Sequence[bool], scores: Sequence[float]) -> ThresholdChoice:
     """The verdict threshold under `verdict.threshold_mode`, from validation truths and verdict scores."""
     if cfg.threshold_mode == "fixed":
         return ThresholdChoice(cfg.threshold, "fixed", None, None, "verdict.threshold as configured (threshold_mode: fixed)")
+    if (no_basis := without_clean_bins(truth, cfg.target_precision)) is not None:
+        return ThresholdChoice(cfg.threshold, "target_precision", cfg.target_precision, None, f"fallback to verdict.threshold: {no_basis}")
     found = lowest_threshold_for_precision(truth, scores, cfg.target_precision)
     if found is None:
         return ThresholdChoice(

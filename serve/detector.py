@@ -31,6 +31,20 @@ class ModelMissingError(RuntimeError):
     """No usable model: the files are missing, or the card is not a valid model card (the message names file and field)."""
 
 
+def unmeasured_threshold_warning(card: ModelCard) -> str | None:
+    """What the operator must know when the card's verdict threshold was chosen for a target precision that the
+    evaluation could not reach or could not measure (too few clean bins): its verdicts accuse households on a
+    threshold nobody checked. None when the target was reached, or the threshold is fixed by choice."""
+    verdict = card.evaluation.verdict if card.evaluation is not None else {}
+    if verdict.get("threshold_mode") != "target_precision" or verdict.get("target_reached") is True:
+        return None
+    return (
+        f"model {card.version}: verdict threshold {card.thresholds.verdict:.3f} does not carry the target precision "
+        f"{verdict.get('target_precision')}: {verdict.get('threshold_basis', 'no basis recorded')}. "
+        "Reviewers confirming each flagged bin are then the only safeguard against a false accusation."
+    )
+
+
 class Detector:
     def __init__(self, model_dir: Path, threads: int = 0, workers: int = 0):
         model_path, card_path = model_dir / MODEL_FILE, model_dir / CARD_FILE
@@ -47,6 +61,7 @@ class Detector:
         self.class_names: list[str] = self.card.class_names
         self.version: str = self.card.version
         self.policy = FractionPolicy.from_mapping(self.card.fractions, self.card.thresholds.verdict)
+        self.threshold_warning = unmeasured_threshold_warning(self.card)
         self.spec = self.card.inspection.to_spec()
         # Two ways to spend the cores. Alone, a request gets one session that
         # spreads each inference over all cores (lowest latency). Under load,

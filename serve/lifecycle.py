@@ -111,6 +111,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if detector is not None:
             # The card's inference size and quality gate (what the evaluation measured), unless overridden.
             app.state.spec = effective_spec(detector.spec, settings)
+            if getattr(detector, "threshold_warning", None):  # an injected test detector may have none
+                log.warning(detector.threshold_warning)
             await to_thread.run_sync(detector.warm_up)
 
         sweep = OrphanSweep(store)

@@ -19,6 +19,8 @@ def test_evaluation_writes_metrics_and_plots(exported):
     m = json.loads((reports / "metrics.json").read_text())
     assert 0.0 <= m["map"] <= m["map_50"] <= 1.0
     assert set(m["verdict"]) >= {"precision", "recall", "f1", "threshold", "val_precision", "val_recall", "threshold_mode", "threshold_basis"}
+    v = m["verdict"]  # the clean bins behind the precision figures, counted
+    assert v["clean_images"] == v["fp"] + v["tn"] and 0 <= v["val_clean_images"] <= v["val_images_with_verdict"]
     assert set(m["per_class"]) == {"plastic_bag", "plastic_bottle", "can", "glass", "cardboard"}
     assert (reports / "plots" / "confusion.csv").read_text().startswith("actual,predicted")
     assert (reports / "plots" / "predictions.png").stat().st_size > 0
@@ -141,3 +143,45 @@ def test_register_sets_the_champion_alias(exported, mlflow_store, tmp_path):
     assert client.get_model_version("binsight-test", version).tags["version"] == card["version"]
     with pytest.raises(SystemExit, match="not found"):
         register(tmp_path / "missing.json", "champion")
+
+
+def test_the_service_warns_when_the_cards_threshold_carries_no_measured_precision(exported):
+    """A threshold chosen without clean bins to measure on (or missing its target) still flags households: the
+    operator must read why at start-up, not find it in a JSON file."""
+    from pipeline.model_card import read_card
+    from serve.detector import unmeasured_threshold_warning
+
+    out, _, _ = exported
+    card = read_card(out / "model_card.json")
+
+    def with_verdict(**verdict):
+        evaluation = card.evaluation.model_copy(update={"verdict": {**card.evaluation.verdict, **verdict}})
+        return card.model_copy(update={"evaluation": evaluation})
+
+    assert unmeasured_threshold_warning(with_verdict(threshold_mode="target_precision", target_reached=True)) is None
+    assert unmeasured_threshold_warning(with_verdict(threshold_mode="fixed", target_reached=None)) is None
+    basis = "fallback to verdict.threshold: only 2 of the 268 validation images with a verdict show a clean bin"
+    warning = unmeasured_threshold_warning(with_verdict(threshold_mode="target_precision", target_reached=None, threshold_basis=basis))
+    assert warning is not None and basis in warning and f"model {card.version}" in warning
+    assert "does not carry the target precision" in unmeasured_threshold_warning(with_verdict(threshold_mode="target_precision", target_reached=False))
+
+
+def test_the_service_logs_that_warning_when_it_starts(exported, tmp_path, caplog):
+    import shutil
+
+    from fastapi.testclient import TestClient
+
+    from serve.app import create_app
+    from serve.settings import ServeSettings
+
+    out, _, _ = exported
+    model_dir = tmp_path / "model"
+    shutil.copytree(out, model_dir)
+    card = json.loads((model_dir / "model_card.json").read_text())
+    card["evaluation"]["verdict"].update(threshold_mode="target_precision", target_reached=None,
+                                         threshold_basis="fallback to verdict.threshold: only 2 of the 268 validation images")
+    (model_dir / "model_card.json").write_text(json.dumps(card))
+    settings = ServeSettings(model_dir=model_dir, database_url=f"sqlite:///{tmp_path / 'db.sqlite'}", image_dir=tmp_path / "images", _env_file=None)
+    with caplog.at_level("WARNING", logger="binsight.serve"), TestClient(create_app(settings)) as client:
+        assert client.get("/health/ready").status_code == 200  # the model loaded: the warning is not a refusal
+    assert any("only 2 of the 268 validation images" in r.getMessage() and r.levelname == "WARNING" for r in caplog.records)

@@ -60,3 +60,23 @@ def test_modes():
 def test_mismatched_lengths_are_refused():
     with pytest.raises(ValueError, match="2 truths for 1 scores"):
         lowest_threshold_for_precision([True, False], [0.5], 0.9)
+
+
+def test_a_split_of_waste_photos_without_clean_bins_gives_no_basis_for_a_precision():
+    """TrashNet++'s validation split has 2 clean photos among 268: flagging every bin has precision 0.99, so every
+    threshold "reaches" 0.95 and the search would return the lowest score as if measured. It must not."""
+    truth = [True] * 38 + [False] * 2  # 0.95 contaminated: flagging all already meets the target
+    scores = [0.05 + 0.02 * i for i in range(38)] + [0.9, 0.02]
+    assert lowest_threshold_for_precision(truth, scores, 0.95) == (0.02, True)  # the search alone: flag every bin
+    choice = choose_threshold(VERDICT, truth, scores)
+    assert (choice.threshold, choice.target_reached) == (VERDICT.threshold, None)
+    assert "only 2 of the 40 validation images with a verdict show a clean bin" in choice.basis and "fallback" in choice.basis
+
+    one_more_clean = [True] * 37 + [False] * 3  # 0.925 < 0.95: flagging all falls short, so the split can tell
+    chosen = choose_threshold(VERDICT, one_more_clean, scores[:37] + [0.9, 0.02, 0.01])
+    assert (chosen.threshold, chosen.target_reached) == (0.05, True)  # spares the clean bins at 0.02 and 0.01
+
+
+def test_every_photo_contaminated_is_no_basis_either():
+    choice = choose_threshold(VERDICT, [True, True, True], [0.2, 0.5, 0.9])
+    assert choice.threshold == VERDICT.threshold and choice.target_reached is None and "only 0 of the 3" in choice.basis
