@@ -14,7 +14,10 @@ its own size:
 - under albumentations' RandomFog at strong settings (fog_coef 0.7-1.0,
   the test suite's definition), once per `--fog-seeds` seed;
 - under a contrast-lowering haze (every pixel 60 % or 70 % of the way to
-  white: steam from a warm bin on a cold morning).
+  white: steam from a warm bin on a cold morning);
+- under steam over part of the view: the same 60 % haze over a soft-edged
+  patch covering 90 %, 75 % or 60 % of the frame, centred (the gate's known
+  limit: the clear rim keeps the edges its detail measures; BENCHMARKS.md).
 
 The table gives, per condition, the share of photos the gate passes and the
 share it names each issue (too dark, overexposed, covered, foggy, blurred).
@@ -31,6 +34,7 @@ from collections import Counter
 from pathlib import Path
 
 import albumentations as A
+import cv2
 import numpy as np
 
 from pipeline.config import DEFAULT_PARAMS, QualityConfig, load_params
@@ -40,6 +44,8 @@ from pipeline.inspection import QUALITY_ISSUES, quality_issue
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_SOURCE = REPO.parent / "shared" / "data" / "trashnetpp"
 HAZE_AMOUNTS = (0.6, 0.7)
+PARTIAL_STEAM = (0.9, 0.75, 0.6)  # share of the frame under the patch
+PARTIAL_STEAM_AMOUNT = 0.6
 
 
 def haze(rgb: np.ndarray, amount: float) -> np.ndarray:
@@ -52,6 +58,19 @@ def strong_fog(seed: int) -> A.Compose:
     return A.Compose([A.RandomFog(fog_coef_range=(0.7, 1.0), alpha_coef=0.1, p=1.0)], seed=seed)
 
 
+def partial_steam(rgb: np.ndarray, share: float, amount: float = PARTIAL_STEAM_AMOUNT) -> np.ndarray:
+    """`haze` over a centred rectangle of `share` of the frame, its edge feathered over 15 % of the longer side
+    (steam has no hard edge, and a hard one would itself read as detail)."""
+    h, w = rgb.shape[:2]
+    side = share ** 0.5
+    top, left = int(h * (1 - side) / 2), int(w * (1 - side) / 2)
+    mask = np.zeros((h, w), np.float32)
+    mask[top : top + int(h * side), left : left + int(w * side)] = 1.0
+    kernel = int(max(h, w) * 0.15) | 1
+    mask = cv2.GaussianBlur(mask, (kernel, kernel), 0)[..., None] * amount
+    return (rgb.astype(np.float32) * (1 - mask) + 255 * mask).round().astype(np.uint8)
+
+
 class PhotoUnreadable(ValueError):
     pass
 
@@ -59,7 +78,8 @@ class PhotoUnreadable(ValueError):
 def gate_counts(photos: list[Path], gate: QualityConfig, fog_seeds: int) -> dict[str, Counter]:
     """Condition name -> Counter of gate outcomes (None = passed) over `photos`."""
     conditions = ["as taken", *(f"strong RandomFog, seed {s}" for s in range(fog_seeds)),
-                  *(f"haze {a:.0%} to white" for a in HAZE_AMOUNTS)]
+                  *(f"haze {a:.0%} to white" for a in HAZE_AMOUNTS),
+                  *(f"haze {PARTIAL_STEAM_AMOUNT:.0%} over {s:.0%} of the frame" for s in PARTIAL_STEAM)]
     counts = {name: Counter() for name in conditions}
     fogs = [strong_fog(seed) for seed in range(fog_seeds)]
     for path in photos:
@@ -72,6 +92,8 @@ def gate_counts(photos: list[Path], gate: QualityConfig, fog_seeds: int) -> dict
             counts[f"strong RandomFog, seed {seed}"][quality_issue(fog(image=rgb)["image"], gate)] += 1
         for amount in HAZE_AMOUNTS:
             counts[f"haze {amount:.0%} to white"][quality_issue(haze(rgb, amount), gate)] += 1
+        for share in PARTIAL_STEAM:
+            counts[f"haze {PARTIAL_STEAM_AMOUNT:.0%} over {share:.0%} of the frame"][quality_issue(partial_steam(rgb, share), gate)] += 1
     return counts
 
 

@@ -131,9 +131,20 @@ def test_the_gate_benchmark_counts_what_the_gate_says_per_condition(tmp_path, sc
         expected[f"strong RandomFog, seed {seed}"] = [quality_issue(fog(image=rgb)["image"], GATE) for rgb in photos_as_read]
     for amount in (0.6, 0.7):
         expected[f"haze {amount:.0%} to white"] = [quality_issue(gate_bench.haze(rgb, amount), GATE) for rgb in photos_as_read]
+    for share in (0.9, 0.75, 0.6):
+        expected[f"haze 60% over {share:.0%} of the frame"] = [quality_issue(gate_bench.partial_steam(rgb, share), GATE) for rgb in photos_as_read]
     assert counts == {name: {str(k): v for k, v in Counter(found).items()} for name, found in expected.items()}
     assert counts["as taken"] == {"None": 1, "too_dark": 1} and counts["strong RandomFog, seed 0"] == {"foggy": 2}
     assert "| as taken | 2 | 50.0 % | 50.0 % |" in capsys.readouterr().out
+
+
+def test_partial_steam_veils_the_share_of_the_frame_it_names():
+    """The benchmark's partial-steam rows mean what they say: the centre moves 60 % of the way to white, the rim not."""
+    black = np.zeros((200, 300, 3), np.uint8)
+    veiled = gate_bench.partial_steam(black, 0.75)
+    assert veiled[100, 150, 0] == round(0.6 * 255) and veiled[0, 0, 0] < 10
+    lifted = (veiled[..., 0] > 0.3 * 255).mean()  # more than halfway up the feathered edge
+    assert 0.65 < lifted < 0.85
 
 
 @pytest.mark.parametrize("setup, argv, message", [
