@@ -265,7 +265,7 @@ def test_a_cut_binsight_training_resumes_from_its_checkpoint_and_sums_its_wall_t
     assert (out / "model.pt").is_file()
 
 
-def test_resume_refuses_what_the_trainer_would_not_resume(tmp_path, tiny_splits, tiny_params, taxonomy):
+def test_resume_refuses_what_the_trainer_would_not_resume(tmp_path, tiny_splits, tiny_dataset, tiny_params, taxonomy):
     """Nothing to resume, other parameters, or a checkpoint of other code, data or hardware (the trainer's
     fingerprint): each refused before any training, since the trainer would start afresh and the summed
     wall time would lie."""
@@ -276,7 +276,7 @@ def test_resume_refuses_what_the_trainer_would_not_resume(tmp_path, tiny_splits,
     out.mkdir(parents=True)
 
     def resume():
-        train_contender("binsight", params, taxonomy.class_names, tiny_splits, tmp_path, out, resume=True)
+        train_contender("binsight", params, taxonomy.class_names, tiny_splits, tiny_dataset, out, resume=True)
 
     with pytest.raises(SystemExit, match="train-parts.json not found, so there is nothing to resume"):
         resume()
