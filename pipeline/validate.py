@@ -9,6 +9,7 @@ detector that the object is background.
 
 from __future__ import annotations
 
+import json
 import math
 from collections import Counter
 from dataclasses import asdict, dataclass
@@ -77,6 +78,26 @@ def check_structure(coco: Any) -> None:
             absent = [f for f in fields if not isinstance(item, dict) or f not in item]
             if absent:
                 raise DatasetFormatError(f"{key}[{i}] lacks {absent}")
+    check_ids(coco)
+
+
+COCO_ID_FIELDS = {"images": ("id",), "annotations": ("id", "image_id", "category_id"), "categories": ("id",)}
+
+
+def check_ids(coco: dict[str, Any]) -> None:
+    """DatasetFormatError naming the first id that is not a number or string (a hand-edited file, a broken export).
+
+    Ids are dict keys in every check that follows; a list or object would stop it with a TypeError, and null,
+    true or false would match by accident.
+    """
+    for key, fields in COCO_ID_FIELDS.items():
+        for index, entry in enumerate(coco[key]):
+            for name in fields:
+                value = entry[name]
+                if isinstance(value, bool) or not isinstance(value, int | float | str):
+                    shown = json.dumps(value)
+                    shown = shown if len(shown) <= 40 else f"{shown[:37]}..."
+                    raise DatasetFormatError(f"{key}[{index}].{name} must be a number or string, not {shown}")
 
 
 def decode_size(source: Any) -> tuple[int, int] | tuple[str, str]:

@@ -28,7 +28,7 @@ from serve.hopper_masks import load_masks
 from serve.migrate import prepare_schema
 from serve.privacy import PrivacyFilter
 from serve.notice_config import load_notice_config
-from serve.quality import effective_spec
+from serve.quality import departure_warning, effective_spec
 from serve.retention import apply_configured
 from serve.retention_job import RetentionJob
 from serve.settings import ServeSettings
@@ -111,6 +111,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if detector is not None:
             # The card's inference size and quality gate (what the evaluation measured), unless overridden.
             app.state.spec = effective_spec(detector.spec, settings)
+            if (departure := departure_warning(detector.spec, app.state.spec)) is not None:
+                log.warning(departure)
             if getattr(detector, "threshold_warning", None):  # an injected test detector may have none
                 log.warning(detector.threshold_warning)
             await to_thread.run_sync(detector.warm_up)

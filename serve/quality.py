@@ -34,3 +34,15 @@ def effective_spec(card_spec: InspectionSpec, settings: ServeSettings) -> Inspec
         raise ValueError(f"invalid quality gate override ({names}): {err}") from None
     max_side = card_spec.max_side if settings.inference_max_side is None else settings.inference_max_side
     return InspectionSpec(max_side, gate)
+
+
+def departure_warning(card_spec: InspectionSpec, served: InspectionSpec) -> str | None:
+    """What an operator must know when the served gate or inference size is not the one the evaluation measured:
+    the card's precision and recall no longer describe the verdicts. None when they are the same."""
+    changed = [f"inference_max_side {card_spec.max_side} -> {served.max_side}"] if served.max_side != card_spec.max_side else []
+    measured, used = card_spec.gate.model_dump(), served.gate.model_dump()
+    changed += [f"quality.{key} {measured[key]} -> {used[key]}" for key in measured if used[key] != measured[key]]
+    if not changed:
+        return None
+    return ("serving with settings the evaluation did not measure (" + ", ".join(changed) + "): the model card's "
+            "verdict precision and recall do not describe these verdicts; re-run evaluate with them in params.yaml to measure them")

@@ -1,6 +1,7 @@
 """Each dataset problem is reported by file and kind; prepare fails unless told to drop bad items."""
 
 import json
+import re
 import shutil
 
 import pytest
@@ -147,6 +148,17 @@ def test_size_mismatch_and_orphan_annotation(dataset, taxonomy):
 def test_broken_document_is_a_format_error(dataset, taxonomy):
     with pytest.raises(DatasetFormatError, match="'annotations'"):
         validate({"images": [], "categories": []}, dataset, taxonomy.class_names, set(taxonomy.fractions), 2.0)
+
+
+@pytest.mark.parametrize("key, field, value", [("images", "id", [1]), ("annotations", "category_id", {"id": 1}), ("annotations", "image_id", None)])
+def test_prepare_names_an_id_that_is_not_a_number_or_string(tmp_path, dataset, taxonomy, tiny_params, key, field, value):
+    """A hand-edited annotations.json: a list or object id would stop the checks with a TypeError, null would match by accident."""
+    coco = load(dataset)
+    coco[key][0][field] = value
+    save(dataset, coco)
+    with pytest.raises(SystemExit, match=re.escape(f"{key}[0].{field} must be a number or string, not {json.dumps(value)}")) as err:
+        prepare(dataset, tmp_path / "splits", tmp_path / "report.json", tiny_params[0].prepare, taxonomy)
+    assert "\n" not in str(err.value) and not (tmp_path / "splits").exists()
 
 
 def test_prepare_fails_with_the_report_and_writes_no_split(tmp_path, dataset, taxonomy, tiny_params):

@@ -24,7 +24,7 @@ from typing import Any
 
 from pipeline.config import Taxonomy
 from pipeline.importers.common import (
-    ClassMapping, ImageFile, Scan, SourceItem, UnknownClass, box_problem, check_coco_ids, check_fraction, check_image_folder,
+    ClassMapping, ImageFile, Scan, SourceItem, UnknownClass, box_problem, check_fraction, check_image_folder,
     check_map_keys, clip_box, read_image, read_json,
 )
 from pipeline.importers.merge import import_scan
@@ -56,7 +56,6 @@ def read_coco(path: Path) -> dict[str, Any]:
     doc = read_json(path, "COCO file")
     try:
         check_structure(doc)
-        check_coco_ids(doc)
     except DatasetFormatError as err:
         raise ValueError(f"{path}: {err}") from None
     return doc

@@ -77,25 +77,6 @@ def read_json(path: Path, what: str) -> Any:
 
 
 # The COCO fields that hold ids: they are counted and looked up as dict keys.
-COCO_ID_FIELDS = {"images": ("id",), "annotations": ("id", "image_id", "category_id"), "categories": ("id",)}
-
-
-def check_coco_ids(doc: dict[str, Any]) -> None:
-    """DatasetFormatError naming the first id that is not a number or string (a hand-edited file, a broken export).
-
-    Ids are dict keys here; a list or object would stop the scan with a TypeError, and null, true or false
-    would match by accident. Run after validate.check_structure, which makes sure the fields exist.
-    """
-    for key, fields in COCO_ID_FIELDS.items():
-        for index, entry in enumerate(doc[key]):
-            for name in fields:
-                value = entry[name]
-                if isinstance(value, bool) or not isinstance(value, int | float | str):
-                    shown = json.dumps(value)
-                    shown = shown if len(shown) <= 40 else f"{shown[:37]}..."
-                    raise DatasetFormatError(f"{key}[{index}].{name} must be a number or string, not {shown}")
-
-
 def check_map_keys(mapping: Mapping[str, str | None] | None, source_names: list[str], source: Path) -> None:
     """ValueError listing the map's keys that match no class of the source, before anything is read or written.
 

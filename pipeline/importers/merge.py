@@ -27,7 +27,7 @@ from typing import Any
 from pipeline.coco import ANNOTATIONS_FILE, IMAGES_DIR, categories_for, load_coco, write_json_atomic
 from pipeline.config import Taxonomy
 from pipeline.filehash import file_sha256
-from pipeline.importers.common import Scan, SourceItem, check_coco_ids, check_fraction
+from pipeline.importers.common import Scan, SourceItem, check_fraction
 from pipeline.importers.result import ImportRejected, ImportResult
 from pipeline.validate import Problem, check_structure
 
@@ -91,7 +91,6 @@ def _existing(data_dir: Path, taxonomy: Taxonomy) -> dict[str, Any]:
     try:
         doc = load_coco(path)
         check_structure(doc)
-        check_coco_ids(doc)
     except ValueError as err:  # json.JSONDecodeError and DatasetFormatError are ValueErrors
         raise ValueError(f"{path}: {err}; fix it or import into another --data folder") from None
     names = {c["id"]: c["name"] for c in doc["categories"]}
