@@ -180,13 +180,20 @@ def detector(yolo: bool, onnx: Path, num_classes: int, confidence: float) -> Onn
     return BinsightOnnx(onnx, threads=LATENCY_THREADS)
 
 
+def threshold_note(verdict: dict) -> str:
+    """What the table must say when the threshold is not one chosen for the target precision on val."""
+    if verdict.get("threshold_mode") != "target_precision" or verdict["target_reached"] is True:
+        return ""
+    if verdict["target_reached"] is False:
+        return f" (P >= {verdict['target_precision']} not reached on val)"
+    return " (verdict.threshold: val gives no basis for a precision)"  # None: too few clean bins, or none flagged
+
+
 def fmt_row(name: str, r: dict) -> str:
     if "error" in r:
         return f"| {name} | {r['error']} |" + " |" * 7
     v, lat = r["verdict"], r["latency"]
-    verdict = f"{v['precision']:.3f} / {v['recall']:.3f} @ {v['threshold']:.3f}, {r['gated']['count']} gated" + (
-        "" if v["target_reached"] else f" (P >= {v['target_precision']} not reached on val)"
-    )
+    verdict = f"{v['precision']:.3f} / {v['recall']:.3f} @ {v['threshold']:.3f}, {r['gated']['count']} gated" + threshold_note(v)
     return (
         f"| {name} | {r['map_50']:.3f} | {r['map']:.3f} | {verdict} | {r['train_seconds'] / 60:.1f} min "
         f"{'on the GPU ' if r.get('device', 'cpu') != 'cpu' else ''}(best epoch {r['best_epoch']}) | {lat['session_run_p50_ms']:.1f} ms | {lat['predict_p50_ms']:.1f} ms | "

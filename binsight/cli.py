@@ -40,6 +40,7 @@ from serve.migrate import SchemaNotCurrent
 
 USER_ERROR = 2
 DEFAULT_REPORT = Path("reports/import_report.json")
+DATABASE_FREE_COMMANDS = ("import", "labelstudio-config", "config")  # the pipeline's commands: no database
 
 MAP_HELP = """class map (--map): a YAML mapping of source class names to binsight class
 names, or to null to drop that class's boxes, e.g.
@@ -153,7 +154,8 @@ def main(argv: list[str] | None = None) -> int:
             raise
         return _fail(_one_line(err))
     except (ArgumentError, OperationalError, ImportError) as err:  # the service commands' database, or its driver
-        problem = _database_problem(err)
+        # Only the service commands open the database: elsewhere an ImportError is a missing package, not a driver.
+        problem = _database_problem(err) if args.command not in DATABASE_FREE_COMMANDS else None
         if args.debug or problem is None:  # None: the URL is fine, so the error is a bug
             raise
         return _fail(problem)
@@ -244,23 +246,21 @@ def _check_ancestors(option: str, path: Path) -> Path:
 
 def _database_problem(err: Exception) -> str | None:
     """One line naming BINSIGHT_DATABASE_URL, its password hidden; None when the URL is not at fault."""
-    from sqlalchemy.engine import make_url
-
+    from serve.db import DATABASE_URL_EXAMPLE, DatabaseUrlError, parse_database_url
     from serve.settings import ServeSettings
 
     try:
         url = ServeSettings().database_url
     except ValueError:  # another setting is wrong: then the service commands stopped before any database work
         return None
-    example = "e.g. sqlite:///var/binsight.db or postgresql+psycopg://USER:PASSWORD@HOST/DATABASE"
-    # The URL is never echoed unparsed: which part is the password is what cannot be told then.
-    if url.count("@") > 1:  # make_url would take part of the password for the host, and show it
-        return f"BINSIGHT_DATABASE_URL has more than one @: write an @ in the password as %40; {example}"
     try:
-        parsed = make_url(url)
-        dialect = parsed.get_dialect()  # an unknown scheme: NoSuchModuleError, an ArgumentError
+        parsed = parse_database_url(url)  # its message never quotes the URL
+    except DatabaseUrlError as bad:
+        return str(bad)
+    try:
+        dialect = parsed.get_dialect()  # an unknown scheme: NoSuchModuleError, an ArgumentError naming the scheme only
     except ArgumentError as bad:
-        return f"BINSIGHT_DATABASE_URL is not a database URL ({_one_line(bad)}); {example}"
+        return f"BINSIGHT_DATABASE_URL is not a database URL ({_one_line(bad)}); {DATABASE_URL_EXAMPLE}"
     try:
         dialect.import_dbapi()
     except ImportError as missing:

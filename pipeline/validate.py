@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections import Counter
 from dataclasses import asdict, dataclass
 from datetime import datetime
@@ -233,4 +234,5 @@ def _ids(problem: Problem) -> str:
     ids = [f"image id {problem.image_id}"] if problem.image_id is not None and problem.line is None else []
     if problem.annotation_id is not None:
         ids.append(f"annotation id {problem.annotation_id}")
+    ids = [named for named in ids if not re.search(rf"\b{named}\b", problem.detail)]  # "image id 3 is used 2 times" names it already
     return f" ({', '.join(ids)})" if ids else ""

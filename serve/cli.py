@@ -229,9 +229,9 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _masked(url: str) -> str:
-    from sqlalchemy.engine import make_url
+    from serve.db import parse_database_url
 
-    return make_url(url).render_as_string(hide_password=True)
+    return parse_database_url(url).render_as_string(hide_password=True)
 
 
 PEOPLE_COMMANDS = ("create-user", "set-password", "disable-user", "enable-user", "list-users")

@@ -24,7 +24,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint, create_engine, event
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.engine import URL, Engine, make_url
+from sqlalchemy.exc import ArgumentError
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, sessionmaker
 
 
@@ -223,9 +224,34 @@ class Notice(Base):
     withdrawn_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
 
+DATABASE_URL_EXAMPLE = "e.g. sqlite:///var/binsight.db or postgresql+psycopg://USER:PASSWORD@HOST/DATABASE"
+
+
+class DatabaseUrlError(ValueError):
+    """BINSIGHT_DATABASE_URL does not parse; the message never quotes it (which part is the password is what is unclear)."""
+
+
+def parse_database_url(url: str) -> URL:
+    """The parsed URL, or DatabaseUrlError in one line that holds no part of it.
+
+    SQLAlchemy's own errors quote what they could not read: without '@HOST' it takes the password for the
+    port ("invalid literal for int(): 's3cret'"), with two '@' part of the password for the host."""
+    if url.count("@") > 1:
+        raise DatabaseUrlError(f"BINSIGHT_DATABASE_URL has more than one @: write an @ in the password as %40; {DATABASE_URL_EXAMPLE}")
+    try:
+        return make_url(url)
+    except ValueError:
+        raise DatabaseUrlError(
+            f"BINSIGHT_DATABASE_URL does not parse: what follows a ':' is not a port number (is '@HOST' missing?); {DATABASE_URL_EXAMPLE}"
+        ) from None
+    except ArgumentError:
+        raise DatabaseUrlError(f"BINSIGHT_DATABASE_URL is not a database URL; {DATABASE_URL_EXAMPLE}") from None
+
+
 def make_engine(url: str) -> Engine:
+    parsed = parse_database_url(url)
     if url.startswith("sqlite"):
-        database = make_url(url).database
+        database = parsed.database
         if database and database != ":memory:":
             Path(database).parent.mkdir(parents=True, exist_ok=True)  # a fresh install has no var/ yet
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})

@@ -93,8 +93,9 @@ def test_decode_end2end_reads_corner_boxes_score_and_class():
 TRASHNET_NAMES = ["Cable", "E-waste", "Glass", "Medical Waste", "Metal", "Plastics", "can"]
 
 
-def fake_source(root, counts: dict[str, int]):
-    """A small TrashNet++ look-alike: its data.yaml names, textured images (the quality gate passes them), one box each but the first."""
+def fake_source(root, counts: dict[str, int], clean_every: int | None = None):
+    """A small TrashNet++ look-alike: its data.yaml names, textured images (the quality gate passes them), one box each
+    but the first (or each `clean_every`-th from the first: clean bins enough for the verdict threshold to be chosen)."""
     rng = np.random.default_rng(0)
     (root).mkdir(parents=True, exist_ok=True)
     (root / "data.yaml").write_text(json.dumps({"nc": 7, "names": TRASHNET_NAMES}))
@@ -105,7 +106,8 @@ def fake_source(root, counts: dict[str, int]):
             # A size of its own per image: the oracle detector below recognises images by it.
             pixels = rng.integers(0, 256, (48 if split == "train" else 60, 64 + i, 3), dtype=np.uint8)
             Image.fromarray(pixels).save(root / split / "images" / f"{split}_{i:04d}.png")
-            label = "" if i == 0 else f"{i % 7} 0.5 0.5 0.5 0.5\n"
+            clean = i % clean_every == 0 if clean_every else i == 0
+            label = "" if clean else f"{i % 7} 0.5 0.5 0.5 0.5\n"
             (root / split / "labels" / f"{split}_{i:04d}.txt").write_text(label)
 
 
@@ -162,7 +164,7 @@ class OracleOnnx(OnnxDetector):
 
 
 def test_every_contender_is_scored_by_the_evaluate_stage_verdict_path(tmp_path):
-    fake_source(tmp_path / "src", {"train": 30, "valid": 8})
+    fake_source(tmp_path / "src", {"train": 30, "valid": 8}, clean_every=3)
     build_dataset(tmp_path / "src", tmp_path / "out")
     truth = {}
     for split in ("val", "test"):
@@ -175,9 +177,10 @@ def test_every_contender_is_scored_by_the_evaluate_stage_verdict_path(tmp_path):
     assert result["map_50"] == pytest.approx(1.0)  # the false boxes rank below every true one
     assert result["gated"]["count"] == 0  # textured, bright enough: the gate lets them through
     v = result["verdict"]
-    # The threshold comes from val (above the false boxes' 0.3), so the background test image is judged clean.
-    assert v["threshold_mode"] == "target_precision" and v["threshold"] == pytest.approx(0.9)
-    assert (v["tp"], v["fp"], v["fn"], v["tn"]) == (7, 0, 0, 1) and v["images_with_verdict"] == 8
+    # The threshold comes from val (above the false boxes' 0.3), so the background test images are judged clean.
+    assert v["threshold_mode"] == "target_precision" and v["threshold"] == pytest.approx(0.9) and v["target_reached"] is True
+    assert (v["tp"], v["fp"], v["fn"], v["tn"]) == (5, 0, 0, 3) and v["images_with_verdict"] == 8 and v["clean_images"] == 3
+    assert v["val_clean_images"] >= 1
 
     shifted = {size: ([[b[0] + 20, b[1] + 20, b[2] + 20, b[3] + 20] for b in boxes], labels) for size, (boxes, labels) in truth.items()}
     assert score(OracleOnnx(shifted), tmp_path / "out/splits", tmp_path / "out/data", recipe_params(), recipe_taxonomy())["map_50"] < 0.5
@@ -216,3 +219,16 @@ def test_the_imagenet_contender_pins_the_weights_file_it_is_given_after_override
     assert chosen.model.backbone_weights_sha256 == hashlib.sha256(b"a file chosen with --set").hexdigest()
     told = contender_params("binsight-imagenet", 3, 1, weights, overrides=("model.backbone_weights_sha256=" + "ab" * 32,))
     assert told.model.backbone_weights_sha256 == "ab" * 32
+
+
+@pytest.mark.parametrize("verdict, note", [
+    ({"threshold_mode": "target_precision", "target_precision": 0.95, "target_reached": True}, ""),
+    ({"threshold_mode": "target_precision", "target_precision": 0.95, "target_reached": False}, " (P >= 0.95 not reached on val)"),
+    ({"threshold_mode": "target_precision", "target_precision": 0.95, "target_reached": None}, " (verdict.threshold: val gives no basis for a precision)"),
+    ({"threshold_mode": "fixed", "target_precision": None, "target_reached": None}, ""),
+], ids=["reached", "missed", "no basis", "fixed"])
+def test_the_table_says_how_each_threshold_came_about(verdict, note):
+    """A split without clean bins gives no basis: the table must not call that a missed target, nor print 'P >= None'."""
+    from bench.realdata import threshold_note
+
+    assert threshold_note(verdict) == note

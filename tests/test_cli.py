@@ -163,7 +163,9 @@ def test_coco_problems_name_their_image_and_annotation_ids(tmp_path, capsys):
     ("postgresql://admin:s3cret@127.0.0.1:1/binsight", "the database of BINSIGHT_DATABASE_URL=postgresql://admin:***@127.0.0.1:1/binsight cannot be used: "),
     ("postgresql://admin:s3c@ret@127.0.0.1:1/binsight", "BINSIGHT_DATABASE_URL has more than one @"),
     ("sqlite:///{tmp}", "the database of BINSIGHT_DATABASE_URL=sqlite:///{tmp} cannot be used: unable to open database file"),
-], ids=["unparsable", "unknown scheme", "driver missing", "unreachable", "unescaped @", "a folder"])
+    # No '@HOST': SQLAlchemy reads the password as the port and its error quotes it.
+    ("postgresql://admin:s3cret/binsight", "BINSIGHT_DATABASE_URL does not parse: what follows a ':' is not a port number"),
+], ids=["unparsable", "unknown scheme", "driver missing", "unreachable", "unescaped @", "a folder", "password for a port"])
 def test_an_unusable_database_url_is_one_line_without_its_password(tmp_path, monkeypatch, capsys, url, expected):
     if "pg8000" in url and importlib.util.find_spec("pg8000"):
         pytest.skip("pg8000 is installed here: no driver to miss")
@@ -197,6 +199,28 @@ def test_service_commands_share_serve_cli(tmp_path, monkeypatch, capsys):
     assert main(["create-key", "truck-1", "--truck", "truck-1"]) == 0
     assert capsys.readouterr().out.startswith("bsk_")
     assert main(["revoke-key", "truck-1"]) == 0 and main(["revoke-key", "nobody"]) == 1
+
+
+@pytest.mark.parametrize("command", [["settings"], ["migrate"]])
+def test_commands_that_show_the_url_never_show_a_password_it_does_not_parse(monkeypatch, capsys, command):
+    monkeypatch.setenv("BINSIGHT_DATABASE_URL", "postgresql://admin:s3cret/binsight")
+    assert main(command) != 0
+    captured = capsys.readouterr()
+    assert "s3cret" not in captured.out + captured.err and "is not a port number" in captured.err
+
+
+def test_a_missing_package_in_a_pipeline_command_is_not_blamed_on_the_database(monkeypatch):
+    """Only the service commands open the database; an ImportError elsewhere is a real missing package."""
+    import binsight.cli as cli
+
+    monkeypatch.setenv("BINSIGHT_DATABASE_URL", "postgresql+pg8000://admin:s3cret@127.0.0.1:1/binsight")
+
+    def missing(args):
+        raise ImportError("No module named 'albumentations'")
+
+    monkeypatch.setattr(cli, "_import", missing)
+    with pytest.raises(ImportError, match="albumentations"):
+        main(["import", "yolo", "anywhere"])
 
 
 def test_a_bad_setting_is_one_line(monkeypatch, capsys):

@@ -160,7 +160,7 @@ def test_the_service_warns_when_the_cards_threshold_carries_no_measured_precisio
 
     assert unmeasured_threshold_warning(with_verdict(threshold_mode="target_precision", target_reached=True)) is None
     assert unmeasured_threshold_warning(with_verdict(threshold_mode="fixed", target_reached=None)) is None
-    basis = "fallback to verdict.threshold: only 2 of the 268 validation images with a verdict show a clean bin"
+    basis = "fallback to verdict.threshold: only 1 of the 261 validation images with a verdict show a clean bin"
     warning = unmeasured_threshold_warning(with_verdict(threshold_mode="target_precision", target_reached=None, threshold_basis=basis))
     assert warning is not None and basis in warning and f"model {card.version}" in warning
     assert "does not carry the target precision" in unmeasured_threshold_warning(with_verdict(threshold_mode="target_precision", target_reached=False))
@@ -179,9 +179,9 @@ def test_the_service_logs_that_warning_when_it_starts(exported, tmp_path, caplog
     shutil.copytree(out, model_dir)
     card = json.loads((model_dir / "model_card.json").read_text())
     card["evaluation"]["verdict"].update(threshold_mode="target_precision", target_reached=None,
-                                         threshold_basis="fallback to verdict.threshold: only 2 of the 268 validation images")
+                                         threshold_basis="fallback to verdict.threshold: only 1 of the 261 validation images")
     (model_dir / "model_card.json").write_text(json.dumps(card))
     settings = ServeSettings(model_dir=model_dir, database_url=f"sqlite:///{tmp_path / 'db.sqlite'}", image_dir=tmp_path / "images", _env_file=None)
     with caplog.at_level("WARNING", logger="binsight.serve"), TestClient(create_app(settings)) as client:
         assert client.get("/health/ready").status_code == 200  # the model loaded: the warning is not a refusal
-    assert any("only 2 of the 268 validation images" in r.getMessage() and r.levelname == "WARNING" for r in caplog.records)
+    assert any("only 1 of the 261 validation images" in r.getMessage() and r.levelname == "WARNING" for r in caplog.records)

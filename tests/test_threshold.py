@@ -63,7 +63,7 @@ def test_mismatched_lengths_are_refused():
 
 
 def test_a_split_of_waste_photos_without_clean_bins_gives_no_basis_for_a_precision():
-    """TrashNet++'s validation split has 2 clean photos among 268: flagging every bin has precision 0.99, so every
+    """TrashNet++'s validation split has 1 clean photo among the 261 the gate passes: flagging every bin has precision 0.99, so every
     threshold "reaches" 0.95 and the search would return the lowest score as if measured. It must not."""
     truth = [True] * 38 + [False] * 2  # 0.95 contaminated: flagging all already meets the target
     scores = [0.05 + 0.02 * i for i in range(38)] + [0.9, 0.02]

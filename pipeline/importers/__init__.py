@@ -11,8 +11,8 @@ nothing overwritten, all or nothing. Problems use pipeline.validate's kinds
 and report format. Without `strict`, items with a problem are skipped and
 counted; with it, any problem raises `ImportRejected` and nothing is written.
 Bad arguments (missing files, invalid YAML/JSON, an id that is not a number
-or string, an unknown fraction, a map to an unknown class or from a name the
-source lacks) raise FileNotFoundError or ValueError with a message naming the
+or string, an unknown fraction, a map to an unknown class, or, for YOLO and COCO,
+from a name the source lacks) raise FileNotFoundError or ValueError with a message naming the
 file and what is wrong. `binsight import ...` (binsight/cli.py) is the
 command line.
 """

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.config import Taxonomy
-from pipeline.validate import DatasetFormatError, Problem, check_box, decode_size
+from pipeline.validate import Problem, check_box, decode_size
 from pipeline.yamlfile import YamlFileError, read_yaml
 
 # Ultralytics' image formats that Pillow decodes; other files in an image folder are ignored.
@@ -76,7 +76,6 @@ def read_json(path: Path, what: str) -> Any:
         raise ValueError(f"{path} is not valid JSON: {err}") from None
 
 
-# The COCO fields that hold ids: they are counted and looked up as dict keys.
 def check_map_keys(mapping: Mapping[str, str | None] | None, source_names: list[str], source: Path) -> None:
     """ValueError listing the map's keys that match no class of the source, before anything is read or written.
 

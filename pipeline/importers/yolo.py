@@ -55,13 +55,13 @@ def import_yolo(
     if not source_dir.exists():
         raise FileNotFoundError(f"YOLO dataset {source_dir} not found")
     if source_dir.is_file() and source_dir.suffix in (".yaml", ".yml"):  # the data.yaml itself was given
-        names = read_names(source_dir)
-        source_dir = source_dir.parent
+        names_file, source_dir = source_dir, source_dir.parent
     elif source_dir.is_file():
         raise ValueError(f"YOLO dataset {source_dir} is a file; give the dataset's folder or its data.yaml")
     else:
-        names = read_names(source_dir / DATA_YAML)
-    check_map_keys(mapping, list(names.values()), source_dir / DATA_YAML)
+        names_file = source_dir / DATA_YAML
+    names = read_names(names_file)
+    check_map_keys(mapping, list(names.values()), names_file)
     scan = scan_yolo(source_dir, names, ClassMapping(taxonomy, mapping))
     return import_scan(scan, Path(data_dir), taxonomy, fraction, strict)
 
