@@ -124,10 +124,14 @@ def on_cpu(params, **train):
     return params.model_copy(update={"train": params.train.model_copy(update={"device": "cpu", **train})})
 
 
+@pytest.mark.parametrize("loading", ["in the training process", "by 2 workers, with mosaics"])
 def test_resumed_training_ends_with_the_weights_of_an_uninterrupted_one(
-    monkeypatch, tmp_path, tiny_splits, tiny_dataset, tiny_params, taxonomy, mlflow_store
+    monkeypatch, tmp_path, tiny_splits, tiny_dataset, tiny_params, taxonomy, mlflow_store, loading
 ):
     params = on_cpu(tiny_params[0], epochs=2)
+    if loading != "in the training process":  # as a GPU trains: workers restart on resume, mosaics draw partners
+        params = on_cpu(params, epochs=2, num_workers=2)
+        params = params.model_copy(update={"augment": params.augment.model_copy(update={"mosaic_probability": 0.5, "mosaic_off_last_epochs": 0})})
     train_module.train(params, taxonomy.class_names, tiny_splits, tiny_dataset, tmp_path / "straight")
 
     real_save = train_module.save_checkpoint
