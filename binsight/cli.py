@@ -246,7 +246,7 @@ def _check_ancestors(option: str, path: Path) -> Path:
 
 def _database_problem(err: Exception) -> str | None:
     """One line naming BINSIGHT_DATABASE_URL, its password hidden; None when the URL is not at fault."""
-    from serve.db import DATABASE_URL_EXAMPLE, DatabaseUrlError, parse_database_url
+    from serve.db import DATABASE_URL_EXAMPLE, DatabaseUrlError, masked_database_url, parse_database_url
     from serve.settings import ServeSettings
 
     try:
@@ -270,7 +270,11 @@ def _database_problem(err: Exception) -> str | None:
     reason = _one_line(err.orig if err.orig is not None else err)
     if parsed.password:
         reason = reason.replace(str(parsed.password), "***")
-    return f"the database of BINSIGHT_DATABASE_URL={parsed.render_as_string(hide_password=True)} cannot be used: {reason}"
+    for key, value in parsed.query.items():  # a password given as ?password=...
+        if "password" in key.lower():
+            for secret in (value if isinstance(value, tuple) else (value,)):
+                reason = reason.replace(str(secret), "***")
+    return f"the database of BINSIGHT_DATABASE_URL={masked_database_url(parsed)} cannot be used: {reason}"
 
 
 def _taxonomy(path: Path) -> Taxonomy:

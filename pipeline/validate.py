@@ -234,5 +234,6 @@ def _ids(problem: Problem) -> str:
     ids = [f"image id {problem.image_id}"] if problem.image_id is not None and problem.line is None else []
     if problem.annotation_id is not None:
         ids.append(f"annotation id {problem.annotation_id}")
-    ids = [named for named in ids if not re.search(rf"\b{named}\b", problem.detail)]  # "image id 3 is used 2 times" names it already
+    # "image id 3 is used 2 times" names it already; ids may be strings, so matched literally, not as a pattern
+    ids = [named for named in ids if not re.search(rf"(?<![\w.]){re.escape(named)}(?![\w.])", problem.detail)]
     return f" ({', '.join(ids)})" if ids else ""

@@ -229,9 +229,9 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _masked(url: str) -> str:
-    from serve.db import parse_database_url
+    from serve.db import masked_database_url, parse_database_url
 
-    return parse_database_url(url).render_as_string(hide_password=True)
+    return masked_database_url(parse_database_url(url))
 
 
 PEOPLE_COMMANDS = ("create-user", "set-password", "disable-user", "enable-user", "list-users")

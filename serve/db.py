@@ -235,17 +235,29 @@ def parse_database_url(url: str) -> URL:
     """The parsed URL, or DatabaseUrlError in one line that holds no part of it.
 
     SQLAlchemy's own errors quote what they could not read: without '@HOST' it takes the password for the
-    port ("invalid literal for int(): 's3cret'"), with two '@' part of the password for the host."""
+    port ("invalid literal for int(): 's3cret'"), with two '@' part of the password for the host, and with a
+    '/' too many the password parses as part of the database name, which is then shown. A numeric password
+    without '@HOST' (`postgresql://admin:1234/db`) is a valid host and port, and no check can tell."""
     if url.count("@") > 1:
-        raise DatabaseUrlError(f"BINSIGHT_DATABASE_URL has more than one @: write an @ in the password as %40; {DATABASE_URL_EXAMPLE}")
+        raise DatabaseUrlError(f"BINSIGHT_DATABASE_URL has more than one @: write each @ in the password or query as %40; {DATABASE_URL_EXAMPLE}")
     try:
-        return make_url(url)
+        parsed = make_url(url)
     except ValueError:
-        raise DatabaseUrlError(
-            f"BINSIGHT_DATABASE_URL does not parse: what follows a ':' is not a port number (is '@HOST' missing?); {DATABASE_URL_EXAMPLE}"
-        ) from None
+        hint = "the port after HOST: is not a number" if "@" in url else "what follows a ':' is not a port number (is '@HOST' missing?)"
+        raise DatabaseUrlError(f"BINSIGHT_DATABASE_URL does not parse: {hint}; {DATABASE_URL_EXAMPLE}") from None
     except ArgumentError:
         raise DatabaseUrlError(f"BINSIGHT_DATABASE_URL is not a database URL; {DATABASE_URL_EXAMPLE}") from None
+    if "@" in url.split("?", 1)[0] and parsed.username is None and parsed.get_backend_name() != "sqlite":  # a SQLite path may hold an @
+        raise DatabaseUrlError(
+            f"BINSIGHT_DATABASE_URL has an @ that does not follow USER:PASSWORD (a '/' too many after '://'?); {DATABASE_URL_EXAMPLE}"
+        )
+    return parsed
+
+
+def masked_database_url(parsed: URL) -> str:
+    """The URL to show: its password, and any query value whose key names a password (`?password=`), as ***."""
+    query = {key: "***" if "password" in key.lower() else value for key, value in parsed.query.items()}
+    return parsed.set(query=query).render_as_string(hide_password=True)
 
 
 def make_engine(url: str) -> Engine:

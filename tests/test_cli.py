@@ -165,7 +165,12 @@ def test_coco_problems_name_their_image_and_annotation_ids(tmp_path, capsys):
     ("sqlite:///{tmp}", "the database of BINSIGHT_DATABASE_URL=sqlite:///{tmp} cannot be used: unable to open database file"),
     # No '@HOST': SQLAlchemy reads the password as the port and its error quotes it.
     ("postgresql://admin:s3cret/binsight", "BINSIGHT_DATABASE_URL does not parse: what follows a ':' is not a port number"),
-], ids=["unparsable", "unknown scheme", "driver missing", "unreachable", "unescaped @", "a folder", "password for a port"])
+    ("postgresql://admin:s3cret@db.example:abc/binsight", "BINSIGHT_DATABASE_URL does not parse: the port after HOST: is not a number"),
+    # A '/' too many: SQLAlchemy parses the password into the database name, which would then be shown.
+    ("postgresql:///admin:s3cret@db.example/binsight", "BINSIGHT_DATABASE_URL has an @ that does not follow USER:PASSWORD"),
+    ("postgresql://admin@127.0.0.1:1/binsight?password=s3cret", "the database of BINSIGHT_DATABASE_URL=postgresql://admin@127.0.0.1:1/binsight?password=%2A%2A%2A cannot be used"),
+], ids=["unparsable", "unknown scheme", "driver missing", "unreachable", "unescaped @", "a folder", "password for a port", "port not a number",
+        "password in the database name", "password in the query"])
 def test_an_unusable_database_url_is_one_line_without_its_password(tmp_path, monkeypatch, capsys, url, expected):
     if "pg8000" in url and importlib.util.find_spec("pg8000"):
         pytest.skip("pg8000 is installed here: no driver to miss")
@@ -213,7 +218,7 @@ def test_a_missing_package_in_a_pipeline_command_is_not_blamed_on_the_database(m
     """Only the service commands open the database; an ImportError elsewhere is a real missing package."""
     import binsight.cli as cli
 
-    monkeypatch.setenv("BINSIGHT_DATABASE_URL", "postgresql+pg8000://admin:s3cret@127.0.0.1:1/binsight")
+    monkeypatch.setenv("BINSIGHT_DATABASE_URL", "nosuchdb://admin:s3cret@db.example/binsight")  # a problem for the service commands
 
     def missing(args):
         raise ImportError("No module named 'albumentations'")

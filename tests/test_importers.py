@@ -242,6 +242,15 @@ def test_class_map_key_that_no_source_class_has_is_refused_before_anything_is_wr
     assert result.boxes_dropped == {"Plastic Bottle": 1}
 
 
+def test_the_map_key_refusal_names_the_yaml_it_read(tmp_path, taxonomy):
+    """A data.yaml given by its own name (`custom.yaml`): the error must point there, not at a data.yaml that is not."""
+    source = yolo(tmp_path / "src", {"train": {"a": GOOD}})
+    custom = source / "custom.yaml"
+    (source / "data.yaml").rename(custom)
+    with pytest.raises(ValueError, match=r"'Glas' match no class of .*custom\.yaml"):
+        import_yolo(custom, tmp_path / "data", taxonomy, mapping={"Glas": None})
+
+
 def test_class_map_to_an_unknown_class_is_refused(tmp_path, taxonomy):
     source = yolo(tmp_path / "src", {"train": {"a": GOOD}})
     with pytest.raises(ValueError, match="'can' maps to 'tin', which is not a class"):

@@ -130,8 +130,8 @@ def test_resumed_training_ends_with_the_weights_of_an_uninterrupted_one(
 ):
     params = on_cpu(tiny_params[0], epochs=2)
     if loading != "in the training process":  # as a GPU trains: workers restart on resume, mosaics draw partners
-        params = on_cpu(params, epochs=2, num_workers=2)
-        params = params.model_copy(update={"augment": params.augment.model_copy(update={"mosaic_probability": 0.5, "mosaic_off_last_epochs": 0})})
+        params = on_cpu(params, num_workers=2)
+        params = params.model_copy(update={"augment": params.augment.model_copy(update={"mosaic_probability": 1.0, "mosaic_off_last_epochs": 0})})
     train_module.train(params, taxonomy.class_names, tiny_splits, tiny_dataset, tmp_path / "straight")
 
     real_save = train_module.save_checkpoint

@@ -203,3 +203,15 @@ def test_sizes_are_checked_upright(dataset, taxonomy):
     info["width"], info["height"] = info["width"] + 8, info["height"]
     save(dataset, coco)
     assert [p.kind for p in problems_of(dataset, taxonomy) if p.file == info["file_name"]] == []
+
+
+def test_the_report_names_an_id_once_and_takes_string_ids_literally():
+    """A detail that names the id gets no second copy of it; a string id with regex characters is text, not a pattern."""
+    from pipeline.validate import Problem, format_report
+
+    twice = format_report([Problem("duplicate_image_id", "a.jpg", "image id 3 is used 2 times", 3)])
+    assert twice.count("image id 3") == 1
+    other = format_report([Problem("duplicate_image_id", "a.jpg", "image id 31 is used 2 times", 3)])
+    assert "(image id 3)" in other  # 31 is another image
+    odd = format_report([Problem("missing_file", "b.jpg", "b.jpg not found", "img(1")])
+    assert "(image id img(1)" in odd
