@@ -246,7 +246,7 @@ def _check_ancestors(option: str, path: Path) -> Path:
 
 def _database_problem(err: Exception) -> str | None:
     """One line naming BINSIGHT_DATABASE_URL, its password hidden; None when the URL is not at fault."""
-    from serve.db import DATABASE_URL_EXAMPLE, DatabaseUrlError, masked_database_url, parse_database_url
+    from serve.db import DATABASE_URL_EXAMPLE, DatabaseUrlError, database_url_secrets, masked_database_url, parse_database_url
     from serve.settings import ServeSettings
 
     try:
@@ -268,12 +268,8 @@ def _database_problem(err: Exception) -> str | None:
     if not isinstance(err, OperationalError):  # the URL is usable: not the user's mistake
         return None
     reason = _one_line(err.orig if err.orig is not None else err)
-    if parsed.password:
-        reason = reason.replace(str(parsed.password), "***")
-    for key, value in parsed.query.items():  # a password given as ?password=...
-        if "password" in key.lower():
-            for secret in (value if isinstance(value, tuple) else (value,)):
-                reason = reason.replace(str(secret), "***")
+    for secret in database_url_secrets(parsed):
+        reason = reason.replace(secret, "***")
     return f"the database of BINSIGHT_DATABASE_URL={masked_database_url(parsed)} cannot be used: {reason}"
 
 

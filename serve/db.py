@@ -254,10 +254,23 @@ def parse_database_url(url: str) -> URL:
     return parsed
 
 
+def _is_secret(query_key: str) -> bool:
+    return "password" in query_key.lower()  # `?password=`, `?sslpassword=`: a password given in the query
+
+
 def masked_database_url(parsed: URL) -> str:
     """The URL to show: its password, and any query value whose key names a password (`?password=`), as ***."""
-    query = {key: "***" if "password" in key.lower() else value for key, value in parsed.query.items()}
+    query = {key: "***" if _is_secret(key) else value for key, value in parsed.query.items()}
     return parsed.set(query=query).render_as_string(hide_password=True)
+
+
+def database_url_secrets(parsed: URL) -> list[str]:
+    """Every password the URL holds, to be scrubbed from a driver's message that may quote one."""
+    found = [str(parsed.password)] if parsed.password else []
+    for key, value in parsed.query.items():
+        if _is_secret(key):
+            found += [str(v) for v in (value if isinstance(value, tuple) else (value,))]
+    return found
 
 
 def make_engine(url: str) -> Engine:
